@@ -1,0 +1,1 @@
+"""Asterisk driver: AMI (Asterisk Manager Interface) over TCP, parsers, and an AMI simulator."""

@@ -1,0 +1,1 @@
+"""Building blocks of the AMI simulator (see `drivers.asterisk.simulator`)."""

@@ -1,0 +1,167 @@
+"""The contract between the simulator's server and its action handlers.
+
+A handler receives the logged-in `Session`, the shared `SimContext` and the request, and
+returns a `Reply`: the exact messages Asterisk would send, in order. Handlers build
+messages with `response()` and `event()` so that `ActionID` lands where Asterisk puts it
+(second line of a response; right after ``Event:`` in most list events, last in a few).
+With no ActionID in the request, no ActionID appears anywhere (fixture fact 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from drivers.asterisk.wire import Message, get
+
+if TYPE_CHECKING:  # pragma: no cover
+    from drivers.asterisk.sim.conffile import ConfigStore
+
+
+@dataclass
+class Session:
+    """One TCP connection's login state.
+
+    `read`/`write` are the manager.conf permission classes of the logged-in user
+    (lower-case, e.g. {"system", "config"}); `events_on` reflects Login's ``Events:``.
+    """
+
+    username: str | None = None
+    read: frozenset[str] = frozenset()
+    write: frozenset[str] = frozenset()
+    events_on: bool = True
+    challenge: str | None = None
+
+    @property
+    def logged_in(self) -> bool:
+        return self.username is not None
+
+
+@dataclass
+class Reply:
+    """What the server sends for one request.
+
+    Attributes:
+        messages: the response and any list events, in order.
+        delay: seconds to wait before sending (Asterisk delays a failed login by ~1 s).
+        close: close the TCP connection after sending (failed login, Logoff).
+        broadcast: unsolicited events sent afterwards to every session that wants events
+            (e.g. ``Reload`` after a reload, ``Registry`` after PJSIPRegister).
+    """
+
+    messages: list[Message]
+    delay: float = 0.0
+    close: bool = False
+    broadcast: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class SimContext:
+    """Everything handlers share: the office's config files and its live state.
+
+    `config` is the `ConfigStore` over the office's `pbx-config/` directory. `live` holds the
+    office's runtime state (registered contacts, trunk registrations, versions, clocks...):
+    its type is owned by the module that loads the office; handlers read what they need.
+    """
+
+    config: ConfigStore
+    live: Any
+    system_name: str | None = None
+
+
+Handler = Callable[[SimContext, Session, Message], Reply]
+
+# Action name (lower-case) -> handler. Filled by the handler modules via `action()`.
+HANDLERS: dict[str, Handler] = {}
+
+
+def action(*names: str) -> Callable[[Handler], Handler]:
+    """Register a handler for one or more action names (matched case-insensitively)."""
+
+    def register(handler: Handler) -> Handler:
+        for name in names:
+            HANDLERS[name.lower()] = handler
+        return handler
+
+    return register
+
+
+def action_id(request: Message) -> str | None:
+    return get(request, "ActionID")
+
+
+def response(
+    request: Message, status: str = "Success", fields: Iterable[tuple[str, str]] = ()
+) -> Message:
+    """``Response: <status>``, then ``ActionID`` when the request had one, then `fields`."""
+    msg: Message = [("Response", status)]
+    aid = action_id(request)
+    if aid is not None:
+        msg.append(("ActionID", aid))
+    msg.extend(fields)
+    return msg
+
+
+def error(request: Message, text: str) -> Message:
+    return response(request, "Error", [("Message", text)])
+
+
+def event(
+    request: Message | None,
+    name: str,
+    fields: Iterable[tuple[str, str]] = (),
+    *,
+    action_id_last: bool = False,
+) -> Message:
+    """``Event: <name>``, with the request's ActionID right after it or, if `action_id_last`,
+    after every field (QueueParams/QueueMember/QueueSummary put it last)."""
+    msg: Message = [("Event", name)]
+    aid = action_id(request) if request is not None else None
+    if aid is not None and not action_id_last:
+        msg.append(("ActionID", aid))
+    msg.extend(fields)
+    if aid is not None and action_id_last:
+        msg.append(("ActionID", aid))
+    return msg
+
+
+def list_reply(
+    request: Message,
+    start_message: str,
+    items: list[Message],
+    complete_event: str,
+    *,
+    list_items: int | None = None,
+    complete_extra: Iterable[tuple[str, str]] = (),
+) -> Reply:
+    """The standard list framing: start response, items, ``XxxComplete`` with ``ListItems``."""
+    start = response(
+        request, "Success", [("EventList", "start"), ("Message", start_message)]
+    )
+    count = len(items) if list_items is None else list_items
+    done = event(
+        request,
+        complete_event,
+        [("EventList", "Complete"), ("ListItems", str(count)), *complete_extra],
+    )
+    return Reply([start, *items, done])
+
+
+CliHandler = Callable[[SimContext, list[str]], list[str] | None]
+"""A CLI command for ``Action: Command``: gets the command's words, returns the output lines
+(one ``Output:`` header each), or None when the words do not match (-> "No such command")."""
+
+# First words of a CLI command (lower-case, space-joined, e.g. "pjsip show endpoints") -> handler.
+CLI_COMMANDS: dict[str, CliHandler] = {}
+
+
+def cli(*prefixes: str) -> Callable[[CliHandler], CliHandler]:
+    """Register a CLI command under one or more word prefixes; the longest prefix wins."""
+
+    def register(handler: CliHandler) -> CliHandler:
+        for prefix in prefixes:
+            CLI_COMMANDS[" ".join(prefix.lower().split())] = handler
+        return handler
+
+    return register

@@ -1,0 +1,88 @@
+"""AMI wire format: a message is a block of ``Key: Value\\r\\n`` lines ended by an empty line.
+
+Pure functions shared by the simulator and the tests. Keys repeat (``Output``, ``Variable``)
+and their order matters, so a message is a list of pairs, not a dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+EOL = b"\r\n"
+END = b"\r\n\r\n"
+
+Message = list[tuple[str, str]]
+
+
+class FramingError(ValueError):
+    """The byte stream cannot be split into AMI messages (e.g. an over-long message)."""
+
+
+def encode(message: Iterable[tuple[str, str]]) -> bytes:
+    """Serialise one message, including its terminating empty line."""
+    return b"".join(f"{k}: {v}".encode() + EOL for k, v in message) + EOL
+
+
+def decode(block: bytes) -> Message:
+    """Parse one message block (without the terminating empty line) into ordered pairs.
+
+    A line without ``": "`` is kept with an empty key, so nothing is lost silently; a bare
+    ``\\n`` inside a value (seen at the end of some error messages) is kept in the value.
+    """
+    pairs: Message = []
+    for raw in block.split(EOL):
+        if not raw:
+            continue
+        line = raw.decode("utf-8", "replace")
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+        if sep:
+            pairs.append((key, value))
+        else:
+            pairs.append(("", line))
+    return pairs
+
+
+def get(message: Message, key: str, default: str | None = None) -> str | None:
+    """First value of `key` (case-insensitive, as Asterisk reads headers)."""
+    lowered = key.lower()
+    for k, v in message:
+        if k.lower() == lowered:
+            return v
+    return default
+
+
+def get_all(message: Message, key: str) -> list[str]:
+    """Every value of a repeated key, in order."""
+    lowered = key.lower()
+    return [v for k, v in message if k.lower() == lowered]
+
+
+class Splitter:
+    """Incremental splitter: feed arbitrary TCP chunks, get whole message blocks back.
+
+    TCP chunking is unrelated to message boundaries (fixture fact 2), so bytes are buffered
+    until ``\\r\\n\\r\\n``. `max_message` bounds the buffer against a hostile peer.
+    """
+
+    def __init__(self, max_message: int = 4 * 1024 * 1024) -> None:
+        self._buffer = bytearray()
+        self._max = max_message
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        self._buffer += data
+        while True:
+            end = self._buffer.find(END)
+            if end < 0:
+                if len(self._buffer) > self._max:
+                    self._buffer.clear()
+                    raise FramingError(f"AMI message longer than {self._max} bytes")
+                return
+            block = bytes(self._buffer[:end])
+            del self._buffer[: end + len(END)]
+            yield block
+
+    @property
+    def pending(self) -> bytes:
+        return bytes(self._buffer)

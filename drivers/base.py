@@ -1,0 +1,46 @@
+"""The driver contract: the operations a PBX driver may offer, and its declared capabilities."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from drivers.errors import UnsupportedOperation
+from drivers.models import Capability, EndpointSummary, PbxFacts
+
+
+class Driver(ABC):
+    """A connection to one PBX.
+
+    Subclasses set `name` and `capabilities` and implement the operations they declare;
+    the default implementations raise `UnsupportedOperation`. Call `require` before an
+    optional operation when the caller wants the check without the call.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def require(self, capability: Capability) -> None:
+        if capability not in self.capabilities:
+            raise UnsupportedOperation(f"driver {self.name!r} does not support {capability.value}")
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open the connection and authenticate; raises `DriverConnectionError` subclasses."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the connection; never raises."""
+
+    async def facts(self) -> PbxFacts:
+        self.require(Capability.FACTS)
+        raise UnsupportedOperation(f"driver {self.name!r} declares facts but does not implement it")
+
+    async def endpoints(self) -> tuple[EndpointSummary, ...]:
+        self.require(Capability.ENDPOINTS)
+        raise UnsupportedOperation(
+            f"driver {self.name!r} declares endpoints but does not implement it"
+        )
