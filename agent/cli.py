@@ -1,0 +1,207 @@
+"""The `pbx-agent` command line. Exit codes: 0 ok, 1 failed check or operation, 2 usage or
+config error. Commands other than `run`, `config check` and `simulate` ask the running daemon
+over its control socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from agent import __version__, render
+from agent.control import request
+from agent.errors import AgentError, ConfigError, ControlError, DaemonNotRunning
+
+DEFAULT_CONFIG = Path("/etc/pbx-agent/agent.toml")
+DEFAULT_SOCKET = Path("/run/pbx-agent/control.sock")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get("PBX_AGENT_CONFIG", str(DEFAULT_CONFIG)),
+    show_default="$PBX_AGENT_CONFIG or /etc/pbx-agent/agent.toml",
+    help="Agent configuration file.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"pbx-agent: {message}", err=True)
+    sys.exit(code)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pbx-agent")
+def cli() -> None:
+    """On-premises agent for phone-system support subscriptions.
+
+    \b
+    Example:
+      pbx-agent status --config /etc/pbx-agent/agent.toml
+    """
+
+
+@cli.command()
+@config_option
+@click.option("--once", is_flag=True, help="Run one poll cycle, then stop (exit 1 if it failed).")
+def run(config_path: Path, once: bool) -> None:
+    """Run the daemon in the foreground (systemd runs this).
+
+    \b
+    Example:
+      pbx-agent run --config /etc/pbx-agent/agent.toml
+    """
+    from agent.config import load_config
+    from agent.daemon import Daemon
+    from agent.logs import configure_logging
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        _fail(f"config error: {exc}", EXIT_USAGE)
+    configure_logging(cfg.logging.level, cfg.logging.format, secrets=cfg.secret_values())
+    try:
+        code = asyncio.run(Daemon(cfg, once=once).run())
+    except AgentError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    sys.exit(code)
+
+
+@cli.command()
+@config_option
+@click.option("--socket", "socket_path", type=click.Path(path_type=Path), help="Control socket.")
+@click.option("--endpoints", is_flag=True, help="Also list the PBX's endpoints.")
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait up to SECONDS for the daemon to start and finish its first poll.",
+)
+@json_option
+def status(
+    config_path: Path, socket_path: Path | None, endpoints: bool, wait: float, as_json: bool
+) -> None:
+    """Show the daemon's state and what it sees of the PBX.
+
+    \b
+    Example:
+      pbx-agent status --endpoints
+    """
+    path = socket_path or _socket_from_config(config_path)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            result = request(path, "status")
+            if result["pbx"]["last_poll"] is not None or time.monotonic() >= deadline:
+                break
+        except DaemonNotRunning as exc:
+            if time.monotonic() >= deadline:
+                if as_json:
+                    _print_json({"daemon": {"running": False, "reason": str(exc)}})
+                _fail(str(exc), EXIT_FAILED)
+        except ControlError as exc:
+            _fail(str(exc), EXIT_FAILED)
+        time.sleep(0.2)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(render.status(result, endpoints=endpoints))
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Configuration commands."""
+
+
+@config_group.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+def config_check(file: Path, as_json: bool) -> None:
+    """Validate a configuration file (exit 0 if valid, 2 if not).
+
+    \b
+    Example:
+      pbx-agent config check /etc/pbx-agent/agent.toml
+    """
+    from agent.config import load_config
+
+    try:
+        cfg = load_config(file)
+    except ConfigError as exc:
+        if as_json:
+            _print_json({"file": str(file), "valid": False, "errors": str(exc).splitlines()})
+            sys.exit(EXIT_USAGE)
+        _fail(f"config error: {exc}", EXIT_USAGE)
+    if as_json:
+        _print_json({"file": str(file), "valid": True, "site_id": cfg.site_id})
+    else:
+        click.echo(f"{file}: OK (site {cfg.site_id})")
+
+
+@cli.group()
+def simulate() -> None:
+    """Run a PBX simulator for demos and tests."""
+
+
+@simulate.command("asterisk")
+@click.option(
+    "--office",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Office description (TOML).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=5038, show_default=True)
+def simulate_asterisk(office: Path, host: str, port: int) -> None:
+    """Serve an office over the Asterisk Manager Interface (AMI) protocol.
+
+    \b
+    Example:
+      pbx-agent simulate asterisk --office config/demo/office.toml --port 15038
+    """
+    from drivers.asterisk.simulator import serve
+
+    def ready(bound: int) -> None:
+        click.echo(f"AMI simulator serving {office} on {host}:{bound}", err=True)
+
+    try:
+        asyncio.run(serve(office, host, port, ready=ready))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILED)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+def _socket_from_config(config_path: Path) -> Path:
+    """The control socket named in the config, read without loading secrets (which a
+    technician's account may not be allowed to read)."""
+    try:
+        with config_path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return DEFAULT_SOCKET
+    socket = data.get("control", {}).get("socket") if isinstance(data, dict) else None
+    if not isinstance(socket, str):
+        return DEFAULT_SOCKET
+    return (config_path.parent / socket).resolve()
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,154 @@
+"""The daemon (`pbx-agent run`): starts the services, serves the control socket, and stops
+cleanly on SIGTERM/SIGINT, talking to systemd through the notify protocol when present."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from agent import __version__
+from agent.config import AgentConfig, ami_settings
+from agent.control import ControlServer
+from agent.pbx_poller import PbxPoller
+from agent.sdnotify import Notifier
+from agent.state import StateStore
+from drivers.base import Driver
+from drivers.registry import driver_class
+
+log = structlog.get_logger(__name__)
+
+STOP_TIMEOUT = 5.0
+
+
+def create_driver(cfg: AgentConfig) -> Driver:
+    """The configured driver, built from its vendor settings."""
+    cls = driver_class(cfg.pbx.driver)
+    return cls(ami_settings(cfg))  # type: ignore[call-arg]  # one vendor so far: AMI settings
+
+
+class Daemon:
+    """Owns the running services; `run()` returns the process exit code."""
+
+    def __init__(self, cfg: AgentConfig, *, once: bool = False) -> None:
+        self.cfg = cfg
+        self.once = once
+        self.started_at = datetime.now(UTC)
+        self._started_mono = time.monotonic()
+        self._stop = asyncio.Event()
+        self._notifier = Notifier()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        store = await StateStore.open(self.cfg.state.dir / "state.db")
+        driver = create_driver(self.cfg)
+        ami = self.cfg.pbx.ami
+        poller = PbxPoller(
+            driver,
+            store,
+            interval=self.cfg.poll.interval,
+            cycle_timeout=ami.connect_timeout + 3 * ami.action_timeout,
+        )
+        self._poller = poller
+        control = ControlServer(self.cfg.control.socket, self._handlers())
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await control.start()
+            tasks.append(asyncio.create_task(poller.run(), name="pbx-poller"))
+            if self._notifier.watchdog_interval:
+                tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+            self._notifier.ready()
+            log.info(
+                "daemon started",
+                version=__version__,
+                site_id=self.cfg.site_id,
+                pid=os.getpid(),
+                control_socket=str(self.cfg.control.socket),
+            )
+            if self.once:
+                await self._wait_first_cycle(poller)
+            else:
+                await self._stop.wait()
+        finally:
+            self._notifier.stopping()
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(driver.close(), STOP_TIMEOUT)
+            await control.stop()
+            await store.close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        log.info("daemon stopped")
+        if self.once:
+            return 0 if poller.last is not None and poller.last.ok else 1
+        return 0
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        log.info("stop requested", signal=sig.name)
+        self._stop.set()
+
+    async def _wait_first_cycle(self, poller: PbxPoller) -> None:
+        first = asyncio.create_task(poller.cycle_done.wait())
+        stop = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({first, stop}, return_when=asyncio.FIRST_COMPLETED)
+        first.cancel()
+        stop.cancel()
+
+    async def _watchdog(self) -> None:
+        interval = self._notifier.watchdog_interval or 10.0
+        while True:
+            self._notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _handlers(self) -> dict[str, Any]:
+        return {"status": self._status, "ping": self._ping, "poll-now": self._poll_now}
+
+    async def _ping(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return {"pong": True, "pid": os.getpid()}
+
+    async def _poll_now(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        before = self._poller.cycles
+        self._poller.poll_now()
+        async with asyncio.timeout(self._poller_cycle_budget()):
+            while self._poller.cycles == before:
+                self._poller.cycle_done.clear()
+                await self._poller.cycle_done.wait()
+        assert self._poller.last is not None
+        return self._poller.last.to_json()
+
+    def _poller_cycle_budget(self) -> float:
+        ami = self.cfg.pbx.ami
+        return ami.connect_timeout + 3 * ami.action_timeout + 5
+
+    async def _status(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        poller = self._poller
+        return {
+            "daemon": {
+                "running": True,
+                "pid": os.getpid(),
+                "version": __version__,
+                "site_id": self.cfg.site_id,
+                "config": str(self.cfg.source),
+                "started_at": self.started_at.isoformat(),
+                "uptime_seconds": int(time.monotonic() - self._started_mono),
+            },
+            "pbx": {
+                "driver": self.cfg.pbx.driver,
+                "address": f"{self.cfg.pbx.ami.host}:{self.cfg.pbx.ami.port}",
+                "polls": poller.cycles,
+                "last_poll": poller.last.to_json() if poller.last else None,
+                "last_good_poll": poller.last_good.to_json() if poller.last_good else None,
+            },
+        }

@@ -1,0 +1,80 @@
+"""Plain-text rendering of control-socket results for technicians (the JSON is for scripts)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    parts = [f"{days}d"] if days else []
+    if hours or days:
+        parts.append(f"{hours}h")
+    if minutes or hours or days:
+        parts.append(f"{minutes}m")
+    parts.append(f"{s}s")
+    return " ".join(parts)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
+    d = result["daemon"]
+    pbx = result["pbx"]
+    lines = [
+        f"Daemon     running: pid {d['pid']}, up {duration(d['uptime_seconds'])}, "
+        f"version {d['version']}, site {d['site_id']}",
+    ]
+    last = pbx.get("last_poll")
+    good = pbx.get("last_good_poll")
+    facts = (good or {}).get("facts")
+    where = f"{pbx['driver']} at {pbx['address']}"
+    if facts:
+        name = f' "{facts["system_name"]}"' if facts.get("system_name") else ""
+        lines.append(
+            f"PBX        {where}: {facts['vendor'].capitalize()} {facts['version']}{name}, "
+            f"up {duration(facts.get('uptime_seconds'))}, "
+            f"last reload {facts.get('reload_time') or 'unknown'}"
+        )
+    else:
+        lines.append(f"PBX        {where}: not reached yet")
+    if last is None:
+        lines.append("Last poll  none yet")
+    elif last["ok"]:
+        lines.append(
+            f"Last poll  ok at {last['finished_at']} ({last['duration_ms']} ms), "
+            f"{len(last['endpoints'])} endpoints"
+        )
+    else:
+        lines.append(f"Last poll  FAILED at {last['finished_at']}: {last['error']}")
+    if endpoints and good:
+        lines.append("")
+        lines.append(endpoint_table(good["endpoints"]))
+    return "\n".join(lines)
+
+
+def endpoint_table(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    rows = [
+        [
+            e["name"],
+            e["technology"],
+            e["device_state"],
+            ",".join(e.get("aors", ())),
+            str(len(e.get("contacts", ()))),
+        ]
+        for e in endpoints
+    ]
+    return table(["ENDPOINT", "TECH", "STATE", "AORS", "CONTACTS"], rows)

@@ -1,0 +1,87 @@
+"""Starts the real daemon as a subprocess against a config written for the test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.control import request
+from agent.errors import ControlError
+
+AMI_SECRET = "nwT3st-ami-agent-8Kq2"
+
+
+def write_config(tmp: Path, ami_port: int, *, secret: str = AMI_SECRET, extra: str = "") -> Path:
+    secret_file = tmp / "ami-secret"
+    secret_file.write_text(secret + "\n")
+    secret_file.chmod(0o600)
+    cfg = tmp / "agent.toml"
+    cfg.write_text(
+        f"""
+site_id = "test-site"
+[pbx]
+driver = "asterisk"
+[pbx.ami]
+host = "127.0.0.1"
+port = {ami_port}
+username = "agent"
+secret_file = "ami-secret"
+connect_timeout = 2.0
+action_timeout = 2.0
+reconnect_initial = 0.1
+reconnect_max = 0.5
+[poll]
+interval = 5
+[state]
+dir = "state"
+[control]
+socket = "state/control.sock"
+[logging]
+level = "debug"
+format = "json"
+{extra}
+"""
+    )
+    return cfg
+
+
+def agent_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "agent", *args]
+
+
+def start_daemon(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        agent_command("run", "--config", str(config)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def status_when(socket: Path, predicate: Callable[[dict[str, Any]], bool]) -> Any:
+    def probe() -> Any:
+        try:
+            result = request(socket, "status", timeout=2)
+        except ControlError:
+            return None
+        return result if predicate(result) else None
+
+    return probe
