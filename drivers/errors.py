@@ -1,13 +1,13 @@
 """The drivers' error tree. Transport libraries' errors are translated into these at the boundary.
 
-    DriverError
-    ├── DriverConnectionError (also ConnectionError)  cannot reach or lost the PBX
-    │   ├── DriverTimeout (also TimeoutError)          no answer within the timeout
-    │   └── DriverAuthError                            the PBX refused our credentials
-    ├── CommandError                                   the PBX answered an action with an error
-    │   └── PermissionDenied                           our account lacks the class for it
-    ├── ParseError                                     the PBX sent something we cannot understand
-    └── UnsupportedOperation (also NotImplementedError) the driver did not declare it
+DriverError
+├── DriverConnectionError (also ConnectionError)  cannot reach or lost the PBX
+│   ├── DriverTimeout (also TimeoutError)          no answer within the timeout
+│   └── DriverAuthError                            the PBX refused our credentials
+├── CommandError                                   the PBX answered an action with an error
+│   └── PermissionDenied                           our account lacks the class for it
+├── ParseError                                     the PBX sent something we cannot understand
+└── UnsupportedOperation (also NotImplementedError) the driver did not declare it
 """
 
 from __future__ import annotations

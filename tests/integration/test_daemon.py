@@ -115,7 +115,9 @@ def test_config_check_exit_codes(tmp_path: Path) -> None:
     ok = subprocess.run(agent_command("config", "check", str(good)), capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     good.write_text(good.read_text() + "\nbogus_key = 1\n")
-    bad = subprocess.run(agent_command("config", "check", str(good)), capture_output=True, text=True)
+    bad = subprocess.run(
+        agent_command("config", "check", str(good)), capture_output=True, text=True
+    )
     assert bad.returncode == 2
     assert "bogus_key" in bad.stderr and str(good) in bad.stderr
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivers.asterisk.wire import Message, get
@@ -68,6 +69,18 @@ class SimContext:
     config: ConfigStore
     live: Any
     system_name: str | None = None
+    version: str = "22.10.1"
+    ami_version: str = "11.0.0"
+    scratch: Path | None = None
+    crashed: bool = False
+    manager_reloads: int = 0
+
+    def unsolicited(self, name: str, fields: Iterable[tuple[str, str]]) -> Message:
+        """An unsolicited event as Asterisk broadcasts it: Privilege, then SystemName."""
+        head: Message = [("Event", name), ("Privilege", "system,all")]
+        if self.system_name:
+            head.append(("SystemName", self.system_name))
+        return head + list(fields)
 
 
 Handler = Callable[[SimContext, Session, Message], Reply]
@@ -136,9 +149,7 @@ def list_reply(
     complete_extra: Iterable[tuple[str, str]] = (),
 ) -> Reply:
     """The standard list framing: start response, items, ``XxxComplete`` with ``ListItems``."""
-    start = response(
-        request, "Success", [("EventList", "start"), ("Message", start_message)]
-    )
+    start = response(request, "Success", [("EventList", "start"), ("Message", start_message)])
     count = len(items) if list_items is None else list_items
     done = event(
         request,

@@ -1,0 +1,75 @@
+"""The configuration's shape: typed, frozen models; unknown keys are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class AmiConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = Field(min_length=1)
+    secret_file: Path | None = None
+    secret_credential: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    connect_timeout: Seconds = 5.0
+    action_timeout: Seconds = 10.0
+    reconnect_initial: Seconds = 1.0
+    reconnect_max: Seconds = 60.0
+    # Filled by the loader from secret_file or secret_credential; never in the TOML.
+    secret: SecretStr | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> AmiConfig:
+        if (self.secret_file is None) == (self.secret_credential is None):
+            raise ValueError("set exactly one of secret_file and secret_credential")
+        if self.reconnect_max < self.reconnect_initial:
+            raise ValueError("reconnect_max must be at least reconnect_initial")
+        return self
+
+
+class PbxConfig(Section):
+    driver: Literal["asterisk"] = "asterisk"
+    ami: AmiConfig
+
+
+class PollConfig(Section):
+    interval: float = Field(300, ge=5, le=86400)
+
+
+class StateConfig(Section):
+    dir: Path = Path("/var/lib/pbx-agent")
+
+
+class ControlConfig(Section):
+    socket: Path = Path("/run/pbx-agent/control.sock")
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class AgentConfig(Section):
+    site_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    pbx: PbxConfig
+    poll: PollConfig = PollConfig()
+    state: StateConfig = StateConfig()
+    control: ControlConfig = ControlConfig()
+    logging: LoggingConfig = LoggingConfig()
+    # The file this was loaded from (set by the loader).
+    source: Path = Field(Path("<memory>"), exclude=True)
+
+    def secret_values(self) -> list[str]:
+        """Every loaded secret value, for the log redactor."""
+        secret = self.pbx.ami.secret
+        return [secret.get_secret_value()] if secret is not None else []

@@ -1,0 +1,196 @@
+"""The AMI simulator: a TCP server speaking the real AMI wire protocol for a simulated office.
+
+Answers are generated from the office's Asterisk config files and runtime state by the
+handlers in `drivers.asterisk.sim`, shaped exactly like the transcripts captured from a real
+Asterisk 22 (tests/sim/test_replay.py proves it). Faults can be injected for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from drivers.asterisk import wire
+from drivers.asterisk.sim import core_actions, pjsip_actions  # noqa: F401  (registers handlers)
+from drivers.asterisk.sim.base import Reply, Session, SimContext
+from drivers.asterisk.sim.dispatch import dispatch
+from drivers.asterisk.sim.faults import Faults
+from drivers.asterisk.sim.office import Office, load_office
+
+log = structlog.get_logger(__name__)
+
+MAX_REQUEST = 1024 * 1024
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.session = Session()
+        self.lock = asyncio.Lock()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Simulator:
+    """Serves `office` on host:port (port 0 picks a free one; see `port`)."""
+
+    def __init__(
+        self,
+        office: Office,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+    ) -> None:
+        self.office = office
+        self.host = host
+        self._requested_port = port
+        self.faults = faults or Faults()
+        self.ctx: SimContext = office.context()
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the simulator is not listening")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self._requested_port, limit=MAX_REQUEST
+        )
+        self._requested_port = self.port  # a restart keeps the same port
+
+    async def stop(self) -> None:
+        await self._stop_listening()
+        if self.ctx.scratch is not None:
+            shutil.rmtree(self.ctx.scratch, ignore_errors=True)
+
+    async def restart(self) -> None:
+        """Start again after a crash or shutdown: same port, same config files, fresh clocks."""
+        await self._stop_listening()
+        self.ctx.crashed = False
+        self.ctx.manager_reloads = 0
+        self.ctx.live.started_at = self.ctx.live.reloaded_at = time.time()
+        await self.start()
+
+    async def shutdown(self) -> None:
+        """A clean stop as Asterisk does it: `Shutdown` event to every session, then close."""
+        await self.push_event(
+            self.ctx.unsolicited("Shutdown", [("Shutdown", "Cleanly"), ("Restart", "False")])
+        )
+        await self._stop_listening()
+
+    async def push_event(self, message: wire.Message) -> None:
+        """Send an unsolicited event to every session that wants it."""
+        privilege = set((wire.get(message, "Privilege") or "").split(",")) - {"all", ""}
+        for conn in list(self._connections):
+            s = conn.session
+            if s.logged_in and s.events_on and (not privilege or privilege & s.read):
+                with contextlib.suppress(OSError):
+                    await self._write(conn, wire.encode(message))
+
+    async def _stop_listening(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for conn in list(self._connections):
+            conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        conn = _Connection(reader, writer)
+        self._connections.add(conn)
+        try:
+            if self.faults.refuse_connections or self.ctx.crashed:
+                return
+            writer.write(f"Asterisk Call Manager/{self.ctx.ami_version}\r\n".encode())
+            await writer.drain()
+            splitter = wire.Splitter(MAX_REQUEST)
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                for block in splitter.feed(data):
+                    if not await self._answer(conn, wire.decode(block)):
+                        return
+        except (OSError, wire.FramingError, asyncio.CancelledError) as exc:
+            log.debug("simulator session ended", reason=type(exc).__name__)
+        finally:
+            self._connections.discard(conn)
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _answer(self, conn: _Connection, request: wire.Message) -> bool:
+        """Handle one request; False when the connection must close."""
+        if self.faults.stall:
+            return True
+        reply = dispatch(self.ctx, conn.session, request)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        if self.faults.garbage is not None:
+            payload, self.faults.garbage = self.faults.garbage, None
+            await self._write(conn, payload)
+            return True
+        messages = reply.messages
+        if self.faults.drop_mid_list and len(messages) > 2:
+            self.faults.drop_mid_list = False
+            await self._write(conn, b"".join(wire.encode(m) for m in messages[: len(messages) // 2]))
+            return False
+        await self._write(conn, b"".join(wire.encode(m) for m in messages))
+        for event in reply.broadcast:
+            await self.push_event(event)
+        if self.ctx.crashed:
+            await self._crash()
+            return False
+        return not reply.close
+
+    async def _write(self, conn: _Connection, payload: bytes) -> None:
+        async with conn.lock:
+            size = self.faults.chunk_size
+            if not size:
+                conn.writer.write(payload)
+                await conn.writer.drain()
+                return
+            for start in range(0, len(payload), size):
+                conn.writer.write(payload[start : start + size])
+                await conn.writer.drain()
+
+    async def _crash(self) -> None:
+        log.warning("simulated Asterisk crash (manager reload with setvar, fixture fact 19)")
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.close()
+
+
+async def serve(
+    office_path: Path, host: str, port: int, ready: Callable[[int], None] | None = None
+) -> None:
+    """Serve the office until cancelled (used by `pbx-agent simulate asterisk`)."""
+    simulator = Simulator(load_office(office_path), host=host, port=port)
+    await simulator.start()
+    if ready is not None:
+        ready(simulator.port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await simulator.stop()

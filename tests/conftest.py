@@ -1,0 +1,31 @@
+"""Shared fixtures: the fixture office and an AMI simulator serving it on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from drivers.asterisk.sim.office import load_office
+from drivers.asterisk.simulator import Simulator
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TRANSCRIPTS = FIXTURES / "asterisk-ami" / "transcripts"
+AGENT_SECRET = "nwT3st-ami-agent-8Kq2"
+CRM_SECRET = "nwT3st-ami-crm-3Zp7"
+
+
+@pytest.fixture
+def northwind_office_path() -> Path:
+    return FIXTURES / "offices" / "northwind.toml"
+
+
+@pytest.fixture
+async def ami_simulator(northwind_office_path: Path) -> AsyncIterator[Simulator]:
+    simulator = Simulator(load_office(northwind_office_path))
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
