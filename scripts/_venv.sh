@@ -22,8 +22,14 @@ ensure_venv() {
         fi
     fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" != "$spec" ]; then
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
+        echo "preparing .venv (pip install -e '$spec') ..." >&2
+        if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+               .venv/bin/python -m pip install --disable-pip-version-check -e "$spec"; } \
+               >.venv/pip.log 2>&1; then
+            tail -n 30 .venv/pip.log >&2
+            echo "pip install failed; the whole log is in .venv/pip.log" >&2
+            exit 1
+        fi
         echo "$spec" > "$stamp"
     fi
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -185,12 +186,16 @@ class Simulator:
 async def serve(
     office_path: Path, host: str, port: int, ready: Callable[[int], None] | None = None
 ) -> None:
-    """Serve the office until cancelled (used by `pbx-agent simulate asterisk`)."""
+    """Serve the office until cancelled or SIGTERM/SIGINT (`pbx-agent simulate asterisk`)."""
     simulator = Simulator(load_office(office_path), host=host, port=port)
     await simulator.start()
     if ready is not None:
         ready(simulator.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await simulator.stop()
