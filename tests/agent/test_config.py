@@ -1,0 +1,155 @@
+"""Configuration: good files load; every error names the file, the dotted key and what was
+expected; secrets come from private files or systemd credentials."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig, ami_settings, load_config
+from agent.config.schema import Section
+from agent.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "agent.example.toml"
+
+GOOD = """
+site_id = "site-1"
+[pbx.ami]
+username = "agent"
+secret_file = "ami-secret"
+[state]
+dir = "state"
+"""
+
+
+def write(tmp_path: Path, text: str, secret: str = "s3cret-value\n", mode: int = 0o600) -> Path:
+    secret_file = tmp_path / "ami-secret"
+    secret_file.write_text(secret)
+    secret_file.chmod(mode)
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path, **kw: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **kw)  # type: ignore[arg-type]
+    return str(info.value)
+
+
+def test_good_file_loads_with_defaults_and_resolved_paths(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.site_id == "site-1"
+    assert cfg.pbx.ami.port == 5038 and cfg.poll.interval == 300
+    assert cfg.state.dir == (tmp_path / "state").resolve()
+    assert cfg.secret_values() == ["s3cret-value"]
+    assert "s3cret-value" not in repr(cfg)
+    settings = ami_settings(cfg)
+    assert settings.secret == "s3cret-value" and "s3cret-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "expected"),
+    [
+        (("[pbx.ami]", '[pbx.ami]\nport = "five"'), "pbx.ami.port", "integer"),
+        (("[pbx.ami]", "[pbx.ami]\nport = 70000"), "pbx.ami.port", "65535"),
+        (("[state]", "[poll]\ninterval = 1\n[state]"), "poll.interval", "greater than or equal"),
+        (('site_id = "site-1"', 'site_id = "Bad Site"'), "site_id", "pattern"),
+        (('username = "agent"', ""), "pbx.ami.username", "missing"),
+        (("[state]", '[logging]\nlevel = "loud"\n[state]'), "logging.level", "'debug'"),
+    ],
+)
+def test_bad_values_name_file_key_and_expectation(
+    tmp_path: Path, edit: tuple[str, str], key: str, expected: str
+) -> None:
+    path = write(tmp_path, GOOD.replace(*edit))
+    message = error_of(path)
+    assert message.startswith(f"{path}: ")
+    assert f": {key}: " in message
+    assert expected in message
+
+
+def test_unknown_keys_are_errors_with_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("[pbx.ami]", "[pbx.ami]\nprot = 1") + "\nbogus = 2\n")
+    message = error_of(path)
+    assert 'pbx.ami.prot: unknown key "prot"' in message and 'did you mean "port"' in message
+    assert 'unknown key "bogus"' in message
+    assert len(message.splitlines()) == 2, "every error is reported, one per line"
+
+
+def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "\nbroken = = 1\n[pbx]\n")
+    message = error_of(path)
+    assert str(path) in message and "line" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert "file not found" in error_of(tmp_path / "nope.toml")
+
+
+def test_inline_secret_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('username = "agent"', 'username = "a"\nsecret = "x"'))
+    assert "pbx.ami.secret" in error_of(path)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_secret_file_open_to_group_or_others_is_refused(tmp_path: Path, mode: int) -> None:
+    path = write(tmp_path, GOOD, mode=mode)
+    message = error_of(path)
+    assert "pbx.ami.secret_file" in message and f"{mode:04o}" in message
+    assert "chmod 600" in message
+
+
+def test_secret_file_missing_or_empty(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD, secret="\n")
+    assert "empty" in error_of(path)
+    (tmp_path / "ami-secret").unlink()
+    assert "does not exist" in error_of(path)
+
+
+def test_systemd_credential(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "ami-secret").write_text("from-credential\n")
+    text = GOOD.replace('secret_file = "ami-secret"', 'secret_credential = "ami-secret"')
+    path = write(tmp_path, text)
+    cfg = load_config(path, environ={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert cfg.secret_values() == ["from-credential"]
+    assert "CREDENTIALS_DIRECTORY" in error_of(path, environ={})
+
+
+def test_both_or_neither_secret_source_is_an_error(tmp_path: Path) -> None:
+    both = GOOD.replace('secret_file = "ami-secret"', 'secret_file = "a"\nsecret_credential = "b"')
+    assert "exactly one of secret_file and secret_credential" in error_of(write(tmp_path, both))
+
+
+def _keys(model: type[Section], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            keys |= _keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.add(f"{prefix}{name}")
+    return keys
+
+
+def test_example_config_is_valid_and_documents_every_key(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    secret = tmp_path / "ami-secret"
+    secret.write_text("x\n")
+    secret.chmod(0o600)
+    path = tmp_path / "agent.toml"
+    path.write_text(text.replace("/etc/pbx-agent/ami-secret", str(secret)))
+    cfg = load_config(path)
+    assert isinstance(cfg, AgentConfig)
+    documented = {m[1] for m in re.finditer(r"^#?\s*([a-z_]+) = ", text, re.MULTILINE)}
+    tables = tomllib.loads(text)
+    assert tables["site_id"]
+    missing = {k for k in _keys(AgentConfig) if k.rsplit(".", 1)[-1] not in documented}
+    assert not missing, f"keys missing from config/agent.example.toml: {sorted(missing)}"
