@@ -54,6 +54,8 @@ def dispatch(ctx: SimContext, session: Session, request: Message) -> Reply:
     handler = HANDLERS.get(key)
     if not session.logged_in and key not in PRE_LOGIN:
         return Reply([error(request, "Permission denied")])
+    if info is not None and session.logged_in and not allowed(session, info):
+        return Reply([error(request, "Permission denied")])
     if info is None or handler is None:
         if info is not None:
             log.warning("AMI action known to Asterisk but not simulated", action=info.name)
@@ -66,6 +68,4 @@ def dispatch(ctx: SimContext, session: Session, request: Message) -> Reply:
                 )
             ]
         )
-    if session.logged_in and not allowed(session, info):
-        return Reply([error(request, "Permission denied")])
     return handler(ctx, session, request)
