@@ -18,7 +18,11 @@ from pathlib import Path
 import structlog
 
 from drivers.asterisk import wire
-from drivers.asterisk.sim import core_actions, pjsip_actions  # noqa: F401  (registers handlers)
+from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handlers)
+    config_actions,
+    core_actions,
+    pjsip_actions,
+)
 from drivers.asterisk.sim.base import Reply, Session, SimContext
 from drivers.asterisk.sim.dispatch import dispatch
 from drivers.asterisk.sim.faults import Faults

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hashlib
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -54,28 +55,36 @@ GAPS: dict[str, str] = {
     "queue_status": "action not simulated yet",
     "show_dialplan_internal_extensions": "action not simulated yet",
     "iax_peer_list": "action not simulated yet",
-    "list_categories_pjsip": "config-file actions not simulated yet",
-    "get_config_pjsip": "config-file actions not simulated yet",
-    "get_config_pjsip_category_102-app": "config-file actions not simulated yet",
-    "get_config_pjsip_filter_type_endpoint": "config-file actions not simulated yet",
-    "get_config_missing_file": "config-file actions not simulated yet",
-    "get_config_json_pjsip": "config-file actions not simulated yet",
-    "get_config_json_manager": "config-file actions not simulated yet",
-    "get_config_manager": "config-file actions not simulated yet",
-    "update_config_dst_missing_file": "config-file actions not simulated yet",
-    "update_config_naive_all_sections_named_102-app": "config-file actions not simulated yet",
-    "update_config_pjsip_102-app_acl": "config-file actions not simulated yet",
     "pjsip_show_endpoint_102-app_after_acl": "PJSIPShowEndpoint details not simulated yet",
     "pjsip_show_endpoint_107_after_updateconfig_rewrite": "PJSIPShowEndpoint details not simulated yet",
-    "get_config_pjsip_102-app_after_acl": "config-file actions not simulated yet",
-    "update_config_manager_crm_read": "config-file actions not simulated yet",
     "crm_queue_summary_allowed": "action not simulated yet",
-    "get_config_pjsip_templates_include": "config-file actions not simulated yet",
     "pjsip_show_registrations_outbound_after_timeout": "action not simulated yet",
     "pjsip_qualify_102": "action not simulated yet",
     "command_multiline_queue_show": "CLI output not simulated yet",
 }
 BOOT_SESSION = "the PBX start-up phase (boot session) is not simulated yet"
+
+
+def _copy_scratch_pjsip(replayer: Replayer) -> None:
+    """The capture wrote its naive UpdateConfig to a scratch copy of pjsip.conf that it had
+    made beforehand (UpdateConfig cannot create files)."""
+    etc = replayer.simulator.ctx.config.root
+    shutil.copyfile(etc / "pjsip.conf", etc / "pjsip-naive-updateconfig-test.conf")
+
+
+def _restore_original_config(replayer: Replayer) -> None:
+    """Between the main session and the second one, the capture put the original config files
+    back (its later GetConfig shows no trace of the first session's UpdateConfig edits)."""
+    shutil.copytree(
+        replayer.simulator.office.config_dir, replayer.simulator.ctx.config.root, dirs_exist_ok=True
+    )
+
+
+# State the capture set up outside AMI before an exchange.
+SETUP: dict[str, Callable[[Replayer], None]] = {
+    "update_config_naive_all_sections_named_102-app": _copy_scratch_pjsip,
+    "banner_second_session": _restore_original_config,
+}
 
 
 def gap_reason(exchange: Exchange) -> str | None:
@@ -131,6 +140,8 @@ def test_replay(replayer: Replayer, exchange: Exchange) -> None:
     reason = gap_reason(exchange)
     if reason is not None:
         pytest.xfail(reason)
+    if exchange.name in SETUP:
+        SETUP[exchange.name](replayer)
     session = replayer.session(exchange.session)
     if exchange.request is None:  # the greeting, sent as soon as the connection opens
         assert session.read_line() == exchange.expected

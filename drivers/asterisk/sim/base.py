@@ -17,7 +17,18 @@ from typing import TYPE_CHECKING, Any
 from drivers.asterisk.wire import Message, get
 
 if TYPE_CHECKING:  # pragma: no cover
-    from drivers.asterisk.sim.conffile import ConfigStore
+    from drivers.asterisk.sim.conffile import ConfFile, ConfigStore
+
+# Which config files a reload of a module re-reads.
+MODULE_FILES: dict[str, tuple[str, ...]] = {
+    "res_pjsip.so": ("pjsip.conf",),
+    "chan_pjsip.so": ("pjsip.conf",),
+    "manager": ("manager.conf",),
+    "app_voicemail.so": ("voicemail.conf",),
+    "app_queue.so": ("queues.conf",),
+    "chan_iax2.so": ("iax.conf",),
+    "pbx_config.so": ("extensions.conf",),
+}
 
 
 @dataclass
@@ -74,6 +85,21 @@ class SimContext:
     scratch: Path | None = None
     crashed: bool = False
     manager_reloads: int = 0
+    _loaded: dict[str, ConfFile] = field(default_factory=dict)
+
+    def loaded(self, filename: str) -> ConfFile:
+        """The configuration the running PBX uses: read at start and at each reload of the
+        module that owns the file, not at every change on disk (edits need a reload)."""
+        if filename not in self._loaded:
+            self._loaded[filename] = self.config.read(filename)
+        return self._loaded[filename]
+
+    def reloaded(self, module: str) -> None:
+        """Forget the loaded copy of what `module` reads (``All`` reloads everything)."""
+        if module == "All":
+            self._loaded.clear()
+        for filename in MODULE_FILES.get(module, ()):
+            self._loaded.pop(filename, None)
 
     def unsolicited(self, name: str, fields: Iterable[tuple[str, str]]) -> Message:
         """An unsolicited event as Asterisk broadcasts it: Privilege, then SystemName."""

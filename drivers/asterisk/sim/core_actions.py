@@ -40,7 +40,7 @@ def challenge(ctx: SimContext, session: Session, request: Message) -> Reply:
 @action("Login")
 def login(ctx: SimContext, session: Session, request: Message) -> Reply:
     username = get(request, "Username") or ""
-    manager = ctx.config.read("manager.conf")
+    manager = ctx.loaded("manager.conf")
     user = next((c for c in manager.sections(username) if c.name != "general"), None)
     secret = user.get("secret") if user is not None else None
     if (get(request, "AuthType") or "").lower() == "md5":
@@ -119,7 +119,7 @@ def _ordered(classes: frozenset[str]) -> list[str]:
 
 def _options(ctx: SimContext) -> dict[str, str]:
     try:
-        sections = ctx.config.read("asterisk.conf").sections("options")
+        sections = ctx.loaded("asterisk.conf").sections("options")
     except FileNotFoundError:
         return {}
     return dict(sections[0].options) if sections else {}
@@ -216,11 +216,16 @@ def reload_module(ctx: SimContext, module: str) -> list[Message]:
     manager with a `setvar` user on a changed manager.conf, the crash of fact 19."""
     ctx.live.reloaded_at = time.time()
     if module in ("All", "manager"):
-        ctx.manager_reloads += 1
-        manager = ctx.config.read("manager.conf")
+        before = ctx.loaded("manager.conf")
+        ctx.reloaded(module)
+        manager = ctx.loaded("manager.conf")
+        if manager != before:  # a reload of an unchanged file is skipped (fact 19)
+            ctx.manager_reloads += 1
         has_setvar = any(k == "setvar" for c in manager.categories for k, _ in c.options)
         if has_setvar and ctx.manager_reloads >= 2:
             ctx.crashed = True
+    else:
+        ctx.reloaded(module)
     return [ctx.unsolicited("Reload", [("Module", module), ("Status", "0")])]
 
 

@@ -11,7 +11,7 @@ ONLINE = ("Reachable", "NonQualified")
 
 
 def _pjsip(ctx: SimContext) -> ConfFile:
-    return ctx.config.read("pjsip.conf")
+    return ctx.loaded("pjsip.conf")
 
 
 def _split(value: str | None) -> list[str]:
