@@ -22,6 +22,7 @@ from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handl
     config_actions,
     core_actions,
     pjsip_actions,
+    pjsip_detail,
 )
 from drivers.asterisk.sim.base import Reply, Session, SimContext
 from drivers.asterisk.sim.dispatch import dispatch

@@ -23,6 +23,7 @@ MASKED_HEADERS = {
     "CoreReloadTime": "last reload time",
     "Challenge": "MD5 login nonce",
     "ExpirationTime": "absolute expiry of a registration",
+    "RegExpire": "absolute expiry of a registration",
     "RoundtripUsec": "measured qualify round-trip",
 }
 # Patterns inside values (CLI output) that vary, and their placeholder.
@@ -97,12 +98,29 @@ class Session:
         block, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
         return block + b"\r\n\r\n"
 
+    def read_messages(self, count: int, timeout: float = 5.0, grace: float = 0.05) -> list[bytes]:
+        """Up to `count` messages before the deadline, then whatever else arrives within
+        `grace` (so a simulator that says too much is caught, and the next exchange starts
+        clean)."""
+        deadline = time.monotonic() + timeout
+        messages: list[bytes] = []
+        try:
+            while len(messages) < count:
+                messages.append(self.read_message(deadline))
+            while True:
+                messages.append(self.read_message(time.monotonic() + grace))
+        except (TimeoutError, ConnectionError):
+            pass
+        return messages
+
     def closed_by_server(self, timeout: float = 3.0) -> bool:
         self.sock.settimeout(timeout)
         try:
             return self.buffer == b"" and self.sock.recv(1) == b""
         except TimeoutError:
             return False
+        except OSError:
+            return True
 
     def _recv(self) -> None:
         chunk = self.sock.recv(65536)

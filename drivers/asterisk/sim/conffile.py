@@ -66,9 +66,7 @@ class ConfFile:
 
     def objects(self, type_: str) -> list[Category]:
         """Non-template sections whose effective `type` is `type_` (pjsip.conf style)."""
-        return [
-            c for c in self.categories if not c.is_template and self.value(c, "type") == type_
-        ]
+        return [c for c in self.categories if not c.is_template and self.value(c, "type") == type_]
 
     def find(self, name: str, type_: str) -> Category | None:
         for category in self.sections(name):

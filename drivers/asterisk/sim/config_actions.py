@@ -92,7 +92,11 @@ def list_categories(ctx: SimContext, session: Session, request: Message) -> Repl
     if not names:
         return Reply([error(request, "Config file has no categories")])
     return Reply(
-        [response(request, "Success", [(f"Category-{n:06d}", name) for n, name in enumerate(names)])]
+        [
+            response(
+                request, "Success", [(f"Category-{n:06d}", name) for n, name in enumerate(names)]
+            )
+        ]
     )
 
 

@@ -1,12 +1,12 @@
 """An office to simulate: its Asterisk config directory plus its runtime state, from TOML.
 
-    name = "Northwind Dental Group"
-    config_dir = "pbx-config"      # relative to the TOML file
-    [pbx]
-    version = "22.10.1"
-    ami_version = "11.0.0"
-    system_name = "nw-pbx01"
-    # ... plus the runtime tables documented in `live.py`
+name = "Northwind Dental Group"
+config_dir = "pbx-config"      # relative to the TOML file
+[pbx]
+version = "22.10.1"
+ami_version = "11.0.0"
+system_name = "nw-pbx01"
+# ... plus the runtime tables documented in `live.py`
 """
 
 from __future__ import annotations
