@@ -23,6 +23,7 @@ from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handl
     core_actions,
     pjsip_actions,
     pjsip_detail,
+    pjsip_lists,
 )
 from drivers.asterisk.sim.base import Reply, Session, SimContext
 from drivers.asterisk.sim.dispatch import dispatch

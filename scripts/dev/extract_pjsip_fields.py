@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests/fixtures/asterisk-ami"
 OUT = ROOT / "drivers/asterisk/sim/data/pjsip_fields.json"
 TYPES = {"EndpointDetail": "endpoint", "AuthDetail": "auth", "AorDetail": "aor",
-         "TransportDetail": "transport"}
+         "TransportDetail": "transport", "OutboundRegistrationDetail": "registration"}
 # Captured before any UpdateConfig changed the files.
 SOURCES = [
     "pjsip_show_endpoint_registered_two_contacts_same_aor", "pjsip_show_endpoint_registered",
@@ -27,6 +27,7 @@ SOURCES = [
     "pjsip_show_endpoint_registered_unreachable", "pjsip_show_endpoint_unregistered",
     "pjsip_show_endpoint_unused_max_contacts_0", "pjsip_show_endpoint_unregistered_app_endpoint",
     "pjsip_show_endpoint_dect_107", "pjsip_show_endpoint_trunk",
+    "pjsip_show_registrations_outbound",
 ]
 
 
@@ -37,6 +38,11 @@ ASTERISK_DEFAULTS = {
     "aor": {"QualifyFrequency": "0"},
     "auth": {"Username": "", "AuthType": "userpass", "Password": ""},
     "transport": {"Cos": "0", "Protocol": "udp", "Bind": "", "Tos": "0"},
+    "registration": {"ClientUri": "", "ServerUri": "", "Transport": "", "OutboundAuth": "",
+                     "ContactUser": "", "Expiration": "3600", "RetryInterval": "60",
+                     "ForbiddenRetryInterval": "0", "FatalRetryInterval": "0",
+                     "MaxRetries": "10", "AuthRejectionPermanent": "true", "Line": "false",
+                     "Endpoint": ""},
 }
 
 
@@ -91,6 +97,8 @@ def main() -> None:
             order = [k for k, _ in pairs if k not in ("Event", "ActionID")]
             if not entry["order"]:
                 entry["order"] = order
+            if kind == "auth" and order[-1] != "EndpointName":
+                continue  # the AuthDetail inside a registration list has no EndpointName
             assert entry["order"] == order, f"{kind}: field order differs in {source}"
             configured = options_by_name.get((fields["ObjectName"], kind), set())
             configured_camel = {camel(o) for o in configured}

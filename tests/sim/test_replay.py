@@ -28,13 +28,6 @@ GAPS: dict[str, str] = {
     "command_pjsip_show_endpoints": "CLI output not simulated yet",
     "command_voicemail_show_users": "CLI output not simulated yet",
     "command_module_show_like_pjsip": "CLI output not simulated yet",
-    "pjsip_show_aors": "action not simulated yet",
-    "pjsip_show_auths": "action not simulated yet",
-    "pjsip_show_registrations_outbound": "action not simulated yet",
-    "pjsip_show_registrations_inbound": "action not simulated yet",
-    "pjsip_show_registration_inbound_contact_statuses": "action not simulated yet",
-    "pjsip_show_subscriptions_inbound": "action not simulated yet",
-    "pjsip_register_trunk_backup": "action not simulated yet",
     "device_state_list": "action not simulated yet",
     "extension_state_list": "action not simulated yet",
     "extension_state_101": "action not simulated yet",
@@ -45,8 +38,6 @@ GAPS: dict[str, str] = {
     "show_dialplan_internal_extensions": "action not simulated yet",
     "iax_peer_list": "action not simulated yet",
     "crm_queue_summary_allowed": "action not simulated yet",
-    "pjsip_show_registrations_outbound_after_timeout": "action not simulated yet",
-    "pjsip_qualify_102": "action not simulated yet",
     "command_multiline_queue_show": "CLI output not simulated yet",
 }
 BOOT_SESSION = "the PBX start-up phase (boot session) is not simulated yet"
