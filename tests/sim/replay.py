@@ -25,6 +25,7 @@ MASKED_HEADERS = {
     "ExpirationTime": "absolute expiry of a registration",
     "RegExpire": "absolute expiry of a registration",
     "RoundtripUsec": "measured qualify round-trip",
+    "LoginTime": "when a queue member logged in (the PBX start)",
 }
 # Patterns inside values (CLI output) that vary, and their placeholder.
 MASKED_PATTERNS = [
