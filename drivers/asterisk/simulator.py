@@ -26,7 +26,7 @@ from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handl
     pjsip_detail,
     pjsip_lists,
 )
-from drivers.asterisk.sim.base import Reply, Session, SimContext
+from drivers.asterisk.sim.base import Session, SimContext
 from drivers.asterisk.sim.dispatch import dispatch
 from drivers.asterisk.sim.faults import Faults
 from drivers.asterisk.sim.office import Office, load_office
@@ -161,7 +161,9 @@ class Simulator:
         messages = reply.messages
         if self.faults.drop_mid_list and len(messages) > 2:
             self.faults.drop_mid_list = False
-            await self._write(conn, b"".join(wire.encode(m) for m in messages[: len(messages) // 2]))
+            await self._write(
+                conn, b"".join(wire.encode(m) for m in messages[: len(messages) // 2])
+            )
             return False
         await self._write(conn, b"".join(wire.encode(m) for m in messages))
         for event in reply.broadcast:

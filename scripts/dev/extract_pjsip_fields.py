@@ -18,31 +18,56 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests/fixtures/asterisk-ami"
 OUT = ROOT / "drivers/asterisk/sim/data/pjsip_fields.json"
-TYPES = {"EndpointDetail": "endpoint", "AuthDetail": "auth", "AorDetail": "aor",
-         "TransportDetail": "transport", "OutboundRegistrationDetail": "registration"}
+TYPES = {
+    "EndpointDetail": "endpoint",
+    "AuthDetail": "auth",
+    "AorDetail": "aor",
+    "TransportDetail": "transport",
+    "OutboundRegistrationDetail": "registration",
+}
 # Captured before any UpdateConfig changed the files.
 SOURCES = [
-    "pjsip_show_endpoint_registered_two_contacts_same_aor", "pjsip_show_endpoint_registered",
+    "pjsip_show_endpoint_registered_two_contacts_same_aor",
+    "pjsip_show_endpoint_registered",
     "pjsip_show_endpoint_registered_separate_app_endpoint",
-    "pjsip_show_endpoint_registered_unreachable", "pjsip_show_endpoint_unregistered",
-    "pjsip_show_endpoint_unused_max_contacts_0", "pjsip_show_endpoint_unregistered_app_endpoint",
-    "pjsip_show_endpoint_dect_107", "pjsip_show_endpoint_trunk",
+    "pjsip_show_endpoint_registered_unreachable",
+    "pjsip_show_endpoint_unregistered",
+    "pjsip_show_endpoint_unused_max_contacts_0",
+    "pjsip_show_endpoint_unregistered_app_endpoint",
+    "pjsip_show_endpoint_dect_107",
+    "pjsip_show_endpoint_trunk",
     "pjsip_show_registrations_outbound",
 ]
 
 
 # Asterisk's own defaults for options every captured object sets (from its documentation).
 ASTERISK_DEFAULTS = {
-    "endpoint": {"Aors": "", "Context": "default", "RtpSymmetric": "false", "Transport": "",
-                 "Allow": "(nothing)", "DirectMedia": "true"},
+    "endpoint": {
+        "Aors": "",
+        "Context": "default",
+        "RtpSymmetric": "false",
+        "Transport": "",
+        "Allow": "(nothing)",
+        "DirectMedia": "true",
+    },
     "aor": {"QualifyFrequency": "0"},
     "auth": {"Username": "", "AuthType": "userpass", "Password": ""},
     "transport": {"Cos": "0", "Protocol": "udp", "Bind": "", "Tos": "0"},
-    "registration": {"ClientUri": "", "ServerUri": "", "Transport": "", "OutboundAuth": "",
-                     "ContactUser": "", "Expiration": "3600", "RetryInterval": "60",
-                     "ForbiddenRetryInterval": "0", "FatalRetryInterval": "0",
-                     "MaxRetries": "10", "AuthRejectionPermanent": "true", "Line": "false",
-                     "Endpoint": ""},
+    "registration": {
+        "ClientUri": "",
+        "ServerUri": "",
+        "Transport": "",
+        "OutboundAuth": "",
+        "ContactUser": "",
+        "Expiration": "3600",
+        "RetryInterval": "60",
+        "ForbiddenRetryInterval": "0",
+        "FatalRetryInterval": "0",
+        "MaxRetries": "10",
+        "AuthRejectionPermanent": "true",
+        "Line": "false",
+        "Endpoint": "",
+    },
 }
 
 
@@ -66,7 +91,9 @@ def effective_options() -> dict[tuple[str, str], set[str]]:
             current[2].append((key.strip(), value.strip()))
     templates = {s[0]: s for s in sections if s[3]}
 
-    def expand(section: tuple[str, list[str], list[tuple[str, str]], bool]) -> list[tuple[str, str]]:
+    def expand(
+        section: tuple[str, list[str], list[tuple[str, str]], bool],
+    ) -> list[tuple[str, str]]:
         pairs: list[tuple[str, str]] = []
         for t in section[1]:
             pairs += expand(templates[t])
@@ -87,8 +114,11 @@ def main() -> None:
     for source in SOURCES:
         data = (FIXTURES / "transcripts" / f"{source}.txt").read_bytes().decode()
         for block in data.split("\r\n\r\n"):
-            pairs = [line.split(": ", 1) if ": " in line else [line.rstrip(":"), ""]
-                     for line in block.split("\r\n") if line]
+            pairs = [
+                line.split(": ", 1) if ": " in line else [line.rstrip(":"), ""]
+                for line in block.split("\r\n")
+                if line
+            ]
             fields = dict(pairs)
             kind = TYPES.get(fields.get("Event", ""))
             if kind is None:
@@ -110,7 +140,10 @@ def main() -> None:
         for key, value in defaults.items():
             table[kind]["defaults"].setdefault(key, value)  # type: ignore[union-attr]
     OUT.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}: " + ", ".join(f"{k} {len(v['order'])} fields" for k, v in table.items()))
+    print(
+        f"wrote {OUT.relative_to(ROOT)}: "
+        + ", ".join(f"{k} {len(v['order'])} fields" for k, v in table.items())
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,11 @@ async def test_creates_migrates_and_reopens(tmp_path: Path) -> None:
     store = await StateStore.open(path)
     assert await store.schema_version() == len(MIGRATIONS)
     await store.record_poll(
-        ts="2026-11-25T00:00:00+00:00", ok=True, duration_ms=4, facts={"v": 1}, endpoints=[],
+        ts="2026-11-25T00:00:00+00:00",
+        ok=True,
+        duration_ms=4,
+        facts={"v": 1},
+        endpoints=[],
         error=None,
     )
     await store.set_meta("k", "v1")

@@ -27,8 +27,14 @@ from tests.conftest import AGENT_SECRET, CRM_SECRET
 
 def settings(port: int, user: str = "agent", secret: str = AGENT_SECRET) -> AmiSettings:
     return AmiSettings(
-        "127.0.0.1", port, user, secret, connect_timeout=2.0, action_timeout=0.5,
-        reconnect_initial=0.05, reconnect_max=0.2,
+        "127.0.0.1",
+        port,
+        user,
+        secret,
+        connect_timeout=2.0,
+        action_timeout=0.5,
+        reconnect_initial=0.05,
+        reconnect_max=0.2,
     )
 
 
@@ -40,8 +46,8 @@ async def client(ami_simulator: Simulator) -> AsyncIterator[AmiClient]:
     await c.close()
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached before the deadline"
         await asyncio.sleep(0.02)
@@ -55,8 +61,8 @@ async def works(c: AmiClient) -> bool:
     return True
 
 
-async def recovered(c: AmiClient, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def recovered(c: AmiClient, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not await works(c):
         assert time.monotonic() < deadline, "the client did not reconnect in time"
         await asyncio.sleep(0.05)

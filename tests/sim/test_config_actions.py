@@ -10,8 +10,8 @@ import pytest
 
 from drivers.asterisk import wire
 from drivers.asterisk.sim.base import Reply, Session, SimContext
-from drivers.asterisk.sim.config_actions import get_config, update_config
 from drivers.asterisk.sim.conffile import ConfigStore
+from drivers.asterisk.sim.config_actions import get_config, update_config
 from drivers.asterisk.sim.live import LiveState
 from tests.conftest import FIXTURES, TRANSCRIPTS
 

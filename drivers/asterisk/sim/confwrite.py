@@ -136,8 +136,8 @@ class Document:
                 out.append(line)
                 continue
             name, value, op = option
-            category = owner.get(i)
-            if category is not None and _from_template(conf, category, name, value):
+            section = owner.get(i)
+            if section is not None and _from_template(conf, section, name, value):
                 out.append("")
             else:
                 out.append(f"{name} {op} {value}")

@@ -3,7 +3,6 @@ the endpoints' live state."""
 
 from __future__ import annotations
 
-
 from drivers.asterisk.sim.base import (
     Reply,
     Session,
@@ -38,7 +37,7 @@ def _mailboxes(ctx: SimContext) -> list[tuple[str, str, list[str], dict[str, str
         if category.name in ("general", "zonemessages") or category.is_template:
             continue
         for mailbox, value in category.options:
-            parts = (value.split(",") + ["", "", "", "", ""])[:5]
+            parts = [*value.split(","), "", "", "", "", ""][:5]
             options = dict(o.split("=", 1) for o in parts[4].split("|") if "=" in o)
             boxes.append((category.name, mailbox, parts[:4], options))
     return boxes
