@@ -69,15 +69,16 @@ class Simulator:
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("the simulator is not listening")
-        return int(self._server.sockets[0].getsockname()[1])
+        """The TCP port, kept across a crash or shutdown so a restart comes back on it."""
+        if not self._requested_port:
+            raise RuntimeError("the simulator was never started")
+        return self._requested_port
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
             self._serve, self.host, self._requested_port, limit=MAX_REQUEST
         )
-        self._requested_port = self.port  # a restart keeps the same port
+        self._requested_port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         await self._stop_listening()
