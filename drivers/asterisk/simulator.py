@@ -85,13 +85,40 @@ class Simulator:
         if self.ctx.scratch is not None:
             shutil.rmtree(self.ctx.scratch, ignore_errors=True)
 
-    async def restart(self) -> None:
-        """Start again after a crash or shutdown: same port, same config files, fresh clocks."""
+    async def restart(self, *, booting: bool = False) -> None:
+        """Start again after a crash or shutdown: same port, same config files, fresh clocks.
+
+        With `booting`, the PBX stays in its start-up phase (contacts not yet qualified,
+        registrations not yet attempted) until `settle()`.
+        """
         await self._stop_listening()
         self.ctx.crashed = False
         self.ctx.manager_reloads = 0
-        self.ctx.live.started_at = self.ctx.live.reloaded_at = time.time()
+        self.ctx.reloaded("All")
+        if booting:
+            self.ctx.live.boot()
+        else:
+            self.ctx.live.started_at = self.ctx.live.reloaded_at = time.time()
         await self.start()
+
+    async def settle(self) -> None:
+        """End the start-up phase and broadcast what changed (PeerStatus, ContactStatus,
+        Registry), as Asterisk does once its first qualifies and registrations finish."""
+        conf = self.ctx.loaded("pjsip.conf")
+        for name, fields in self.ctx.live.settle():
+            await self.push_event(self.ctx.unsolicited(name, fields))
+        for reg in conf.objects("registration"):
+            await self.push_event(
+                self.ctx.unsolicited(
+                    "Registry",
+                    [
+                        ("ChannelType", "PJSIP"),
+                        ("Username", conf.value(reg, "client_uri") or ""),
+                        ("Domain", conf.value(reg, "server_uri") or ""),
+                        ("Status", self.ctx.live.registrations.get(reg.name, "Unregistered")),
+                    ],
+                )
+            )
 
     async def shutdown(self) -> None:
         """A clean stop as Asterisk does it: `Shutdown` event to every session, then close."""

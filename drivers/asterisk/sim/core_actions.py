@@ -63,15 +63,21 @@ def login(ctx: SimContext, session: Session, request: Message) -> Reply:
     session.events_on = (get(request, "Events") or "on").lower() not in ("off", "no", "0")
     messages = [response(request, "Success", [("Message", "Authentication accepted")])]
     if session.events_on and "system" in session.read:
-        messages.append(
-            [
+        uptime, last_reload = str(ctx.live.uptime), str(ctx.live.since_reload)
+        if ctx.live.booting:  # the start-up broadcast itself: other order, SystemName (fact 8)
+            fully_booted = ctx.unsolicited(
+                "FullyBooted",
+                [("Status", "Fully Booted"), ("Uptime", uptime), ("LastReload", last_reload)],
+            )
+        else:
+            fully_booted = [
                 ("Event", "FullyBooted"),
                 ("Privilege", "system,all"),
-                ("Uptime", str(ctx.live.uptime)),
-                ("LastReload", str(ctx.live.since_reload)),
+                ("Uptime", uptime),
+                ("LastReload", last_reload),
                 ("Status", "Fully Booted"),
             ]
-        )
+        messages.append(fully_booted)
     return Reply(messages)
 
 

@@ -51,6 +51,42 @@ class LiveState:
     registrations: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     reloaded_at: float = field(default_factory=time.time)
+    booting: bool = False
+    _settled: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _settled_registrations: dict[str, str] = field(default_factory=dict)
+
+    def boot(self) -> None:
+        """A restart: clocks from now; registered contacts restored from the internal
+        database as NonQualified until re-qualified, outbound registrations Unregistered
+        until their first attempt ends (fixture facts 14-15)."""
+        self.started_at = self.reloaded_at = time.time()
+        self.booting = True
+        self._settled = {c.object_name: (c.status, c.rtt_usec) for c in self.contacts}
+        self._settled_registrations = dict(self.registrations)
+        for contact in self.contacts:
+            contact.status, contact.rtt_usec = "NonQualified", 0
+        self.registrations = dict.fromkeys(self.registrations, "Unregistered")
+
+    def settle(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """End of the boot phase: qualify results and registration outcomes, as the
+        (event name, fields) Asterisk broadcasts for them, in order."""
+        events: list[tuple[str, list[tuple[str, str]]]] = []
+        reachable: set[str] = set()
+        for contact in self.contacts:
+            status, rtt = self._settled.get(contact.object_name, (contact.status, 0))
+            contact.status, contact.rtt_usec = status, rtt
+            if status == "Reachable" and contact.aor not in reachable:
+                reachable.add(contact.aor)
+                events.append(("PeerStatus", [("ChannelType", "PJSIP"),
+                               ("Peer", f"PJSIP/{contact.aor}"), ("PeerStatus", "Reachable")]))  # fmt: skip
+            if status in ("Reachable", "Unreachable"):
+                fields = [("URI", contact.uri), ("ContactStatus", status), ("AOR", contact.aor),
+                          ("EndpointName", contact.aor)]  # fmt: skip
+                fields.append(("RoundtripUsec", str(rtt if status == "Reachable" else 0)))
+                events.append(("ContactStatus", fields))
+        self.registrations = dict(self._settled_registrations) or self.registrations
+        self.booting = False
+        return events
 
     @classmethod
     def from_toml(cls, office: dict[str, Any]) -> LiveState:
