@@ -21,6 +21,7 @@ from drivers.asterisk import wire
 from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handlers)
     config_actions,
     core_actions,
+    dialplan_actions,
     office_actions,
     pjsip_actions,
     pjsip_detail,

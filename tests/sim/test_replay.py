@@ -29,7 +29,6 @@ GAPS: dict[str, str] = {
     "command_pjsip_show_endpoints": "CLI output not simulated yet",
     "command_voicemail_show_users": "CLI output not simulated yet",
     "command_module_show_like_pjsip": "CLI output not simulated yet",
-    "show_dialplan_internal_extensions": "action not simulated yet",
     "command_multiline_queue_show": "CLI output not simulated yet",
 }
 

@@ -1,0 +1,76 @@
+"""ShowDialPlan from extensions.conf: hints and priorities per extension, sorted as Asterisk
+sorts them (literal extensions first, patterns after). Context includes are not listed."""
+
+from __future__ import annotations
+
+import re
+
+from drivers.asterisk.sim.base import Reply, Session, SimContext, action, error, event, list_reply
+from drivers.asterisk.sim.conffile import Category
+from drivers.asterisk.wire import Message, get
+
+_APP = re.compile(r"^(?P<app>[A-Za-z0-9_]+)\s*(?:\((?P<data>.*)\))?\s*$")
+
+Step = tuple[str, str, str, str | None]  # extension, priority, application, data (None: hint)
+
+
+def _steps(context: Category) -> list[Step]:
+    steps: list[Step] = []
+    last_exten, last_priority = "", 0
+    for key, value in context.options:
+        if key not in ("exten", "same"):
+            continue
+        if key == "exten":
+            exten, _, rest = value.partition(",")
+        else:
+            exten, rest = last_exten, value
+        priority, _, command = rest.partition(",")
+        priority = priority.strip()
+        if priority == "hint":
+            steps.append((exten.strip(), "hint", command.strip(), None))
+            continue
+        number = last_priority + 1 if priority == "n" else int(priority)
+        match = _APP.match(command.strip())
+        app, data = (match["app"], match["data"] or "") if match else (command.strip(), "")
+        steps.append((exten.strip(), str(number), app, data))
+        last_exten, last_priority = exten.strip(), number
+    return steps
+
+
+def _order(step: Step) -> tuple[int, str, int]:
+    exten, priority, _, _ = step
+    return (1 if exten.startswith("_") else 0, exten, -1 if priority == "hint" else int(priority))
+
+
+@action("ShowDialPlan")
+def show_dialplan(ctx: SimContext, session: Session, request: Message) -> Reply:
+    wanted = get(request, "Context")
+    contexts = [
+        c
+        for c in ctx.loaded("extensions.conf").categories
+        if c.name not in ("general", "globals") and (not wanted or c.name == wanted)
+    ]
+    if not contexts:
+        return Reply([error(request, f"Did not find context {wanted}")])
+    items = []
+    extensions: set[tuple[str, str]] = set()
+    for context in contexts:
+        for exten, priority, app, data in sorted(_steps(context), key=_order):
+            extensions.add((context.name, exten))
+            fields = [("Context", context.name), ("Extension", exten), ("Priority", priority),
+                      ("Application", app)]  # fmt: skip
+            if data is not None:
+                fields.append(("AppData", data))
+            fields.append(("Registrar", "pbx_config"))
+            items.append(event(request, "ListDialplan", fields))
+    return list_reply(
+        request,
+        "DialPlan list will follow",
+        items,
+        "ShowDialPlanComplete",
+        complete_extra=[
+            ("ListExtensions", str(len(extensions))),
+            ("ListPriorities", str(len(items))),
+            ("ListContexts", str(len(contexts))),
+        ],
+    )
