@@ -19,6 +19,7 @@ import structlog
 
 from drivers.asterisk import wire
 from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handlers)
+    cli_commands,
     config_actions,
     core_actions,
     dialplan_actions,
@@ -27,7 +28,7 @@ from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handl
     pjsip_detail,
     pjsip_lists,
 )
-from drivers.asterisk.sim.base import Session, SimContext
+from drivers.asterisk.sim.base import Reply, Session, SimContext, error
 from drivers.asterisk.sim.dispatch import dispatch
 from drivers.asterisk.sim.faults import Faults
 from drivers.asterisk.sim.office import Office, load_office
@@ -178,7 +179,11 @@ class Simulator:
         """Handle one request; False when the connection must close."""
         if self.faults.stall:
             return True
-        reply = dispatch(self.ctx, conn.session, request)
+        try:
+            reply = dispatch(self.ctx, conn.session, request)
+        except Exception:  # a simulator bug: say so on the wire, keep the session
+            log.exception("simulator handler failed", request=request[:2])
+            reply = Reply([error(request, "Simulator internal error (see its log)")])
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if self.faults.latency:

@@ -31,6 +31,8 @@ MASKED_HEADERS = {
 MASKED_PATTERNS = [
     (re.compile(r"(System uptime|Last reload): \d+"), r"\1: <masked>"),
     (re.compile(r"on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"), "on <build date>"),
+    (re.compile(r"login was \d+ secs ago"), "login was <masked> secs ago"),  # queue show
+    (re.compile(r"(Avail|Unavail) +\d+\.\d{3}$"), r"\1 <rtt>"),  # CLI round-trip times
 ]
 
 

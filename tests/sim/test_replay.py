@@ -22,16 +22,6 @@ from tests.sim.replay import Exchange, Session, exchanges, mask, split
 
 EXCHANGES = exchanges(FIXTURES / "asterisk-ami")
 
-# Exchanges the simulator does not reproduce yet, each a known gap (strict: an entry that
-# starts passing must be removed from this list).
-GAPS: dict[str, str] = {
-    "command_pjsip_show_contacts": "CLI output not simulated yet",
-    "command_pjsip_show_endpoints": "CLI output not simulated yet",
-    "command_voicemail_show_users": "CLI output not simulated yet",
-    "command_module_show_like_pjsip": "CLI output not simulated yet",
-    "command_multiline_queue_show": "CLI output not simulated yet",
-}
-
 
 def _copy_scratch_pjsip(replayer: Replayer) -> None:
     """The capture wrote its naive UpdateConfig to a scratch copy of pjsip.conf that it had
@@ -117,10 +107,6 @@ def describe_difference(expected: list[wire.Message], got: list[wire.Message]) -
     return head
 
 
-def gap_reason(exchange: Exchange) -> str | None:
-    return GAPS.get(exchange.name)
-
-
 class Replayer:
     """A simulator on its own event loop thread, and the sessions of the capture."""
 
@@ -168,9 +154,6 @@ def replayer() -> Iterator[Replayer]:
 
 @pytest.mark.parametrize("exchange", EXCHANGES, ids=[e.name for e in EXCHANGES])
 def test_replay(replayer: Replayer, exchange: Exchange) -> None:
-    reason = gap_reason(exchange)
-    if reason is not None:
-        pytest.xfail(reason)
     if exchange.name in SETUP:
         SETUP[exchange.name](replayer)
     session = replayer.session(exchange.session)

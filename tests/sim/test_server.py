@@ -146,5 +146,5 @@ def test_bad_office_files_are_reported_clearly(tmp_path: Path) -> None:
     with pytest.raises(OfficeError, match="config_dir"):
         load_office(bad)
     bad.write_text('name = "x"\nconfig_dir = "."\n')
-    with pytest.raises(OfficeError, match="pbx.version"):
+    with pytest.raises(OfficeError, match=r"pbx\.version"):
         load_office(bad)

@@ -301,7 +301,7 @@ def cli_module_show_like(ctx: SimContext, words: list[str]) -> list[str] | None:
         return None
     rows = [(m, d) for m, d in MODULES.items() if words[3] in m and m.endswith(".so")]
     lines = [f"{'Module':<30} {'Description':<40} {'Use Count':<10} {'Status':<11} Support Level"]
-    lines += [f"{m:<30} {d:<40} {'0':<10} {'Running':<11} {'core':>12}" for m, d in rows]
+    lines += [f"{m:<30} {d:<40} {'0':<10} {'Running':<11} {'core':>13}" for m, d in rows]
     lines.append(f"{len(rows)} modules loaded")
     return lines
 

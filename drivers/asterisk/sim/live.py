@@ -77,8 +77,8 @@ class LiveState:
             contact.status, contact.rtt_usec = status, rtt
             if status == "Reachable" and contact.aor not in reachable:
                 reachable.add(contact.aor)
-                events.append(("PeerStatus", [("ChannelType", "PJSIP"),
-                               ("Peer", f"PJSIP/{contact.aor}"), ("PeerStatus", "Reachable")]))  # fmt: skip
+                peer = [("ChannelType", "PJSIP"), ("Peer", f"PJSIP/{contact.aor}")]
+                events.append(("PeerStatus", [*peer, ("PeerStatus", "Reachable")]))
             if status in ("Reachable", "Unreachable"):
                 fields = [("URI", contact.uri), ("ContactStatus", status), ("AOR", contact.aor),
                           ("EndpointName", contact.aor)]  # fmt: skip

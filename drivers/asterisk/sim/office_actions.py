@@ -29,7 +29,7 @@ def _endpoint_online(ctx: SimContext, name: str) -> bool:
 # -- voicemail ------------------------------------------------------------------------------
 
 
-def _mailboxes(ctx: SimContext) -> list[tuple[str, str, list[str], dict[str, str]]]:
+def mailboxes(ctx: SimContext) -> list[tuple[str, str, list[str], dict[str, str]]]:
     """(context, mailbox, [pin, name, email, pager], options) for every box in voicemail.conf."""
     conf = ctx.loaded("voicemail.conf")
     boxes = []
@@ -90,7 +90,7 @@ def _mailbox_fields(
 @action("VoicemailUsersList")
 def voicemail_users_list(ctx: SimContext, session: Session, request: Message) -> Reply:
     items = [
-        event(request, "VoicemailUserEntry", _mailbox_fields(ctx, *box)) for box in _mailboxes(ctx)
+        event(request, "VoicemailUserEntry", _mailbox_fields(ctx, *box)) for box in mailboxes(ctx)
     ]
     return list_reply(
         request, "Voicemail user list will follow", items, "VoicemailUserEntryComplete"
@@ -100,7 +100,7 @@ def voicemail_users_list(ctx: SimContext, session: Session, request: Message) ->
 @action("VoicemailUserStatus")
 def voicemail_user_status(ctx: SimContext, session: Session, request: Message) -> Reply:
     context, mailbox = get(request, "Context") or "default", get(request, "Mailbox") or ""
-    for box in _mailboxes(ctx):
+    for box in mailboxes(ctx):
         if box[0] == context and box[1] == mailbox:
             item = event(request, "VoicemailUserDetail", _mailbox_fields(ctx, *box))
             return list_reply(
@@ -112,12 +112,12 @@ def voicemail_user_status(ctx: SimContext, session: Session, request: Message) -
 # -- queues ---------------------------------------------------------------------------------
 
 
-def _queues(ctx: SimContext) -> list[Category]:
+def queues(ctx: SimContext) -> list[Category]:
     conf = ctx.loaded("queues.conf")
     return [c for c in conf.categories if c.name != "general" and not c.is_template]
 
 
-def _members(conf: ConfFile, queue: Category) -> list[list[str]]:
+def queue_members(conf: ConfFile, queue: Category) -> list[list[str]]:
     """Static members, in the order app_queue reports them (the reverse of the file's)."""
     members = []
     for key, value in conf.expanded(queue):
@@ -135,7 +135,7 @@ def _members(conf: ConfFile, queue: Category) -> list[list[str]]:
     return list(reversed(members))
 
 
-def _member_available(ctx: SimContext, state_interface: str) -> bool:
+def member_available(ctx: SimContext, state_interface: str) -> bool:
     tech, _, name = state_interface.partition("/")
     return tech.upper() == "PJSIP" and _endpoint_online(ctx, name)
 
@@ -149,10 +149,10 @@ def _wanted(request: Message, queue: Category) -> bool:
 def queue_summary(ctx: SimContext, session: Session, request: Message) -> Reply:
     conf = ctx.loaded("queues.conf")
     items = []
-    for queue in _queues(ctx):
+    for queue in queues(ctx):
         if not _wanted(request, queue):
             continue
-        up = sum(_member_available(ctx, m[3]) for m in _members(conf, queue))
+        up = sum(member_available(ctx, m[3]) for m in queue_members(conf, queue))
         fields = [
             ("Queue", queue.name),
             ("LoggedIn", str(up)),
@@ -171,7 +171,7 @@ def queue_status(ctx: SimContext, session: Session, request: Message) -> Reply:
     conf = ctx.loaded("queues.conf")
     login_time = str(int(ctx.live.started_at))
     items = []
-    for queue in _queues(ctx):
+    for queue in queues(ctx):
         if not _wanted(request, queue):
             continue
         params = [
@@ -189,7 +189,7 @@ def queue_status(ctx: SimContext, session: Session, request: Message) -> Reply:
             ("Weight", conf.value(queue, "weight", "0") or "0"),
         ]
         items.append(event(request, "QueueParams", params, action_id_last=True))
-        for interface, penalty, name, state_interface in _members(conf, queue):
+        for interface, penalty, name, state_interface in queue_members(conf, queue):
             member = [
                 ("Queue", queue.name),
                 ("Name", name),
@@ -202,7 +202,7 @@ def queue_status(ctx: SimContext, session: Session, request: Message) -> Reply:
                 ("LastPause", "0"),
                 ("LoginTime", login_time),
                 ("InCall", "0"),
-                ("Status", "1" if _member_available(ctx, state_interface) else "5"),
+                ("Status", "1" if member_available(ctx, state_interface) else "5"),
                 ("Paused", "0"),
                 ("PausedReason", ""),
                 ("Wrapuptime", "0"),
@@ -315,12 +315,12 @@ def device_state_list(ctx: SimContext, session: Session, request: Message) -> Re
     for endpoint in conf.objects("endpoint"):
         online = device_state(ctx, conf, endpoint) == "Not in use"
         states.append((f"PJSIP/{endpoint.name}", "NOT_INUSE" if online else "UNAVAILABLE"))
-    for context, mailbox, _, _ in _mailboxes(ctx):
+    for context, mailbox, _, _ in mailboxes(ctx):
         states.append((f"MWI:{mailbox}@{context}", "NOT_INUSE"))
-    queues = ctx.loaded("queues.conf")
-    for queue in _queues(ctx):
+    queue_conf = ctx.loaded("queues.conf")
+    for queue in queues(ctx):
         states.append((f"Queue:{queue.name}_avail", "NOT_INUSE"))
-        for interface, *_ in _members(queues, queue):
+        for interface, *_ in queue_members(queue_conf, queue):
             states.append((f"Queue:{queue.name}_pause_{interface}", "NOT_INUSE"))
     items = [event(request, "DeviceStateChange", [("Device", d), ("State", s)]) for d, s in states]
     return list_reply(request, "Device State Changes will follow", items, "DeviceStateListComplete")
