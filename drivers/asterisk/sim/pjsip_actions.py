@@ -18,6 +18,14 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def endpoint_of_aor(conf: ConfFile, aor: str) -> str:
+    """The name of the endpoint that uses `aor` ("" when none does)."""
+    for endpoint in conf.objects("endpoint"):
+        if aor in _split(conf.value(endpoint, "aors")):
+            return endpoint.name
+    return ""
+
+
 def endpoint_contacts(ctx: SimContext, conf: ConfFile, endpoint: Category) -> list[str]:
     """`aor/uri` for every contact of the endpoint's AORs: registered ones, then static."""
     contacts: list[str] = []
@@ -76,10 +84,7 @@ def _contact_fields(ctx: SimContext, conf: ConfFile, contact: Contact) -> list[t
     aor = conf.find(contact.aor, "aor")
     qualify_frequency = (conf.value(aor, "qualify_frequency") if aor else None) or "0"
     qualify_timeout = float((conf.value(aor, "qualify_timeout") if aor else None) or "3")
-    endpoint = next(
-        (e.name for e in conf.objects("endpoint") if contact.aor in _split(conf.value(e, "aors"))),
-        "",
-    )
+    endpoint = endpoint_of_aor(conf, contact.aor)
     addr, port = contact.via
     rtt = str(contact.rtt_usec) if contact.status in ("Reachable",) else "N/A"
     return [

@@ -144,6 +144,22 @@ def endpoint_fields(ctx: SimContext, conf: ConfFile, endpoint: Category) -> list
     return render("endpoint", conf, endpoint, computed)
 
 
+def _contact_status_tail(
+    endpoint: str, contact_id: str, qualify_frequency: str
+) -> list[tuple[str, str]]:
+    """The fields every ContactStatusDetail ends with, registered or static contact."""
+    return [
+        ("EndpointName", endpoint),
+        ("ID", contact_id),
+        ("AuthenticateQualify", "0"),
+        ("OutboundProxy", ""),
+        ("Path", ""),
+        ("QualifyFrequency", qualify_frequency),
+        ("QualifyTimeout", "3.000"),
+        ("Qualify2xxOnly", "0"),
+    ]
+
+
 def static_contact_fields(
     aor: str, uri: str, qualify_frequency: str, endpoint: str
 ) -> list[tuple[str, str]]:
@@ -154,14 +170,9 @@ def static_contact_fields(
         ("RegExpire", "0"),
         ("Status", "NonQualified" if qualify_frequency == "0" else "Unknown"),
         ("RoundtripUsec", "N/A"),
-        ("EndpointName", endpoint),
-        ("ID", f"{aor}@@{hashlib.md5(uri.encode()).hexdigest()}"),
-        ("AuthenticateQualify", "0"),
-        ("OutboundProxy", ""),
-        ("Path", ""),
-        ("QualifyFrequency", qualify_frequency),
-        ("QualifyTimeout", "3.000"),
-        ("Qualify2xxOnly", "0"),
+        *_contact_status_tail(
+            endpoint, f"{aor}@@{hashlib.md5(uri.encode()).hexdigest()}", qualify_frequency
+        ),
     ]
 
 
@@ -179,14 +190,7 @@ def contact_fields(
         ("CallID", contact.call_id),
         ("Status", contact.status),
         ("RoundtripUsec", rtt),
-        ("EndpointName", endpoint),
-        ("ID", contact.object_name),
-        ("AuthenticateQualify", "0"),
-        ("OutboundProxy", ""),
-        ("Path", ""),
-        ("QualifyFrequency", qualify_frequency),
-        ("QualifyTimeout", "3.000"),
-        ("Qualify2xxOnly", "0"),
+        *_contact_status_tail(endpoint, contact.object_name, qualify_frequency),
     ]
 
 

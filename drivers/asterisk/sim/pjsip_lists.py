@@ -14,6 +14,7 @@ from drivers.asterisk.sim.base import (
     response,
 )
 from drivers.asterisk.sim.conffile import Category, ConfFile
+from drivers.asterisk.sim.pjsip_actions import endpoint_of_aor
 from drivers.asterisk.sim.pjsip_detail import contact_fields, render
 from drivers.asterisk.wire import Message, get
 
@@ -88,14 +89,7 @@ def show_inbound_contact_statuses(ctx: SimContext, session: Session, request: Me
     for contact in sorted(ctx.live.contacts, key=lambda c: c.object_name):
         aor = conf.find(contact.aor, "aor")
         qualify = (conf.value(aor, "qualify_frequency") if aor else None) or "0"
-        endpoint = next(
-            (
-                e.name
-                for e in conf.objects("endpoint")
-                if contact.aor in (conf.value(e, "aors") or "").split(",")
-            ),
-            "",
-        )
+        endpoint = endpoint_of_aor(conf, contact.aor)
         items.append(
             event(request, "ContactStatusDetail", contact_fields(contact, qualify, endpoint))
         )
