@@ -123,6 +123,143 @@ def status(
         click.echo(render.status(result, endpoints=endpoints))
 
 
+socket_option = click.option(
+    "--socket", "socket_path", type=click.Path(path_type=Path), help="Control socket."
+)
+
+
+def _ask(config_path: Path, socket_path: Path | None, command: str, **args: Any) -> Any:
+    """One request to the running daemon; exits 1 with a plain message when it fails."""
+    try:
+        return request(socket_path or _socket_from_config(config_path), command, args, timeout=120)
+    except ControlError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
+@cli.command("count")
+@config_option
+@socket_option
+@click.option("--explain", is_flag=True, help="One line per seat and per object not counted.")
+@json_option
+def count_command(
+    config_path: Path, socket_path: Path | None, explain: bool, as_json: bool
+) -> None:
+    """Count the billable users now and show how.
+
+    \b
+    Example:
+      pbx-agent count --explain
+    """
+    from agent.counting.explain import explain as render_explain
+    from agent.counting.explain import summary
+
+    result = _ask(config_path, socket_path, "count")
+    report = result["report"]
+    if as_json:
+        _print_json(report)
+    elif explain:
+        click.echo(render_explain(report))
+    else:
+        click.echo(summary(report))
+
+
+@cli.command("inventory")
+@config_option
+@socket_option
+@json_option
+def inventory_command(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Show everything the counting rules look at on the PBX.
+
+    \b
+    Example:
+      pbx-agent inventory --json > inventory.json
+    """
+    inventory = _ask(config_path, socket_path, "inventory")
+    if as_json:
+        _print_json(inventory)
+        return
+    rows = []
+    by_aor: dict[str, list[dict[str, Any]]] = {}
+    for contact in inventory["contacts"]:
+        by_aor.setdefault(contact["aor"], []).append(contact)
+    for e in inventory["endpoints"]:
+        contacts = [c for aor in e["aors"] for c in by_aor.get(aor, [])]
+        agents = "; ".join(c["user_agent"][:30] for c in contacts) or "-"
+        cid = e["callerid_number"] or "-"
+        rows.append([e["name"], e["technology"], cid, ",".join(e["aors"]) or "-", agents])
+    click.echo(render.table(["ENDPOINT", "TECH", "CID", "AORS", "DEVICES"], rows))
+    click.echo(
+        f"\n{len(inventory['endpoints'])} endpoints, {len(inventory['contacts'])} registered "
+        f"contacts, {len(inventory['mailboxes'])} mailboxes, {len(inventory['queues'])} queues, "
+        f"{len(inventory['dialplan'])} dialplan objects"
+    )
+    for warning in inventory["warnings"]:
+        click.echo(f"WARNING {warning}")
+
+
+@cli.command("keys")
+@config_option
+@socket_option
+@json_option
+def keys_command(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Show the agent's public key (usage reports are signed with it).
+
+    \b
+    Example:
+      pbx-agent keys
+    """
+    info = _ask(config_path, socket_path, "keys")
+    if as_json:
+        _print_json(info)
+    else:
+        click.echo(f"{info['algorithm']} key {info['key_id']}\npublic key: {info['public_key']}")
+
+
+@cli.group()
+def usage() -> None:
+    """Signed usage reports."""
+
+
+@usage.command("export")
+@config_option
+@socket_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def usage_export(config_path: Path, socket_path: Path | None, file: Path) -> None:
+    """Write the signed usage reports to FILE (one JSON envelope per line).
+
+    \b
+    Example:
+      pbx-agent usage export usage.jsonl
+    """
+    envelopes = _ask(config_path, socket_path, "usage-export")
+    file.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in envelopes))
+    click.echo(f"{len(envelopes)} usage reports written to {file}")
+
+
+@usage.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--public-key", required=True, help="The agent's public key (base64).")
+def usage_verify(file: Path, public_key: str) -> None:
+    """Prove a usage report chain untampered: every signature and every link.
+
+    \b
+    Example:
+      pbx-agent usage verify usage.jsonl --public-key "$(pbx-agent keys --json | jq -r .public_key)"
+    """
+    from agent.usage.chain import ChainError, verify
+    from agent.usage.keys import AgentKeyError, public_from_b64
+
+    try:
+        key = public_from_b64(public_key)
+        envelopes = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        verified = verify(envelopes, key)
+    except (AgentKeyError, ValueError) as exc:
+        _fail(f"{file}: {exc}", EXIT_USAGE)
+    except ChainError as exc:
+        _fail(f"{file}: TAMPERED or broken: {exc}", EXIT_FAILED)
+    click.echo(f"{file}: {verified} usage reports verified, chain intact")
+
+
 @cli.group("config")
 def config_group() -> None:
     """Configuration commands."""

@@ -17,9 +17,12 @@ import structlog
 from agent import __version__
 from agent.config import AgentConfig, ami_settings
 from agent.control import ControlServer
+from agent.counting.history import usage_reports
+from agent.counting.service import CountingService
 from agent.pbx_poller import PbxPoller
 from agent.sdnotify import Notifier
 from agent.state import StateStore
+from agent.usage import keys
 from drivers.base import Driver
 from drivers.registry import driver_class
 
@@ -50,6 +53,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
         store = await StateStore.open(self.cfg.state.dir / "state.db")
+        key = await asyncio.to_thread(keys.load_or_create, self.cfg.state.dir)
         driver = create_driver(self.cfg)
         ami = self.cfg.pbx.ami
         poller = PbxPoller(
@@ -59,11 +63,16 @@ class Daemon:
             cycle_timeout=ami.connect_timeout + 3 * ami.action_timeout,
         )
         self._poller = poller
+        self._key = key
+        self._store = store
+        self._counting = CountingService(driver, store, self.cfg, key)
         control = ControlServer(self.cfg.control.socket, self._handlers())
         tasks: list[asyncio.Task[None]] = []
         try:
             await control.start()
             tasks.append(asyncio.create_task(poller.run(), name="pbx-poller"))
+            if not self.once:
+                tasks.append(asyncio.create_task(self._counting.run(), name="counting"))
             if self._notifier.watchdog_interval:
                 tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
             self._notifier.ready()
@@ -113,7 +122,35 @@ class Daemon:
             await asyncio.sleep(interval)
 
     def _handlers(self) -> dict[str, Any]:
-        return {"status": self._status, "ping": self._ping, "poll-now": self._poll_now}
+        return {
+            "status": self._status,
+            "ping": self._ping,
+            "poll-now": self._poll_now,
+            "count": self._count,
+            "inventory": self._inventory,
+            "keys": self._keys,
+            "usage-export": self._usage_export,
+        }
+
+    async def _count(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        if args.get("cached") and self._counting.last is not None:
+            return self._counting.last
+        return await self._counting.count_now()
+
+    async def _inventory(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._counting.inventory()
+
+    async def _keys(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "algorithm": "Ed25519",
+            "key_id": keys.key_id(self._key),
+            "public_key": keys.public_b64(self._key),
+            "file": str(self.cfg.state.dir / keys.KEY_FILE),
+        }
+
+    async def _usage_export(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        limit = int(args.get("limit", 1000))
+        return await self._store.call(usage_reports, limit)
 
     async def _ping(self, _args: Mapping[str, Any]) -> dict[str, Any]:
         return {"pong": True, "pid": os.getpid()}

@@ -56,7 +56,6 @@ class PbxPoller:
         self._store = store
         self._interval = interval
         self._cycle_timeout = cycle_timeout
-        self._connected = False
         self._failing = False
         self._wake = asyncio.Event()
         self.last: PollResult | None = None
@@ -118,9 +117,7 @@ class PbxPoller:
         return result
 
     async def _collect(self) -> tuple[PbxFacts, tuple[EndpointSummary, ...]]:
-        if not self._connected:
-            await self._driver.connect()
-            self._connected = True
+        await self._driver.connect()  # idempotent: the driver reconnects by itself once up
         facts = await self._driver.facts()
         endpoints: tuple[EndpointSummary, ...] = ()
         if self._driver.supports(Capability.ENDPOINTS):

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from drivers.errors import UnsupportedOperation
-from drivers.models import Capability, EndpointSummary, PbxFacts
+from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts
 
 
 class Driver(ABC):
@@ -38,6 +38,12 @@ class Driver(ABC):
     async def facts(self) -> PbxFacts:
         self.require(Capability.FACTS)
         raise UnsupportedOperation(f"driver {self.name!r} declares facts but does not implement it")
+
+    async def inventory(self) -> Inventory:
+        self.require(Capability.INVENTORY)
+        raise UnsupportedOperation(
+            f"driver {self.name!r} declares inventory but does not implement it"
+        )
 
     async def endpoints(self) -> tuple[EndpointSummary, ...]:
         self.require(Capability.ENDPOINTS)

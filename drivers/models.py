@@ -13,6 +13,7 @@ class Capability(StrEnum):
     FACTS = "facts"
     ENDPOINTS = "endpoints"
     EVENTS = "events"
+    INVENTORY = "inventory"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +59,145 @@ class EndpointSummary:
     aors: tuple[str, ...] = ()
     contacts: tuple[str, ...] = ()
     active_channels: int = 0
+
+
+class DeviceKind(StrEnum):
+    """What kind of device a registered contact is, from its user agent or config."""
+
+    DESK_PHONE = "desk_phone"
+    CORDLESS = "cordless"
+    CONFERENCE = "conference"
+    APP = "app"
+    ATA = "ata"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A device bound to an address of record: registered (dynamic) or configured (static).
+
+    Attributes:
+        aor: the address of record it is bound to.
+        uri: the contact URI.
+        user_agent: the SIP User-Agent it registered with ("" for static contacts).
+        source: "address:port" it registered from, when known.
+        status: the PBX's reachability word, e.g. ``Reachable``, ``Unreachable``.
+        rtt_usec: the last qualify round-trip in microseconds, when measured.
+        static: True for a contact written in the configuration (trunks).
+    """
+
+    aor: str
+    uri: str
+    user_agent: str = ""
+    source: str = ""
+    status: str = ""
+    rtt_usec: int | None = None
+    static: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Aor:
+    name: str
+    max_contacts: int
+    static_contacts: tuple[str, ...] = ()
+    mailboxes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A configured endpoint with what the counting rules need to know about it.
+
+    Attributes:
+        name: the endpoint's name, e.g. ``102-app``.
+        technology: ``PJSIP``, ``SIP`` or ``IAX2``.
+        callerid_name, callerid_number: from its caller ID, when set.
+        context: the dialplan context its calls start in.
+        aors: the addresses of record it uses.
+        mailboxes: voicemail boxes it shows (``102@default``).
+        inbound_auth: it authenticates devices registering to it.
+        outbound_auth: it authenticates to a remote server (a trunk does).
+        identify: it is matched by source address (a trunk does).
+        outbound_registration: the PBX registers it to a provider (a trunk does).
+        pbx_link: the extension the PBX itself associates it with, if the PBX records one.
+    """
+
+    name: str
+    technology: str = "PJSIP"
+    callerid_name: str | None = None
+    callerid_number: str | None = None
+    context: str | None = None
+    aors: tuple[str, ...] = ()
+    mailboxes: tuple[str, ...] = ()
+    inbound_auth: bool = False
+    outbound_auth: bool = False
+    identify: bool = False
+    outbound_registration: bool = False
+    pbx_link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    context: str
+    mailbox: str
+    name: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.mailbox}@{self.context}"
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    name: str
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """A dialplan hint: the devices whose state makes up an extension's state."""
+
+    extension: str
+    context: str
+    devices: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DialplanObject:
+    """A virtual object reachable by dialling: IVR, ring group, queue, conference, paging...
+
+    `kind` is one of: ivr, ring_group, queue, conference, paging, intercom, parking,
+    voicemail, feature.
+    """
+
+    context: str
+    extension: str
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """An outbound registration the PBX makes to a provider (part of a trunk)."""
+
+    name: str
+    endpoint: str | None
+    server_uri: str
+    client_uri: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """Everything on the PBX that the counting rules look at, in a stable order."""
+
+    facts: PbxFacts
+    endpoints: tuple[Endpoint, ...] = ()
+    aors: tuple[Aor, ...] = ()
+    contacts: tuple[Contact, ...] = ()
+    registrations: tuple[Registration, ...] = ()
+    mailboxes: tuple[Mailbox, ...] = ()
+    queues: tuple[Queue, ...] = ()
+    hints: tuple[Hint, ...] = ()
+    dialplan: tuple[DialplanObject, ...] = ()
+    manager_users: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()

@@ -59,6 +59,31 @@ class LoggingConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+DeviceKindName = Literal["desk_phone", "cordless", "conference", "app", "ata", "unknown"]
+
+
+class EndpointOverride(Section):
+    """What a human knows about one endpoint better than the PBX does."""
+
+    kind: DeviceKindName | None = None
+    seat: str | None = Field(None, min_length=1)  # merge into this extension's seat
+    exclude: str | None = Field(None, min_length=3)  # never count it; the reason is reported
+
+
+class CountingConfig(Section):
+    interval: float = Field(3600, ge=60, le=7 * 86400)
+    stale_days: int = Field(30, ge=1, le=3650)
+    app_patterns: tuple[str, ...] = ("{ext}-app", "app{ext}", "{ext}app")
+    endpoints: dict[str, EndpointOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _patterns_name_the_extension(self) -> CountingConfig:
+        for pattern in self.app_patterns:
+            if pattern.count("{ext}") != 1:
+                raise ValueError(f"app pattern {pattern!r} must contain {{ext}} exactly once")
+        return self
+
+
 class AgentConfig(Section):
     site_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     pbx: PbxConfig
@@ -66,6 +91,7 @@ class AgentConfig(Section):
     state: StateConfig = StateConfig()
     control: ControlConfig = ControlConfig()
     logging: LoggingConfig = LoggingConfig()
+    counting: CountingConfig = CountingConfig()
     # The file this was loaded from (set by the loader).
     source: Path = Field(Path("<memory>"), exclude=True)
 

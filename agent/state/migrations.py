@@ -18,4 +18,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX pbx_polls_ts ON pbx_polls (ts);
     """,
+    # 2: user counting: every count, daily peaks, seat history, registration history, and
+    # the hash-chained usage reports.
+    """
+    CREATE TABLE counts (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        billable INTEGER NOT NULL,
+        report_json TEXT NOT NULL
+    );
+    CREATE TABLE daily_peaks (day TEXT PRIMARY KEY, peak INTEGER NOT NULL);
+    CREATE TABLE seats (
+        extension TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        removed_at TEXT
+    );
+    CREATE TABLE registrations_seen (endpoint TEXT PRIMARY KEY, last_registered TEXT NOT NULL);
+    CREATE TABLE usage_reports (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        envelope TEXT NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    """,
 )

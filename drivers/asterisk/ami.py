@@ -152,6 +152,9 @@ class AmiClient:
         return self._protocol is not None and not self._protocol.closed
 
     async def connect(self) -> None:
+        """Open the session; idempotent: once connected, the reconnect loop owns the link."""
+        if self._supervisor is not None and not self._supervisor.done():
+            return
         self._closing = False
         await self._open()
         if self._supervisor is None or self._supervisor.done():

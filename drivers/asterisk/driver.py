@@ -8,15 +8,16 @@ from typing import ClassVar
 
 from drivers.asterisk import parse, wire
 from drivers.asterisk.ami import AmiClient
+from drivers.asterisk.inventory import collect
 from drivers.asterisk.settings import AmiSettings
 from drivers.base import Driver
-from drivers.models import Capability, EndpointSummary, PbxFacts
+from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts
 
 
 class AsteriskDriver(Driver):
     name: ClassVar[str] = "asterisk"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.FACTS, Capability.ENDPOINTS, Capability.EVENTS}
+        {Capability.FACTS, Capability.ENDPOINTS, Capability.EVENTS, Capability.INVENTORY}
     )
 
     def __init__(self, settings: AmiSettings) -> None:
@@ -38,6 +39,10 @@ class AsteriskDriver(Driver):
 
     async def endpoints(self) -> tuple[EndpointSummary, ...]:
         return parse.parse_endpoint_list(await self.ami.list_action("PJSIPShowEndpoints"))
+
+    async def inventory(self) -> Inventory:
+        """Everything the counting rules need, in one round of concurrent AMI actions."""
+        return await collect(self.ami, await self.facts())
 
     def subscribe(self, callback: Callable[[wire.Message], None]) -> None:
         """Receive every unsolicited AMI event (e.g. ContactStatus, FullyBooted, Shutdown)."""

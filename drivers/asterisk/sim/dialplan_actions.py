@@ -9,6 +9,7 @@ from drivers.asterisk.sim.base import Reply, Session, SimContext, action, error,
 from drivers.asterisk.sim.conffile import Category
 from drivers.asterisk.wire import Message, get
 
+_LABEL = re.compile(r"\([^)]*\)$")
 _APP = re.compile(r"^(?P<app>[A-Za-z0-9_]+)\s*(?:\((?P<data>.*)\))?\s*$")
 
 Step = tuple[str, str, str, str | None]  # extension, priority, application, data (None: hint)
@@ -25,7 +26,7 @@ def _steps(context: Category) -> list[Step]:
         else:
             exten, rest = last_exten, value
         priority, _, command = rest.partition(",")
-        priority = priority.strip()
+        priority = _LABEL.sub("", priority.strip())  # "n(open)": a labelled priority
         if priority == "hint":
             steps.append((exten.strip(), "hint", command.strip(), None))
             continue

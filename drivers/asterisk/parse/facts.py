@@ -1,5 +1,4 @@
-"""Pure functions from raw AMI messages (`wire.Message`) to the driver models. No I/O here:
-tests feed them the recorded transcripts directly."""
+"""PbxFacts and the endpoint list: pure functions over raw AMI messages."""
 
 from __future__ import annotations
 

@@ -1,0 +1,56 @@
+"""`pbx-agent count --explain`: one line per seat and per excluded object, then the totals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _devices(seat: Mapping[str, Any]) -> str:
+    if not seat["devices"]:
+        return "no device registered"
+    return ", ".join(
+        f"{d['kind']} {d['user_agent'][:40] or d['uri']} on {d['endpoint']}"
+        for d in seat["devices"]
+    )
+
+
+def _merge(seat: Mapping[str, Any]) -> str:
+    rules = []
+    for member in seat["endpoints"][1:]:
+        also = f" (also {', '.join(member['also'])})" if member["also"] else ""
+        rules.append(f"{member['endpoint']} merged by {member['rule']}{also}")
+    extra = [d for d in seat["devices"] if d["rule"] == "same_aor"]
+    if extra:
+        rules.append(f"{len(extra)} more device(s) on the same AOR")
+    return "; ".join(rules) or "single endpoint"
+
+
+def explain(report: Mapping[str, Any]) -> str:
+    lines = [f"Billable users (seats): {report['billable']}", ""]
+    for seat in report["seats"]:
+        stale = " STALE" if seat["stale"] else ""
+        name = f" {seat['name']!r}" if seat["name"] else ""
+        head = f"SEAT {seat['extension']}{name} [{seat['kind']}]{stale}"
+        lines.append(f"{head}: {_devices(seat)}; {_merge(seat)}")
+    lines.append("")
+    for item in report["excluded"]:
+        lines.append(f"NOT COUNTED {item['kind']} {item['name']}: {item['reason']}")
+    if report["warnings"]:
+        lines.append("")
+        lines += [f"WARNING {w}" for w in report["warnings"]]
+    totals = report["totals"]
+    lines += [
+        "",
+        f"Total: {report['billable']} seats ({totals['devices_registered']} devices registered), "
+        f"{totals['excluded']} objects not counted, {totals['stale']} stale seats, "
+        f"{len(report['warnings'])} warnings",
+    ]
+    return "\n".join(lines)
+
+
+def summary(report: Mapping[str, Any]) -> str:
+    stale = (
+        f", {len(report['stale'])} stale ({', '.join(report['stale'])})" if report["stale"] else ""
+    )
+    return f"{report['billable']} billable users{stale}; {len(report['warnings'])} warnings"

@@ -1,0 +1,66 @@
+"""The count report: what is billed and why, in plain data that renders to text or JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+REPORT_SCHEMA = "pbx-agent/count-report/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device seen on a seat: a registered contact, classified from its user agent."""
+
+    endpoint: str
+    kind: str
+    user_agent: str
+    uri: str
+    source: str
+    status: str
+    rtt_usec: int | None
+    rule: str  # how it joined the seat: "extension", "same_aor", or the endpoint's link rule
+
+
+@dataclass(frozen=True, slots=True)
+class SeatEndpoint:
+    endpoint: str
+    role: str  # "phone" or "app"
+    rule: str  # "extension" for the seat's own endpoint, else the link rule that merged it
+    also: tuple[str, ...] = ()  # weaker rules that point the same way
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    extension: str
+    name: str
+    kind: str
+    endpoints: tuple[SeatEndpoint, ...]
+    devices: tuple[Device, ...]
+    registered: bool
+    last_registered: str | None
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    kind: str  # endpoint, trunk, registration, mailbox, ivr, queue, ring_group, ...
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CountReport:
+    schema: str
+    generated_at: str
+    site_id: str
+    pbx: dict[str, Any]
+    billable: int
+    seats: tuple[Seat, ...]
+    excluded: tuple[Excluded, ...]
+    stale: tuple[str, ...]
+    warnings: tuple[str, ...]
+    totals: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

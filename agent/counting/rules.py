@@ -1,0 +1,356 @@
+"""The seat rules: from an inventory to the billable count, every decision with its reason.
+
+A seat is one extension that can make or receive calls. Endpoints and devices attached to a
+seat merge into it; the link rules, strongest first, are: a mapping in config, a link the PBX
+itself records, a shared AOR, an app naming pattern, the same caller-ID number. The rule that
+merged each endpoint is recorded, with the weaker rules that agree. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from agent.config.schema import CountingConfig
+from agent.counting.model import REPORT_SCHEMA, CountReport, Device, Excluded, Seat, SeatEndpoint
+from drivers.models import Contact, DeviceKind, Endpoint, Inventory
+from drivers.user_agents import classify_user_agent
+
+LINK_RULES = ("config_mapping", "pbx_link", "same_aor", "app_name_pattern", "same_callerid")
+PHYSICAL = {DeviceKind.DESK_PHONE, DeviceKind.CORDLESS, DeviceKind.CONFERENCE, DeviceKind.ATA}
+KIND_ORDER = ("desk_phone", "cordless", "conference", "ata", "app", "unknown")
+OBJECT_REASONS = {
+    "ivr": "greeting menu / phone tree (IVR): not a user",
+    "ring_group": "ring group: rings other extensions, not a user",
+    "queue": "call queue: not a user",
+    "conference": "conference bridge (virtual room): not a user",
+    "paging": "paging group: not a user",
+    "intercom": "intercom code: reaches other extensions, not a user",
+    "parking": "call parking: not a user",
+    "voicemail": "voicemail-only extension: not a user",
+    "feature": "feature code: not a user",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the agent has seen between polls: when each endpoint last had a registered
+    device, and since when it has been watching (stale needs that much history)."""
+
+    observing_since: datetime
+    last_registered: Mapping[str, datetime]
+
+
+def count(
+    inventory: Inventory,
+    config: CountingConfig,
+    history: History,
+    *,
+    site_id: str,
+    now: datetime,
+) -> CountReport:
+    return _Counter(inventory, config, history, now).report(site_id)
+
+
+class _Counter:
+    def __init__(
+        self, inventory: Inventory, config: CountingConfig, history: History, now: datetime
+    ) -> None:
+        self.inv = inventory
+        self.config = config
+        self.history = history
+        self.now = now
+        self.warnings: list[str] = list(inventory.warnings)
+        self.excluded: list[Excluded] = []
+        self.aors = {a.name: a for a in inventory.aors}
+        self.contacts: dict[str, list[Contact]] = defaultdict(list)
+        for contact in sorted(inventory.contacts, key=lambda c: (c.aor, c.uri)):
+            self.contacts[contact.aor].append(contact)
+        self.endpoints = {e.name: e for e in inventory.endpoints}
+
+    # -- classification ------------------------------------------------------------------
+
+    def _override(self, endpoint: Endpoint) -> tuple[str | None, str | None, str | None]:
+        o = self.config.endpoints.get(endpoint.name)
+        return (o.kind, o.seat, o.exclude) if o else (None, None, None)
+
+    def _trunk_evidence(self, endpoint: Endpoint) -> list[str]:
+        evidence = []
+        if endpoint.technology == "IAX2":
+            evidence.append("IAX2 peer (a link to another PBX)")
+        if endpoint.outbound_registration:
+            evidence.append("registers to a provider")
+        if endpoint.identify:
+            evidence.append("matched by source address")
+        if endpoint.outbound_auth and not endpoint.inbound_auth:
+            evidence.append("authenticates outbound only")
+        return evidence
+
+    def _devices(self, endpoint: Endpoint) -> list[Contact]:
+        return [c for aor in endpoint.aors for c in self.contacts.get(aor, [])]
+
+    def _device_kind(self, endpoint: Endpoint, contact: Contact) -> DeviceKind:
+        kind, _, _ = self._override(endpoint)
+        return DeviceKind(kind) if kind else classify_user_agent(contact.user_agent)
+
+    def _cannot_hold_a_device(self, endpoint: Endpoint) -> str | None:
+        if self._devices(endpoint):
+            return None
+        if not endpoint.aors:
+            return "no AOR: no device can register"
+        known = [self.aors[a] for a in endpoint.aors if a in self.aors]
+        if not known:
+            return f"AOR {', '.join(endpoint.aors)} not configured: no device can register"
+        if all(a.max_contacts == 0 and not a.static_contacts for a in known):
+            return "AOR max_contacts=0: cannot register"
+        return None
+
+    # -- linking ---------------------------------------------------------------------------
+
+    def _links(self, endpoint: Endpoint, primaries: set[str]) -> list[tuple[str, str]]:
+        """Every (rule, extension) that attaches `endpoint` to another seat, strongest first."""
+        found: list[tuple[str, str]] = []
+        _, seat, _ = self._override(endpoint)
+        if seat and seat != endpoint.name:
+            found.append(("config_mapping", seat))
+        if endpoint.pbx_link and endpoint.pbx_link in primaries:
+            found.append(("pbx_link", endpoint.pbx_link))
+        for other in sorted(primaries):
+            if other != endpoint.name and set(endpoint.aors) & set(self.endpoints[other].aors):
+                found.append(("same_aor", other))
+        for pattern in self.config.app_patterns:
+            prefix, _, suffix = pattern.partition("{ext}")
+            name = endpoint.name
+            if (
+                name.startswith(prefix)
+                and name.endswith(suffix)
+                and len(name) > len(prefix + suffix)
+            ):
+                ext = name[len(prefix) : len(name) - len(suffix)]
+                if ext in primaries and ext != name:
+                    found.append(("app_name_pattern", ext))
+        number = endpoint.callerid_number
+        if number and number != endpoint.name:
+            owners = sorted(
+                p
+                for p in primaries
+                if p != endpoint.name
+                and (p == number or self.endpoints[p].callerid_number == number)
+            )
+            if owners:
+                found.append(("same_callerid", owners[0]))
+        return found
+
+    def _corroboration(self, endpoint: Endpoint, target: str) -> tuple[str, ...]:
+        """Evidence outside the link rules that agrees: shared mailbox, a hint with both."""
+        also = []
+        target_ep = self.endpoints.get(target)
+        if target_ep and set(endpoint.mailboxes) & set(target_ep.mailboxes):
+            also.append("same_mailbox")
+        devices = {f"{endpoint.technology}/{endpoint.name}".upper()}
+        for hint in self.inv.hints:
+            hinted = {d.upper() for d in hint.devices}
+            if devices <= hinted and f"{endpoint.technology}/{target}".upper() in hinted:
+                also.append("pbx_hint")
+                break
+        return tuple(also)
+
+    # -- the count -------------------------------------------------------------------------
+
+    def report(self, site_id: str) -> CountReport:
+        candidates: list[Endpoint] = []
+        for endpoint in sorted(self.inv.endpoints, key=lambda e: (e.name, e.technology)):
+            _, _, exclude = self._override(endpoint)
+            if exclude:
+                self.excluded.append(
+                    Excluded("endpoint", endpoint.name, f"excluded in config: {exclude}")
+                )
+                continue
+            evidence = self._trunk_evidence(endpoint)
+            if evidence:
+                self.excluded.append(
+                    Excluded("trunk", endpoint.name, "trunk: " + "; ".join(evidence))
+                )
+                phones = [
+                    c
+                    for c in self._devices(endpoint)
+                    if classify_user_agent(c.user_agent) in PHYSICAL
+                ]
+                if phones:
+                    self.warnings.append(
+                        f"trunk {endpoint.name} has a phone registered "
+                        f"({phones[0].user_agent[:60]}): check whether it is really a trunk"
+                    )
+                continue
+            reason = self._cannot_hold_a_device(endpoint)
+            if reason:
+                self.excluded.append(Excluded("endpoint", endpoint.name, reason))
+                continue
+            candidates.append(endpoint)
+
+        # Endpoints with no link of their own are the seats' own extensions (primaries);
+        # everything else links to one of them, or stands alone.
+        everyone = {e.name for e in candidates}
+        linked = {e.name: self._links(e, everyone) for e in candidates}
+        primaries = {name for name, links in linked.items() if not links}
+        seats: dict[str, list[SeatEndpoint]] = {
+            name: [SeatEndpoint(name, "phone", "extension")] for name in primaries
+        }
+        for endpoint in candidates:
+            if endpoint.name in primaries:
+                continue
+            links = self._links(endpoint, primaries)
+            devices = self._devices(endpoint)
+            kinds = {self._device_kind(endpoint, c) for c in devices}
+            if not links:
+                seats[endpoint.name] = [
+                    SeatEndpoint(
+                        endpoint.name, "app" if kinds == {DeviceKind.APP} else "phone", "extension"
+                    )
+                ]
+                continue
+            rule, target = links[0]
+            if kinds & PHYSICAL and rule != "config_mapping":
+                seats[endpoint.name] = [SeatEndpoint(endpoint.name, "phone", "extension")]
+                self.warnings.append(
+                    f"{endpoint.name} links to {target} ({rule}) but has a physical phone: counted "
+                    "as its own seat; map it in config if it is the same person's"
+                )
+                continue
+            also = tuple(r for r, t in links[1:] if t == target) + self._corroboration(
+                endpoint, target
+            )
+            seats[target].append(SeatEndpoint(endpoint.name, "app", rule, also))
+
+        built = [self._seat(members) for _, members in sorted(seats.items())]
+        for seat in built:
+            if seat.kind == "app" and len(seat.endpoints) == 1:
+                self.warnings.append(
+                    f"app endpoint {seat.extension} links to no extension: a person who uses only "
+                    "the app? confirm it, or map it to an extension in config"
+                )
+        self._exclude_objects()
+        stale = tuple(s.extension for s in built if s.stale)
+        totals = {
+            "seats": len(built),
+            "excluded": len(self.excluded),
+            "stale": len(stale),
+            "devices_registered": sum(len(s.devices) for s in built),
+        }
+        for kind in KIND_ORDER:
+            totals[f"seats_{kind}"] = sum(1 for s in built if s.kind == kind)
+        facts = self.inv.facts
+        return CountReport(
+            schema=REPORT_SCHEMA,
+            generated_at=self.now.isoformat(),
+            site_id=site_id,
+            pbx={
+                "vendor": facts.vendor,
+                "version": facts.version,
+                "system_name": facts.system_name,
+            },
+            billable=len(built),
+            seats=tuple(built),
+            excluded=tuple(sorted(self.excluded, key=lambda x: (x.kind, x.name, x.reason))),
+            stale=stale,
+            warnings=tuple(sorted(set(self.warnings))),
+            totals=totals,
+        )
+
+    def _seat(self, members: list[SeatEndpoint]) -> Seat:
+        own = self.endpoints[members[0].endpoint]
+        devices: list[Device] = []
+        for member in members:
+            endpoint = self.endpoints[member.endpoint]
+            for index, contact in enumerate(self._devices(endpoint)):
+                rule = member.rule if index == 0 else "same_aor"
+                devices.append(
+                    Device(
+                        endpoint=endpoint.name,
+                        kind=self._device_kind(endpoint, contact).value,
+                        user_agent=contact.user_agent,
+                        uri=contact.uri,
+                        source=contact.source,
+                        status=contact.status,
+                        rtt_usec=contact.rtt_usec,
+                        rule=rule,
+                    )
+                )
+        override, _, _ = self._override(own)
+        kinds = [d.kind for d in devices if d.endpoint == own.name] or [d.kind for d in devices]
+        kind = override or next((k for k in KIND_ORDER if k in kinds), "unknown")
+        if members[0].role == "app":
+            kind = "app"
+        last = max(
+            (
+                self.history.last_registered[m.endpoint]
+                for m in members
+                if m.endpoint in self.history.last_registered
+            ),
+            default=None,
+        )
+        registered = bool(devices)
+        horizon = self.now - timedelta(days=self.config.stale_days)
+        stale = not registered and (last or self.history.observing_since) <= horizon
+        return Seat(
+            extension=own.name,
+            name=own.callerid_name or "",
+            kind=kind,
+            endpoints=tuple(members),
+            devices=tuple(sorted(devices, key=lambda d: (d.endpoint, d.uri))),
+            registered=registered,
+            last_registered=last.isoformat() if last else None,
+            stale=stale,
+        )
+
+    def _exclude_objects(self) -> None:
+        inv = self.inv
+        shown = {box for e in inv.endpoints for box in e.mailboxes}
+        for box in inv.mailboxes:
+            owner = "" if box.address in shown else ", no phone"
+            self.excluded.append(
+                Excluded(
+                    "mailbox",
+                    box.address,
+                    f"voicemail box ({box.name or 'unnamed'}{owner}): not a user",
+                )
+            )
+        for reg in inv.registrations:
+            self.excluded.append(
+                Excluded(
+                    "registration",
+                    reg.name,
+                    f"trunk registration to {reg.server_uri} ({reg.status})",
+                )
+            )
+        for queue in inv.queues:
+            self.excluded.append(Excluded("queue", queue.name, OBJECT_REASONS["queue"]))
+        for obj in inv.dialplan:
+            name = f"{obj.extension}@{obj.context}"
+            detail = f" ({obj.detail})" if obj.detail else ""
+            self.excluded.append(
+                Excluded(obj.kind, name, OBJECT_REASONS.get(obj.kind, "not a user") + detail)
+            )
+        slots = sorted(
+            (h for h in inv.hints if any(d.lower().startswith("park:") for d in h.devices)),
+            key=lambda h: (
+                h.context,
+                int(h.extension) if h.extension.isdigit() else 0,
+                h.extension,
+            ),
+        )
+        if slots:
+            span = (
+                f"{slots[0].extension}-{slots[-1].extension}"
+                if len(slots) > 1
+                else slots[0].extension
+            )
+            self.excluded.append(
+                Excluded("parking", f"{span}@{slots[0].context}", OBJECT_REASONS["parking"])
+            )
+        for user in inv.manager_users:
+            self.excluded.append(
+                Excluded("manager_account", user, "manager/API account: not a user")
+            )

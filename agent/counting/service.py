@@ -1,0 +1,108 @@
+"""Scheduled counting in the daemon: inventory through the driver, the seat rules, history
+in the state store, and a signed usage report chained to the previous one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.config.schema import AgentConfig
+from agent.counting import history
+from agent.counting.rules import count
+from agent.state import StateStore
+from agent.usage.chain import GENESIS, USAGE_SCHEMA, digest, sign
+from drivers.base import Driver
+from drivers.errors import DriverError
+
+log = structlog.get_logger(__name__)
+
+
+class CountingService:
+    """Counts every `counting.interval` seconds and on demand; one count at a time."""
+
+    def __init__(
+        self, driver: Driver, store: StateStore, cfg: AgentConfig, key: Ed25519PrivateKey
+    ) -> None:
+        self._driver = driver
+        self._store = store
+        self._cfg = cfg
+        self._key = key
+        self._lock = asyncio.Lock()
+        self._failing = False
+        self.last: dict[str, Any] | None = None
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(DriverError):
+                await self.count_now()
+            await asyncio.sleep(self._cfg.counting.interval)
+
+    async def inventory(self) -> dict[str, Any]:
+        await self._driver.connect()
+        return asdict(await self._driver.inventory())
+
+    async def count_now(self) -> dict[str, Any]:
+        """Count, store, sign; return the report with the usage envelope."""
+        async with self._lock:
+            try:
+                await self._driver.connect()
+                inventory = await self._driver.inventory()
+            except DriverError as exc:
+                if not self._failing:
+                    log.warning("user count failed", error=str(exc))
+                    self._failing = True
+                raise
+            if self._failing:
+                log.info("user count recovered")
+                self._failing = False
+            now = datetime.now(UTC)
+            seen = await self._store.call(history.load_history, now)
+            report = count(inventory, self._cfg.counting, seen, site_id=self._cfg.site_id, now=now)
+            changes = await self._store.call(history.record_count, report, now)
+            envelope = await self._sign(report.to_json(), changes, now)
+            log.info(
+                "users counted",
+                billable=report.billable,
+                added=changes["added"],
+                removed=changes["removed"],
+                warnings=len(report.warnings),
+            )
+            self.last = {"report": report.to_json(), "usage": envelope}
+            return self.last
+
+    async def _sign(
+        self, report: dict[str, Any], changes: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        seq, previous = await self._store.call(history.last_usage)
+        payload = {
+            "schema": USAGE_SCHEMA,
+            "id": str(uuid.uuid4()),
+            "site_id": self._cfg.site_id,
+            "ts": now.isoformat(),
+            "seq": seq + 1,
+            "prev_sha256": GENESIS if previous is None else digest(previous),
+            "billable": report["billable"],
+            "daily_peak": changes["daily_peak"],
+            "added": changes["added"],
+            "removed": changes["removed"],
+            "seats": [
+                {
+                    "extension": s["extension"],
+                    "kind": s["kind"],
+                    "first_seen": changes["first_seen"].get(s["extension"]),
+                }
+                for s in report["seats"]
+            ],
+        }
+        envelope = sign(payload, self._key)
+        await self._store.call(
+            history.append_usage, seq + 1, now.isoformat(), envelope, digest(envelope)
+        )
+        return envelope

@@ -1,0 +1,1 @@
+"""Signed, hash-chained usage reports: what the reseller bills from, tamper-evident."""

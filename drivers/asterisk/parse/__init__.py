@@ -1,0 +1,41 @@
+"""Pure parsers: raw AMI messages (`wire.Message`) -> driver models. No I/O: tests feed them
+the recorded transcripts directly."""
+
+from drivers.asterisk.parse.config import (
+    Section,
+    parse_aors,
+    parse_callerid,
+    parse_endpoints,
+    parse_get_config,
+)
+from drivers.asterisk.parse.facts import parse_endpoint_list, parse_facts
+from drivers.asterisk.parse.lists import (
+    parse_contacts,
+    parse_dialplan,
+    parse_hints,
+    parse_iax_peers,
+    parse_mailboxes,
+    parse_manager_users,
+    parse_queues,
+    parse_registrations,
+    parse_sip_peers,
+)
+
+__all__ = [
+    "Section",
+    "parse_aors",
+    "parse_callerid",
+    "parse_contacts",
+    "parse_dialplan",
+    "parse_endpoint_list",
+    "parse_endpoints",
+    "parse_facts",
+    "parse_get_config",
+    "parse_hints",
+    "parse_iax_peers",
+    "parse_mailboxes",
+    "parse_manager_users",
+    "parse_queues",
+    "parse_registrations",
+    "parse_sip_peers",
+]
