@@ -99,6 +99,7 @@ class _Counter:
         if self._devices(endpoint):
             return None
         if not endpoint.aors:
+            self.warnings.append(f"endpoint {endpoint.name} has no AOR: check its configuration")
             return "no AOR: no device can register"
         known = [self.aors[a] for a in endpoint.aors if a in self.aors]
         if not known:

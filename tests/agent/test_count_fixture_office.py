@@ -149,3 +149,19 @@ async def test_config_overrides(inventory: Inventory) -> None:
     assert ("endpoint", "109", "excluded in config: lobby phone is the landlord's") in {
         (x.kind, x.name, x.reason) for x in report.excluded
     }
+
+
+async def test_report_matches_its_published_json_schema(inventory: Inventory) -> None:
+    from importlib import resources
+
+    import jsonschema
+
+    schema = json.loads(
+        resources.files("agent").joinpath("schemas/count-report.schema.json").read_text()
+    )
+    jsonschema.Draft202012Validator.check_schema(schema)
+    report = json.loads(json.dumps(run(inventory).to_json()))
+    jsonschema.validate(report, schema)
+    report["seats"][0]["kind"] = "robot"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(report, schema)
