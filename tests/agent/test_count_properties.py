@@ -119,9 +119,7 @@ def test_an_app_for_an_existing_extension_never_changes_the_count(
     names = {e.name for e in inventory.endpoints}
     style = data.draw(
         st.sampled_from(
-            [
-                s for s in ("suffix", "prefix", "numeric") if app(ext, s, None)[0].name not in names
-            ]  # fmt: skip
+            [s for s in ("suffix", "prefix", "numeric") if app(ext, s, None)[0].name not in names]
             or ["suffix"]
         )
     )
