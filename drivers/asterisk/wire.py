@@ -69,18 +69,22 @@ class Splitter:
     def __init__(self, max_message: int = 4 * 1024 * 1024) -> None:
         self._buffer = bytearray()
         self._max = max_message
+        self._scanned = 0  # bytes already searched for END: a long message is scanned once
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         self._buffer += data
         while True:
-            end = self._buffer.find(END)
+            end = self._buffer.find(END, max(0, self._scanned - len(END) + 1))
             if end < 0:
+                self._scanned = len(self._buffer)
                 if len(self._buffer) > self._max:
                     self._buffer.clear()
+                    self._scanned = 0
                     raise FramingError(f"AMI message longer than {self._max} bytes")
                 return
             block = bytes(self._buffer[:end])
             del self._buffer[: end + len(END)]
+            self._scanned = 0
             yield block
 
     @property

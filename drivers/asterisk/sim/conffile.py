@@ -29,31 +29,51 @@ class Category:
         return default
 
 
-@dataclass
+@dataclass(eq=False)
 class ConfFile:
+    """A parsed file. Treat it as read-only: lookups are indexed on first use (offices of
+    10,000 extensions are served), and an edit is a new parse of the rewritten file."""
+
     filename: str
     categories: list[Category] = field(default_factory=list)
+    _by_name: dict[str, list[Category]] | None = field(default=None, repr=False)
+    _expanded: dict[int, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    _objects: dict[str, list[Category]] = field(default_factory=dict, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConfFile):
+            return NotImplemented
+        return (self.filename, self.categories) == (other.filename, other.categories)
+
+    def _named(self, name: str) -> list[Category]:
+        if self._by_name is None:
+            self._by_name = {}
+            for category in self.categories:
+                self._by_name.setdefault(category.name, []).append(category)
+        return self._by_name.get(name, [])
 
     def sections(self, name: str) -> list[Category]:
-        return [c for c in self.categories if c.name == name and not c.is_template]
+        return [c for c in self._named(name) if not c.is_template]
 
     def template(self, name: str) -> Category | None:
-        for category in self.categories:
-            if category.name == name and category.is_template:
+        named = self._named(name)
+        for category in named:
+            if category.is_template:
                 return category
-        for category in self.categories:  # a normal section can also serve as a template
-            if category.name == name:
-                return category
-        return None
+        return named[0] if named else None  # a normal section can also serve as a template
 
     def expanded(self, category: Category) -> list[tuple[str, str]]:
         """Inherited options (recursively, in template order) first, then the section's own."""
+        cached = self._expanded.get(id(category))
+        if cached is not None:
+            return cached
         options: list[tuple[str, str]] = []
         for name in category.templates:
             parent = self.template(name)
             if parent is not None and parent is not category:
                 options.extend(self.expanded(parent))
         options.extend(category.options)
+        self._expanded[id(category)] = options
         return options
 
     def value(self, category: Category, key: str, default: str | None = None) -> str | None:
@@ -66,7 +86,11 @@ class ConfFile:
 
     def objects(self, type_: str) -> list[Category]:
         """Non-template sections whose effective `type` is `type_` (pjsip.conf style)."""
-        return [c for c in self.categories if not c.is_template and self.value(c, "type") == type_]
+        if type_ not in self._objects:
+            self._objects[type_] = [
+                c for c in self.categories if not c.is_template and self.value(c, "type") == type_
+            ]
+        return self._objects[type_]
 
     def find(self, name: str, type_: str) -> Category | None:
         for category in self.sections(name):

@@ -54,6 +54,8 @@ class LiveState:
     booting: bool = False
     _settled: dict[str, tuple[str, int]] = field(default_factory=dict)
     _settled_registrations: dict[str, str] = field(default_factory=dict)
+    _index: dict[str, list[Contact]] = field(default_factory=dict, repr=False)
+    _index_key: tuple[int, int] = (0, -1)
 
     def boot(self) -> None:
         """A restart: clocks from now; registered contacts restored from the internal
@@ -113,7 +115,13 @@ class LiveState:
         return cls(contacts=contacts, registrations=registrations)
 
     def contacts_of(self, aor: str) -> list[Contact]:
-        return [c for c in self.contacts if c.aor == aor]
+        key = (id(self.contacts), len(self.contacts))
+        if self._index_key != key:  # rebuilt when contacts are added or removed
+            self._index = {}
+            for contact in self.contacts:
+                self._index.setdefault(contact.aor, []).append(contact)
+            self._index_key = key
+        return list(self._index.get(aor, ()))
 
     @property
     def uptime(self) -> int:

@@ -18,12 +18,13 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-def endpoint_of_aor(conf: ConfFile, aor: str) -> str:
-    """The name of the endpoint that uses `aor` ("" when none does)."""
+def aor_owners(conf: ConfFile) -> dict[str, str]:
+    """AOR name -> the endpoint that uses it (the first one, as Asterisk reports)."""
+    owners: dict[str, str] = {}
     for endpoint in conf.objects("endpoint"):
-        if aor in _split(conf.value(endpoint, "aors")):
-            return endpoint.name
-    return ""
+        for aor in _split(conf.value(endpoint, "aors")):
+            owners.setdefault(aor, endpoint.name)
+    return owners
 
 
 def endpoint_contacts(ctx: SimContext, conf: ConfFile, endpoint: Category) -> list[str]:
@@ -80,11 +81,13 @@ def show_endpoints(ctx: SimContext, session: Session, request: Message) -> Reply
     )
 
 
-def _contact_fields(ctx: SimContext, conf: ConfFile, contact: Contact) -> list[tuple[str, str]]:
+def _contact_fields(
+    ctx: SimContext, conf: ConfFile, contact: Contact, owners: dict[str, str]
+) -> list[tuple[str, str]]:
     aor = conf.find(contact.aor, "aor")
     qualify_frequency = (conf.value(aor, "qualify_frequency") if aor else None) or "0"
     qualify_timeout = float((conf.value(aor, "qualify_timeout") if aor else None) or "3")
-    endpoint = endpoint_of_aor(conf, contact.aor)
+    endpoint = owners.get(contact.aor, "")
     addr, port = contact.via
     rtt = str(contact.rtt_usec) if contact.status in ("Reachable",) else "N/A"
     return [
@@ -114,7 +117,8 @@ def _contact_fields(ctx: SimContext, conf: ConfFile, contact: Contact) -> list[t
 def show_contacts(ctx: SimContext, session: Session, request: Message) -> Reply:
     conf = _pjsip(ctx)
     contacts = sorted(ctx.live.contacts, key=lambda c: c.object_name)
-    items = [event(request, "ContactList", _contact_fields(ctx, conf, c)) for c in contacts]
+    owners = aor_owners(conf)
+    items = [event(request, "ContactList", _contact_fields(ctx, conf, c, owners)) for c in contacts]
     return list_reply(
         request,
         "A listing of Contacts follows, presented as ContactList events",

@@ -14,7 +14,7 @@ from drivers.asterisk.sim.base import (
     response,
 )
 from drivers.asterisk.sim.conffile import Category, ConfFile
-from drivers.asterisk.sim.pjsip_actions import endpoint_of_aor
+from drivers.asterisk.sim.pjsip_actions import aor_owners
 from drivers.asterisk.sim.pjsip_detail import contact_fields, render
 from drivers.asterisk.wire import Message, get
 
@@ -85,11 +85,12 @@ def show_registrations_inbound(ctx: SimContext, session: Session, request: Messa
 @action("PJSIPShowRegistrationInboundContactStatuses")
 def show_inbound_contact_statuses(ctx: SimContext, session: Session, request: Message) -> Reply:
     conf = ctx.loaded("pjsip.conf")
+    owners = aor_owners(conf)
     items = []
     for contact in sorted(ctx.live.contacts, key=lambda c: c.object_name):
         aor = conf.find(contact.aor, "aor")
         qualify = (conf.value(aor, "qualify_frequency") if aor else None) or "0"
-        endpoint = endpoint_of_aor(conf, contact.aor)
+        endpoint = owners.get(contact.aor, "")
         items.append(
             event(request, "ContactStatusDetail", contact_fields(contact, qualify, endpoint))
         )
