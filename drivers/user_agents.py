@@ -7,7 +7,7 @@ User-Agent. More specific models come before a vendor's catch-all.
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 from drivers.models import DeviceKind
 
@@ -71,6 +71,7 @@ def _compiled() -> tuple[tuple[re.Pattern[str], DeviceKind], ...]:
     return tuple((re.compile(pattern, re.IGNORECASE), kind) for pattern, kind in RULES)
 
 
+@lru_cache(maxsize=4096)  # offices have a few dozen distinct user agents, seen many times
 def classify_user_agent(user_agent: str) -> DeviceKind:
     """The device kind a User-Agent names, or `unknown`."""
     text = user_agent[:MAX_USER_AGENT]

@@ -110,6 +110,21 @@ class _Counter:
 
     # -- linking ---------------------------------------------------------------------------
 
+    def _index(self, candidates: list[Endpoint]) -> None:
+        """Lookups the link rules need, so linking stays linear in the size of the office."""
+        self.by_aor: dict[str, list[str]] = defaultdict(list)
+        self.by_number: dict[str, list[str]] = defaultdict(list)
+        for endpoint in candidates:
+            for aor in endpoint.aors:
+                self.by_aor[aor].append(endpoint.name)
+            if endpoint.callerid_number:
+                self.by_number[endpoint.callerid_number].append(endpoint.name)
+        self.hints_by_device: dict[str, list[set[str]]] = defaultdict(list)
+        for hint in self.inv.hints:
+            devices = {d.upper() for d in hint.devices}
+            for device in devices:
+                self.hints_by_device[device].append(devices)
+
     def _links(self, endpoint: Endpoint, primaries: set[str]) -> list[tuple[str, str]]:
         """Every (rule, extension) that attaches `endpoint` to another seat, strongest first."""
         found: list[tuple[str, str]] = []
@@ -118,9 +133,9 @@ class _Counter:
             found.append(("config_mapping", seat))
         if endpoint.pbx_link and endpoint.pbx_link in primaries:
             found.append(("pbx_link", endpoint.pbx_link))
-        for other in sorted(primaries):
-            if other != endpoint.name and set(endpoint.aors) & set(self.endpoints[other].aors):
-                found.append(("same_aor", other))
+        sharing = {n for aor in endpoint.aors for n in self.by_aor.get(aor, ())}
+        for other in sorted((sharing & primaries) - {endpoint.name}):
+            found.append(("same_aor", other))
         for pattern in self.config.app_patterns:
             prefix, _, suffix = pattern.partition("{ext}")
             name = endpoint.name
@@ -134,14 +149,10 @@ class _Counter:
                     found.append(("app_name_pattern", ext))
         number = endpoint.callerid_number
         if number and number != endpoint.name:
-            owners = sorted(
-                p
-                for p in primaries
-                if p != endpoint.name
-                and (p == number or self.endpoints[p].callerid_number == number)
-            )
+            owners = ({number} | set(self.by_number.get(number, ()))) & primaries
+            owners.discard(endpoint.name)
             if owners:
-                found.append(("same_callerid", owners[0]))
+                found.append(("same_callerid", min(owners)))
         return found
 
     def _corroboration(self, endpoint: Endpoint, target: str) -> tuple[str, ...]:
@@ -150,12 +161,10 @@ class _Counter:
         target_ep = self.endpoints.get(target)
         if target_ep and set(endpoint.mailboxes) & set(target_ep.mailboxes):
             also.append("same_mailbox")
-        devices = {f"{endpoint.technology}/{endpoint.name}".upper()}
-        for hint in self.inv.hints:
-            hinted = {d.upper() for d in hint.devices}
-            if devices <= hinted and f"{endpoint.technology}/{target}".upper() in hinted:
-                also.append("pbx_hint")
-                break
+        mine = f"{endpoint.technology}/{endpoint.name}".upper()
+        theirs = f"{endpoint.technology}/{target}".upper()
+        if any(theirs in devices for devices in self.hints_by_device.get(mine, ())):
+            also.append("pbx_hint")
         return tuple(also)
 
     # -- the count -------------------------------------------------------------------------
@@ -193,6 +202,7 @@ class _Counter:
 
         # Endpoints with no link of their own are the seats' own extensions (primaries);
         # everything else links to one of them, or stands alone.
+        self._index(candidates)
         everyone = {e.name for e in candidates}
         linked = {e.name: self._links(e, everyone) for e in candidates}
         primaries = {name for name, links in linked.items() if not links}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,9 +39,18 @@ MAX_MESSAGE = 8 * 1024 * 1024
 EventCallback = Callable[[wire.Message], None]
 
 
+Keep = Callable[[str, str], bool]
+"""A filter on (header, value) applied to each message as it arrives, so a large answer
+never sits in memory whole: what it rejects is dropped at once (framing headers stay)."""
+
+FRAMING = frozenset({"response", "event", "eventlist", "message", "actionid", "listitems"})
+
+
 class _ListAction(_PanoramiskAction):  # type: ignore[misc]
     """A panoramisk action that completes as Asterisk documents it: a list ends with the event
     carrying ``EventList: Complete`` (and our ActionID), whatever that event is called."""
+
+    keep: Keep | None = None
 
     @property
     def completed(self) -> bool:
@@ -50,14 +60,57 @@ class _ListAction(_PanoramiskAction):  # type: ignore[misc]
         return True
 
 
-def _to_pairs(message: Any) -> wire.Message:
+_ACTION_ID = re.compile(r"^ActionID: (.*)$", re.MULTILINE)
+
+
+def _message(text: str, keep: Keep | None) -> Any:
+    """One message for panoramisk's correlation, carrying its fields as ordered pairs.
+
+    panoramisk's own parser builds a case-insensitive dict of every header in pure Python,
+    which dominates the cost of large lists; here its Message holds only the framing headers
+    it needs (Response/Event/EventList/ActionID/Message/ListItems), and the fields travel in
+    `pairs`, already filtered by `keep` (a 30-field event reduced to 3 costs a tenth).
+    Returns None for a block with neither Response nor Event (garbage).
+    """
+    framing: dict[str, Any] = {}
     pairs: wire.Message = []
+    for line in text.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+            if not sep:
+                continue
+        value = value.rstrip("\n")  # fact 3: a value may end with a bare newline
+        lowered = key.lower()
+        if lowered in FRAMING:
+            if key in framing:
+                existing = framing[key]
+                framing[key] = (
+                    [*existing, value] if isinstance(existing, list) else [existing, value]
+                )
+            else:
+                framing[key] = value
+        elif keep is not None and not keep(key, value):
+            continue
+        pairs.append((key, value))
+    if "Response" not in framing and "Event" not in framing:
+        return None
+    message = _PanoramiskMessage(framing)
+    message.pairs = pairs
+    return message
+
+
+def _to_pairs(message: Any) -> wire.Message:
+    pairs = getattr(message, "pairs", None)
+    if isinstance(pairs, list):
+        return pairs
+    result: wire.Message = []
     for key, value in message.items():
         if key == "content" and not value:  # panoramisk stores a body slot as a header
             continue
         values = value if isinstance(value, list) else [value]
-        pairs.extend((key, str(v).rstrip("\n")) for v in values)
-    return pairs
+        result.extend((key, str(v).rstrip("\n")) for v in values)
+    return result
 
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]
@@ -99,7 +152,10 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
             self._fail(DriverConnectionError(str(exc)))
             return
         for block in blocks:
-            message = _PanoramiskMessage.from_line(block.decode("utf-8", "replace").strip())
+            text = block.decode("utf-8", "replace").strip()
+            found = _ACTION_ID.search(text)
+            action = self.responses.get(found.group(1).strip()) if found else None
+            message = _message(text, action.keep if action is not None else None)
             if message is None:
                 log.debug("ignored a block that is not an AMI message", size=len(block))
                 continue
@@ -175,18 +231,20 @@ class AmiClient:
             protocol.transport.close()
         self._protocol = None
 
-    async def action(self, name: str, **headers: str) -> wire.Message:
+    async def action(self, name: str, *, keep: Keep | None = None, **headers: str) -> wire.Message:
         """Send one action and return its response; raises on ``Response: Error``."""
-        result = await self._call({"Action": name, **headers})
+        result = await self._call({"Action": name, **headers}, keep)
         if isinstance(result, list):  # a list answer to a non-list call: keep the response
             result = result[0]
         message = _to_pairs(result)
         _raise_for_error(name, message)
         return message
 
-    async def list_action(self, name: str, **headers: str) -> list[wire.Message]:
+    async def list_action(
+        self, name: str, *, keep: Keep | None = None, **headers: str
+    ) -> list[wire.Message]:
         """Send a list action; return the response followed by every event of the list."""
-        result = await self._call({"Action": name, **headers})
+        result = await self._call({"Action": name, **headers}, keep)
         messages = [_to_pairs(m) for m in (result if isinstance(result, list) else [result])]
         _raise_for_error(name, messages[0])
         return messages
@@ -206,7 +264,7 @@ class AmiClient:
 
     # -- internals ---------------------------------------------------------------------
 
-    async def _call(self, headers: dict[str, str]) -> Any:
+    async def _call(self, headers: dict[str, str], keep: Keep | None = None) -> Any:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             raise DriverConnectionError(
@@ -214,14 +272,24 @@ class AmiClient:
                 + (f" (last error: {self.last_error})" if self.last_error else "")
             )
         try:
-            return await self._send(protocol, headers, limit=self.settings.action_timeout)
+            return await self._send(
+                protocol, headers, limit=self.settings.action_timeout, keep=keep
+            )
         except DriverTimeout:
             # A PBX that stops answering mid-session gets a fresh connection.
             protocol.transport.close()
             raise
 
-    async def _send(self, protocol: _Protocol, headers: dict[str, str], *, limit: float) -> Any:
+    async def _send(
+        self,
+        protocol: _Protocol,
+        headers: dict[str, str],
+        *,
+        limit: float,
+        keep: Keep | None = None,
+    ) -> Any:
         action = _ListAction(headers)
+        action.keep = keep
         future = protocol.send(action, as_list=None)  # None: detect lists from the answer
         try:
             async with asyncio.timeout(limit):

@@ -4,7 +4,6 @@ and never kept where unavoidable (manager.conf: names only)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
@@ -17,43 +16,85 @@ from drivers.user_agents import MAX_USER_AGENT
 PJSIP_TYPES = ("endpoint", "aor", "identify", "registration")
 
 
-async def collect(ami: AmiClient, facts: PbxFacts) -> Inventory:
-    """Ask for everything at once (panoramisk correlates the answers by ActionID)."""
-    warnings: list[str] = []
-    configs = [
-        ami.action("GetConfig", Filename="pjsip.conf", Filter=f"type={kind}")
-        for kind in PJSIP_TYPES
-    ]
-    lists = {
-        name: _optional(ami.list_action(name), name, warnings)
-        for name in (
-            "PJSIPShowContacts",
-            "PJSIPShowRegistrationsOutbound",
-            "VoicemailUsersList",
-            "QueueSummary",
-            "ExtensionStateList",
-            "ShowDialPlan",
-        )
+# What each answer is kept for; everything else is dropped as it arrives (memory stays
+# proportional to what the counting rules use, not to what the PBX sends).
+CONFIG_OPTIONS = frozenset(
+    {
+        "type",
+        "callerid",
+        "context",
+        "aors",
+        "mailboxes",
+        "auth",
+        "outbound_auth",
+        "endpoint",
+        "max_contacts",
+        "contact",
     }
-    manager = _optional(
-        ami.action("GetConfig", Filename="manager.conf"), "GetConfig manager.conf", warnings
-    )
-    iax, sip = _module(ami, "chan_iax2"), _module(ami, "chan_sip")
-    results = await asyncio.gather(*configs, *lists.values(), manager, iax, sip)
-    endpoint_cfg, aor_cfg, identify_cfg, registration_cfg = (
-        parse.parse_get_config(m) for m in results[: len(configs)]
-    )
-    answers: dict[str, Any] = dict(
-        zip(lists, results[len(configs) : len(configs) + len(lists)], strict=True)
-    )
-    manager_answer, iax_loaded, sip_loaded = results[-3:]
+)
+KEEP_FIELDS = {
+    "PJSIPShowContacts": {
+        "objectname",
+        "uri",
+        "useragent",
+        "viaaddr",
+        "viaport",
+        "status",
+        "roundtripusec",
+    },
+    "PJSIPShowRegistrationsOutbound": {
+        "objectname",
+        "endpoint",
+        "serveruri",
+        "clienturi",
+        "status",
+    },
+    "VoicemailUsersList": {"vmcontext", "voicemailbox", "fullname"},
+    "QueueSummary": {"queue"},
+    "ShowDialPlan": {"context", "extension", "priority", "application", "appdata"},
+}
 
-    endpoints = list(parse.parse_endpoints(endpoint_cfg, identify_cfg, registration_cfg))
-    if iax_loaded:
+
+def _config_line(key: str, value: str) -> bool:
+    if key.startswith("Line-"):
+        return value.partition("=")[0] in CONFIG_OPTIONS
+    return key.startswith("Category-")
+
+
+def _fields(names: set[str]) -> Any:
+    return lambda key, value: key.lower() in names
+
+
+async def collect(ami: AmiClient, facts: PbxFacts) -> Inventory:
+    """One action at a time, each answer parsed as soon as it arrives: the PBX answers them
+    one by one anyway, and only one raw answer is ever held."""
+    warnings: list[str] = []
+
+    async def config(filename: str, kind: str | None = None) -> list[parse.Section]:
+        filters = {"Filter": f"type={kind}"} if kind else {}
+        answer = await ami.action("GetConfig", keep=_config_line, Filename=filename, **filters)
+        return parse.parse_get_config(answer)
+
+    async def listed(name: str) -> list[wire.Message]:
+        try:
+            return await ami.list_action(name, keep=_fields(KEEP_FIELDS[name]))
+        except (CommandError, ParseError) as exc:  # e.g. app_voicemail not loaded
+            warnings.append(f"{name}: {exc}")
+            return []
+
+    endpoint_sections = await config("pjsip.conf", "endpoint")
+    identify_sections = await config("pjsip.conf", "identify")
+    registration_sections = await config("pjsip.conf", "registration")
+    endpoints = list(
+        parse.parse_endpoints(endpoint_sections, identify_sections, registration_sections)
+    )
+    del endpoint_sections
+    aors = parse.parse_aors(await config("pjsip.conf", "aor"))
+    if await _module(ami, "chan_iax2"):
         endpoints += parse.parse_iax_peers(await ami.list_action("IAXpeerlist"))
-    if sip_loaded:
+    if await _module(ami, "chan_sip"):
         endpoints += parse.parse_sip_peers(await ami.list_action("SIPpeers"))
-    contacts = parse.parse_contacts(answers["PJSIPShowContacts"] or [], warnings)
+    contacts = parse.parse_contacts(await listed("PJSIPShowContacts"), warnings)
     for contact in contacts:
         if len(contact.user_agent) > MAX_USER_AGENT:
             warnings.append(
@@ -63,19 +104,28 @@ async def collect(ami: AmiClient, facts: PbxFacts) -> Inventory:
     contacts = tuple(
         c if len(c.user_agent) <= MAX_USER_AGENT else _cut_user_agent(c) for c in contacts
     )
+    registrations = parse.parse_registrations(await listed("PJSIPShowRegistrationsOutbound"))
+    mailboxes = parse.parse_mailboxes(await listed("VoicemailUsersList"))
+    queues = parse.parse_queues(await listed("QueueSummary"))
+    plan = await listed("ShowDialPlan")  # its `hint` priorities are the hints
+    hints, dialplan = parse.parse_hints(plan), parse.parse_dialplan(plan)
+    del plan
+    try:
+        manager = parse.parse_manager_users(await config("manager.conf"))
+    except (CommandError, ParseError) as exc:
+        warnings.append(f"GetConfig manager.conf: {exc}")
+        manager = ()
     return Inventory(
         facts=facts,
         endpoints=_unique(endpoints, warnings),
-        aors=parse.parse_aors(aor_cfg),
+        aors=aors,
         contacts=contacts,
-        registrations=parse.parse_registrations(answers["PJSIPShowRegistrationsOutbound"] or []),
-        mailboxes=parse.parse_mailboxes(answers["VoicemailUsersList"] or []),
-        queues=parse.parse_queues(answers["QueueSummary"] or []),
-        hints=parse.parse_hints(answers["ExtensionStateList"] or []),
-        dialplan=parse.parse_dialplan(answers["ShowDialPlan"] or []),
-        manager_users=parse.parse_manager_users(
-            parse.parse_get_config(manager_answer) if manager_answer else []
-        ),
+        registrations=registrations,
+        mailboxes=mailboxes,
+        queues=queues,
+        hints=hints,
+        dialplan=dialplan,
+        manager_users=manager,
         warnings=tuple(warnings),
     )
 
@@ -100,15 +150,6 @@ def _unique(endpoints: list[Endpoint], warnings: list[str]) -> tuple[Endpoint, .
             seen.add(key)
             unique.append(endpoint)
     return tuple(unique)
-
-
-async def _optional(call: Any, what: str, warnings: list[str]) -> Any:
-    """A source the count can do without (e.g. app_voicemail not loaded): warn, go on."""
-    try:
-        return await call
-    except (CommandError, ParseError) as exc:
-        warnings.append(f"{what}: {exc}")
-        return None
 
 
 async def _module(ami: AmiClient, module: str) -> bool:

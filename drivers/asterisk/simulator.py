@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import shutil
 import signal
 import time
@@ -231,6 +232,8 @@ async def serve(
 ) -> None:
     """Serve the office until cancelled or SIGTERM/SIGINT (`pbx-agent simulate asterisk`)."""
     simulator = Simulator(load_office(office_path), host=host, port=port)
+    simulator.ctx.loaded("pjsip.conf")  # parse the office once, up front
+    gc.freeze()  # what is loaded now lives as long as the process: keep it out of GC scans
     await simulator.start()
     if ready is not None:
         ready(simulator.port)

@@ -46,6 +46,9 @@ def decode(block: bytes) -> Message:
 
 def get(message: Message, key: str, default: str | None = None) -> str | None:
     """First value of `key` (case-insensitive, as Asterisk reads headers)."""
+    for k, v in message:
+        if k == key:  # the usual spelling: no lower-casing on the hot path
+            return v
     lowered = key.lower()
     for k, v in message:
         if k.lower() == lowered:

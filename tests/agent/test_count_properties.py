@@ -31,9 +31,13 @@ APPS = ["Zoiper rv2.10.20.2", "Bria iOS release 6.5.4", "Linphone-Desktop/5.0"]
 
 def phone(ext: str, ua: str | None) -> tuple[Endpoint, Aor, list[Contact]]:
     endpoint = Endpoint(
-        name=ext, callerid_name=f"User {ext}", callerid_number=ext, aors=(ext,),
-        mailboxes=(f"{ext}@default",), inbound_auth=True,
-    )  # fmt: skip
+        name=ext,
+        callerid_name=f"User {ext}",
+        callerid_number=ext,
+        aors=(ext,),
+        mailboxes=(f"{ext}@default",),
+        inbound_auth=True,
+    )
     contacts = [Contact(aor=ext, uri=f"sip:{ext}@10.0.0.1:5060", user_agent=ua)] if ua else []
     return endpoint, Aor(ext, 1), contacts
 
@@ -54,10 +58,16 @@ def offices(draw: st.DrawFn) -> Inventory:
     endpoints, aors, contacts = [], [], []
     for ext in exts:
         for part in [phone(ext, draw(st.sampled_from([*DESK, None])))] + (
-            [app(ext, draw(st.sampled_from(["suffix", "prefix", "numeric"])),
-                 draw(st.sampled_from([*APPS, None])))]
-            if draw(st.booleans()) else []
-        ):  # fmt: skip
+            [
+                app(
+                    ext,
+                    draw(st.sampled_from(["suffix", "prefix", "numeric"])),
+                    draw(st.sampled_from([*APPS, None])),
+                )
+            ]
+            if draw(st.booleans())
+            else []
+        ):
             endpoints.append(part[0])
             aors.append(part[1])
             contacts += part[2]
@@ -94,8 +104,13 @@ def test_non_user_objects_never_change_the_count(inventory: Inventory, kind: str
     elif kind == "queue":
         extra = replace(inventory, queues=(*inventory.queues, Queue("support")))
     else:
-        trunk = Endpoint(name="trunk-x", aors=("trunk-x",), outbound_auth=True, identify=True,
-                         outbound_registration=True)  # fmt: skip
+        trunk = Endpoint(
+            name="trunk-x",
+            aors=("trunk-x",),
+            outbound_auth=True,
+            identify=True,
+            outbound_registration=True,
+        )
         extra = replace(
             inventory,
             endpoints=(*inventory.endpoints, trunk),

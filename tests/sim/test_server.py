@@ -51,8 +51,7 @@ class Client:
             return True
 
     async def login(self, user: str = "agent", secret: str = AGENT_SECRET, **extra: str) -> None:
-        await self.send(("Action", "Login"), ("Username", user), ("Secret", secret),
-                        *extra.items())  # fmt: skip
+        await self.send(("Action", "Login"), ("Username", user), ("Secret", secret), *extra.items())
         assert wire.get(await self.read(), "Message") == "Authentication accepted"
 
 
@@ -116,11 +115,15 @@ async def test_manager_reload_with_setvar_takes_the_pbx_down_until_restart(
     await client.read()  # FullyBooted
     for read_classes in ("call,cdr", "call,cdr,agent"):
         await client.send(
-            ("Action", "UpdateConfig"), ("SrcFilename", "manager.conf"),
-            ("DstFilename", "manager.conf"), ("Action-000000", "Update"),
-            ("Cat-000000", "crm"), ("Var-000000", "read"), ("Value-000000", read_classes),
+            ("Action", "UpdateConfig"),
+            ("SrcFilename", "manager.conf"),
+            ("DstFilename", "manager.conf"),
+            ("Action-000000", "Update"),
+            ("Cat-000000", "crm"),
+            ("Var-000000", "read"),
+            ("Value-000000", read_classes),
             ("Reload", "manager"),
-        )  # fmt: skip
+        )
         assert wire.get(await client.read(), "Response") == "Success"
         if not ami_simulator.ctx.crashed:
             assert wire.get(await client.read(), "Event") == "Reload"

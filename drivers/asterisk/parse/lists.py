@@ -102,14 +102,21 @@ def parse_queues(messages: Sequence[wire.Message]) -> tuple[Queue, ...]:
 
 
 def parse_hints(messages: Sequence[wire.Message]) -> tuple[Hint, ...]:
-    hints = [
-        Hint(
-            extension=_need(m, "Exten", "ExtensionStatus"),
-            context=wire.get(m, "Context") or "",
-            devices=tuple(d for d in (wire.get(m, "Hint") or "").split("&") if d),
+    """Hints from ShowDialPlan (the `hint` priorities) or ExtensionStateList events."""
+    hints = []
+    for m in messages:
+        event = wire.get(m, "Event")
+        if event == "ListDialplan" and wire.get(m, "Priority") == "hint":
+            exten, devices = wire.get(m, "Extension"), wire.get(m, "Application") or ""
+        elif event == "ExtensionStatus":
+            exten, devices = wire.get(m, "Exten"), wire.get(m, "Hint") or ""
+        else:
+            continue
+        if exten is None:
+            continue
+        hints.append(
+            Hint(exten, wire.get(m, "Context") or "", tuple(d for d in devices.split("&") if d))
         )
-        for m in events(messages, "ExtensionStatus")
-    ]
     return tuple(sorted(hints, key=lambda h: (h.context, h.extension)))
 
 
@@ -120,7 +127,6 @@ APP_KINDS = {
     "meetme": "conference",
     "page": "paging",
     "park": "parking",
-    "parkedcall": "parking",
     "voicemailmain": "feature",
     "echo": "feature",
     "directory": "feature",
@@ -138,8 +144,10 @@ def parse_dialplan(messages: Sequence[wire.Message]) -> tuple[DialplanObject, ..
         context, exten = wire.get(m, "Context") or "", wire.get(m, "Extension")
         if exten is None or wire.get(m, "Priority") == "hint":
             continue
-        app = (wire.get(m, "Application") or "").strip()
-        steps[(context, exten)].append((app.lower(), wire.get(m, "AppData") or ""))
+        app = (wire.get(m, "Application") or "").strip().lower()
+        if app == "parkedcall":
+            continue  # parking slots: summarised from their hints, one line per lot
+        steps[(context, exten)].append((app, wire.get(m, "AppData") or ""))
     ivr_contexts = {
         context for (context, _), apps in steps.items() if any(a in IVR_APPS for a, _ in apps)
     }

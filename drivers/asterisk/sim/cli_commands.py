@@ -43,8 +43,14 @@ def _contacts(ctx: SimContext, conf: ConfFile, aor: Category) -> list[tuple[str,
     rows = []
     for c in ctx.live.contacts_of(aor.name):
         rtt = f"{c.rtt_usec / 1000:.3f}" if c.status == "Reachable" else "nan"
-        rows.append((f"{aor.name}/{c.uri}", c.object_name.split("@")[-1][:10],
-                     STATUS.get(c.status, "Unknown"), rtt))  # fmt: skip
+        rows.append(
+            (
+                f"{aor.name}/{c.uri}",
+                c.object_name.split("@")[-1][:10],
+                STATUS.get(c.status, "Unknown"),
+                rtt,
+            )
+        )
     for uri in _split(conf.value(aor, "contact")):
         digest = hashlib.md5(uri.encode()).hexdigest()[:10]
         rows.append((f"{aor.name}/{uri}", digest, "NonQual", "nan"))

@@ -113,10 +113,27 @@ def list_commands(ctx: SimContext, session: Session, request: Message) -> Reply:
 
 
 PRIVILEGE_ORDER = (
-    "system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
-    "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
-    "message", "all",
-)  # fmt: skip
+    "system",
+    "call",
+    "log",
+    "verbose",
+    "command",
+    "agent",
+    "user",
+    "config",
+    "dtmf",
+    "reporting",
+    "cdr",
+    "dialplan",
+    "originate",
+    "agi",
+    "cc",
+    "aoc",
+    "test",
+    "security",
+    "message",
+    "all",
+)
 
 
 def _ordered(classes: frozenset[str]) -> list[str]:

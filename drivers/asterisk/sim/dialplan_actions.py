@@ -38,6 +38,30 @@ def _steps(context: Category) -> list[Step]:
     return steps
 
 
+def _parking_contexts(ctx: SimContext) -> list[Category]:
+    """The context res_parking registers: the park extension, one ParkedCall extension per
+    slot, and the slots' hints."""
+    try:
+        lots = ctx.loaded("res_parking.conf").categories
+    except FileNotFoundError:
+        return []
+    contexts = []
+    for lot in lots:
+        first, _, last = (lot.get("parkpos") or "").partition("-")
+        if lot.name == "general" or not (first.isdigit() and last.isdigit()):
+            continue
+        context = lot.get("context") or "parkedcalls"
+        options = []
+        if lot.get("parkext"):
+            options.append(("exten", f"{lot.get('parkext')},1,Park()"))
+        for slot in range(int(first), int(last) + 1):
+            options.append(("exten", f"{slot},1,ParkedCall({lot.name},{slot})"))
+            if (lot.get("parkinghints") or "").lower() in ("yes", "true", "1", "on"):
+                options.append(("exten", f"{slot},hint,park:{slot}@{context}"))
+        contexts.append(Category(context, options=options))
+    return contexts
+
+
 def _order(step: Step) -> tuple[int, str, int]:
     exten, priority, _, _ = step
     return (1 if exten.startswith("_") else 0, exten, -1 if priority == "hint" else int(priority))
@@ -48,7 +72,7 @@ def show_dialplan(ctx: SimContext, session: Session, request: Message) -> Reply:
     wanted = get(request, "Context")
     contexts = [
         c
-        for c in ctx.loaded("extensions.conf").categories
+        for c in [*ctx.loaded("extensions.conf").categories, *_parking_contexts(ctx)]
         if c.name not in ("general", "globals") and (not wanted or c.name == wanted)
     ]
     if not contexts:
@@ -58,8 +82,12 @@ def show_dialplan(ctx: SimContext, session: Session, request: Message) -> Reply:
     for context in contexts:
         for exten, priority, app, data in sorted(_steps(context), key=_order):
             extensions.add((context.name, exten))
-            fields = [("Context", context.name), ("Extension", exten), ("Priority", priority),
-                      ("Application", app)]  # fmt: skip
+            fields = [
+                ("Context", context.name),
+                ("Extension", exten),
+                ("Priority", priority),
+                ("Application", app),
+            ]
             if data is not None:
                 fields.append(("AppData", data))
             fields.append(("Registrar", "pbx_config"))

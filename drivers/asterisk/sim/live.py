@@ -82,8 +82,12 @@ class LiveState:
                 peer = [("ChannelType", "PJSIP"), ("Peer", f"PJSIP/{contact.aor}")]
                 events.append(("PeerStatus", [*peer, ("PeerStatus", "Reachable")]))
             if status in ("Reachable", "Unreachable"):
-                fields = [("URI", contact.uri), ("ContactStatus", status), ("AOR", contact.aor),
-                          ("EndpointName", contact.aor)]  # fmt: skip
+                fields = [
+                    ("URI", contact.uri),
+                    ("ContactStatus", status),
+                    ("AOR", contact.aor),
+                    ("EndpointName", contact.aor),
+                ]
                 fields.append(("RoundtripUsec", str(rtt if status == "Reachable" else 0)))
                 events.append(("ContactStatus", fields))
         self.registrations = dict(self._settled_registrations) or self.registrations

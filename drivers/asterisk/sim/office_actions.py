@@ -284,8 +284,13 @@ def _hint_status(ctx: SimContext, hint: str) -> tuple[str, str]:
 
 def _hint_fields(ctx: SimContext, exten: str, context: str, hint: str) -> list[tuple[str, str]]:
     status, text = _hint_status(ctx, hint)
-    return [("Exten", exten), ("Context", context), ("Hint", hint), ("Status", status),
-            ("StatusText", text)]  # fmt: skip
+    return [
+        ("Exten", exten),
+        ("Context", context),
+        ("Hint", hint),
+        ("Status", status),
+        ("StatusText", text),
+    ]
 
 
 @action("ExtensionStateList")
@@ -303,8 +308,14 @@ def extension_state(ctx: SimContext, session: Session, request: Message) -> Repl
         if hint[:2] == (exten, context):
             fields = [("Message", "Extension Status"), *_hint_fields(ctx, *hint)]
             return Reply([response(request, "Success", fields)])
-    fields = [("Message", "Extension Status"), ("Exten", exten), ("Context", context),
-              ("Hint", ""), ("Status", "-1"), ("StatusText", "Unknown")]  # fmt: skip
+    fields = [
+        ("Message", "Extension Status"),
+        ("Exten", exten),
+        ("Context", context),
+        ("Hint", ""),
+        ("Status", "-1"),
+        ("StatusText", "Unknown"),
+    ]
     return Reply([response(request, "Success", fields)])
 
 
