@@ -132,6 +132,18 @@ class Daemon:
             "usage-export": self._usage_export,
         }
 
+    def _counting_status(self) -> dict[str, Any] | None:
+        last = self._counting.last
+        if last is None:
+            return None
+        report = last["report"]
+        return {
+            "billable": report["billable"],
+            "at": report["generated_at"],
+            "stale": len(report["stale"]),
+            "warnings": len(report["warnings"]),
+        }
+
     async def _count(self, args: Mapping[str, Any]) -> dict[str, Any]:
         if args.get("cached") and self._counting.last is not None:
             return self._counting.last
@@ -188,4 +200,5 @@ class Daemon:
                 "last_poll": poller.last.to_json() if poller.last else None,
                 "last_good_poll": poller.last_good.to_json() if poller.last_good else None,
             },
+            "counting": self._counting_status(),
         }

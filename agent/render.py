@@ -62,6 +62,12 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
         )
     else:
         lines.append(f"Last poll  FAILED at {last['finished_at']}: {last['error']}")
+    counted = result.get("counting")
+    if counted:
+        lines.append(
+            f"Users      {counted['billable']} billable (counted {counted['at']}), "
+            f"{counted['stale']} stale, {counted['warnings']} warnings"
+        )
     if endpoints and good:
         lines.append("")
         lines.append(endpoint_table(good["endpoints"]))
