@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -22,22 +20,9 @@ from agent.state import StateStore
 from agent.usage.chain import GENESIS, USAGE_SCHEMA, digest, sign
 from drivers.base import Driver
 from drivers.errors import DriverError
+from drivers.gc_pause import paused_gc
 
 log = structlog.get_logger(__name__)
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection while a large inventory is parsed and counted: the count
-    allocates hundreds of thousands of small acyclic objects, and the collector's repeated
-    full scans would make a 10,000-extension count grow worse than linearly. Restored after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class CountingService:

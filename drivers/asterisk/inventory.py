@@ -5,12 +5,13 @@ and never kept where unavoidable (manager.conf: names only)."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from drivers.asterisk import parse, wire
 from drivers.asterisk.ami import AmiClient
 from drivers.errors import CommandError, ParseError
-from drivers.models import Endpoint, Inventory, PbxFacts
+from drivers.models import Contact, Endpoint, Inventory, PbxFacts
 from drivers.user_agents import MAX_USER_AGENT
 
 PJSIP_TYPES = ("endpoint", "aor", "identify", "registration")
@@ -130,9 +131,7 @@ async def collect(ami: AmiClient, facts: PbxFacts) -> Inventory:
     )
 
 
-def _cut_user_agent(contact: Any) -> Any:
-    from dataclasses import replace
-
+def _cut_user_agent(contact: Contact) -> Contact:
     return replace(contact, user_agent=contact.user_agent[:MAX_USER_AGENT])
 
 
@@ -159,5 +158,3 @@ async def _module(ami: AmiClient, module: str) -> bool:
         return False
     return True
 
-
-__all__ = ["collect", "wire"]

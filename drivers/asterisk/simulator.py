@@ -33,6 +33,7 @@ from drivers.asterisk.sim.base import Reply, Session, SimContext, error
 from drivers.asterisk.sim.dispatch import dispatch
 from drivers.asterisk.sim.faults import Faults
 from drivers.asterisk.sim.office import Office, load_office
+from drivers.gc_pause import paused_gc
 
 log = structlog.get_logger(__name__)
 
@@ -181,10 +182,13 @@ class Simulator:
         if self.faults.stall:
             return True
         try:
-            reply = dispatch(self.ctx, conn.session, request)
+            with paused_gc():  # a big answer is many small acyclic objects
+                reply = dispatch(self.ctx, conn.session, request)
+                payload = b"".join(wire.encode(m) for m in reply.messages)
         except Exception:  # a simulator bug: say so on the wire, keep the session
             log.exception("simulator handler failed", request=request[:2])
             reply = Reply([error(request, "Simulator internal error (see its log)")])
+            payload = b"".join(wire.encode(m) for m in reply.messages)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if self.faults.latency:
@@ -200,7 +204,7 @@ class Simulator:
                 conn, b"".join(wire.encode(m) for m in messages[: len(messages) // 2])
             )
             return False
-        await self._write(conn, b"".join(wire.encode(m) for m in messages))
+        await self._write(conn, payload)
         for event in reply.broadcast:
             await self.push_event(event)
         if self.ctx.crashed:

@@ -145,7 +145,7 @@ import asyncio, json, resource, sys, time
 from datetime import UTC, datetime
 from agent.config.schema import CountingConfig
 from agent.counting.rules import History, count
-from agent.counting.service import paused_gc
+from drivers.gc_pause import paused_gc
 from drivers.asterisk.driver import AsteriskDriver
 from drivers.asterisk.settings import AmiSettings
 
