@@ -157,4 +157,3 @@ async def _module(ami: AmiClient, module: str) -> bool:
     except CommandError:
         return False
     return True
-

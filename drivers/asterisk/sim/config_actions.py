@@ -51,16 +51,21 @@ def get_config(ctx: SimContext, session: Session, request: Message) -> Reply:
     conf = _read(ctx, request)
     if conf is None:
         return Reply([error(request, "Config file not found")])
-    fields: list[tuple[str, str]] = []
-    for n, category in enumerate(_selected(conf, request)):
-        fields.append((f"Category-{n:06d}", category.name))
-        if category.templates:
-            fields.append((f"Templates-{n:06d}", ",".join(category.templates)))
-        if category.is_template:
-            fields.append((f"IsTemplate-{n:06d}", "1"))
-        for m, (key, value) in enumerate(conf.expanded(category)):
-            fields.append((f"Line-{n:06d}-{m:06d}", f"{key}={value}"))
-    return Reply([response(request, "Success", fields)])
+
+    def build() -> list[tuple[str, str]]:
+        fields: list[tuple[str, str]] = []
+        for n, category in enumerate(_selected(conf, request)):
+            fields.append((f"Category-{n:06d}", category.name))
+            if category.templates:
+                fields.append((f"Templates-{n:06d}", ",".join(category.templates)))
+            if category.is_template:
+                fields.append((f"IsTemplate-{n:06d}", "1"))
+            for m, (key, value) in enumerate(conf.expanded(category)):
+                fields.append((f"Line-{n:06d}-{m:06d}", f"{key}={value}"))
+        return fields
+
+    key = ("GetConfig", get(request, "Category"), get(request, "Filter"))
+    return Reply([response(request, "Success", ctx.memo(key, (conf,), build))])
 
 
 @action("GetConfigJSON")

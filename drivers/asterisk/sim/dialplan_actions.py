@@ -3,6 +3,7 @@ sorts them (literal extensions first, patterns after). Context includes are not 
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from drivers.asterisk.sim.base import Reply, Session, SimContext, action, error, event, list_reply
@@ -77,28 +78,37 @@ def show_dialplan(ctx: SimContext, session: Session, request: Message) -> Reply:
     ]
     if not contexts:
         return Reply([error(request, f"Did not find context {wanted}")])
-    items = []
-    extensions: set[tuple[str, str]] = set()
-    for context in contexts:
-        for exten, priority, app, data in sorted(_steps(context), key=_order):
-            extensions.add((context.name, exten))
-            fields = [
-                ("Context", context.name),
-                ("Extension", exten),
-                ("Priority", priority),
-                ("Application", app),
-            ]
-            if data is not None:
-                fields.append(("AppData", data))
-            fields.append(("Registrar", "pbx_config"))
-            items.append(event(request, "ListDialplan", fields))
+
+    def build() -> tuple[list[list[tuple[str, str]]], int]:
+        rows: list[list[tuple[str, str]]] = []
+        extensions: set[tuple[str, str]] = set()
+        for context in contexts:
+            for exten, priority, app, data in sorted(_steps(context), key=_order):
+                extensions.add((context.name, exten))
+                fields = [
+                    ("Context", context.name),
+                    ("Extension", exten),
+                    ("Priority", priority),
+                    ("Application", app),
+                ]
+                if data is not None:
+                    fields.append(("AppData", data))
+                fields.append(("Registrar", "pbx_config"))
+                rows.append(fields)
+        return rows, len(extensions)
+
+    sources = [ctx.loaded("extensions.conf")]
+    with contextlib.suppress(FileNotFoundError):
+        sources.append(ctx.loaded("res_parking.conf"))
+    rows, extension_count = ctx.memo(("ShowDialPlan", wanted), tuple(sources), build)
+    items = [event(request, "ListDialplan", fields) for fields in rows]
     return list_reply(
         request,
         "DialPlan list will follow",
         items,
         "ShowDialPlanComplete",
         complete_extra=[
-            ("ListExtensions", str(len(extensions))),
+            ("ListExtensions", str(extension_count)),
             ("ListPriorities", str(len(items))),
             ("ListContexts", str(len(contexts))),
         ],

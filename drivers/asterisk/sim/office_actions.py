@@ -89,9 +89,12 @@ def _mailbox_fields(
 
 @action("VoicemailUsersList")
 def voicemail_users_list(ctx: SimContext, session: Session, request: Message) -> Reply:
-    items = [
-        event(request, "VoicemailUserEntry", _mailbox_fields(ctx, *box)) for box in mailboxes(ctx)
-    ]
+    boxes = ctx.memo(
+        ("VoicemailUsersList",),
+        (ctx.loaded("voicemail.conf"),),
+        lambda: [_mailbox_fields(ctx, *box) for box in mailboxes(ctx)],
+    )
+    items = [event(request, "VoicemailUserEntry", fields) for fields in boxes]
     return list_reply(
         request, "Voicemail user list will follow", items, "VoicemailUserEntryComplete"
     )
