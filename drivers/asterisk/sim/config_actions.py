@@ -64,7 +64,7 @@ def get_config(ctx: SimContext, session: Session, request: Message) -> Reply:
                 fields.append((f"Line-{n:06d}-{m:06d}", f"{key}={value}"))
         return fields
 
-    key = ("GetConfig", get(request, "Category"), get(request, "Filter"))
+    key = ("GetConfig", conf.filename, get(request, "Category"), get(request, "Filter"))
     return Reply([response(request, "Success", ctx.memo(key, (conf,), build))])
 
 
