@@ -24,6 +24,3 @@ class Faults:
     garbage: bytes | None = None
     stall: bool = False
     refuse_connections: bool = False
-
-    def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
