@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -62,6 +63,14 @@ def start_daemon(config: Path, env: dict[str, str] | None = None) -> subprocess.
         text=True,
         env={**os.environ, **(env or {})},
     )
+
+
+def stop_daemon(proc: subprocess.Popen[str], timeout: float = 10) -> tuple[int, str, str]:
+    """SIGTERM (if still running), then its exit code and output."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from tests.integration.daemon_harness import (
     agent_command,
     start_daemon,
     status_when,
+    stop_daemon,
     wait_for,
     write_config,
 )
@@ -70,9 +70,8 @@ async def test_count_keys_and_a_verifiable_usage_chain(
         gap = await cli("usage", "verify", str(dropped), "--public-key", keys["public_key"])
         assert gap.returncode == 1 and "prev_sha256" in gap.stderr
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = await asyncio.to_thread(proc.communicate, timeout=15)
-    assert proc.returncode == 0, err
+        code, out, err = await asyncio.to_thread(stop_daemon, proc)
+    assert code == 0, err
     assert "nwT3st" not in out + err
 
 

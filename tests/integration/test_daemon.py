@@ -19,16 +19,10 @@ from tests.integration.daemon_harness import (
     agent_command,
     start_daemon,
     status_when,
+    stop_daemon,
     wait_for,
     write_config,
 )
-
-
-def _stop(proc: subprocess.Popen[str], timeout: float = 10) -> tuple[int, str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -67,7 +61,7 @@ async def test_daemon_serves_status_and_stops_cleanly_on_sigterm(
         assert cli.returncode == 0, cli.stderr
         assert "22.10.1" in cli.stdout and "trunk-backup" in cli.stdout
     finally:
-        code, out, err = await asyncio.to_thread(_stop, proc)
+        code, out, err = await asyncio.to_thread(stop_daemon, proc)
     assert code == 0, err
     assert not sock.exists(), "the control socket is removed on a clean stop"
     events = [line["event"] for line in _json_lines(err)]
@@ -143,7 +137,7 @@ async def test_systemd_notify_ready_watchdog_stopping(
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(collect_until, "STOPPING=1")
     finally:
-        code, _, err = await asyncio.to_thread(_stop, proc)
+        code, _, err = await asyncio.to_thread(stop_daemon, proc)
         listener.close()
     assert code == 0, err
 
@@ -172,7 +166,7 @@ async def test_daemon_keeps_running_through_pbx_faults_and_recovers(
         assert len(result["endpoints"]) == 16
         assert proc.poll() is None, "the daemon is still running"
     finally:
-        code, _, err = await asyncio.to_thread(_stop, proc)
+        code, _, err = await asyncio.to_thread(stop_daemon, proc)
     assert code == 0, err
     messages = [line["event"] for line in _json_lines(err)]
     assert messages.count("PBX poll failed") == 1, "a PBX that stays down is logged once"
