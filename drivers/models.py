@@ -201,3 +201,20 @@ class Inventory:
     dialplan: tuple[DialplanObject, ...] = ()
     manager_users: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BackupFile:
+    """One file a driver offers for a configuration backup.
+
+    Attributes:
+        path: relative POSIX path inside the backup (never absolute, never ``..``).
+        size: bytes, as listed (a file that changes while it is read fails the backup).
+        mode: permission bits.
+        mtime: modification time, seconds since the epoch.
+    """
+
+    path: str
+    size: int
+    mode: int
+    mtime: float

@@ -1,0 +1,1 @@
+"""Configuration backups: a streamed tar, compressed with zstd, encrypted to age recipients."""

@@ -1,0 +1,184 @@
+"""Writing one backup archive, streamed end to end: files -> tar -> zstd -> age -> a temp
+file in the store -> fsync -> rename -> fsync of the directory. Memory stays flat whatever
+the size: nothing is held whole, and the stages overlap (tar+zstd in one thread, age in the
+other, joined by a pipe).
+
+The manifest (`pbx-agent-manifest.json`, each file's path, size, mode and SHA-256) is the
+tar's last member, so the files are read once. The stock tools read the result:
+``age -d -i KEY FILE | zstd -d | tar -x``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyrage
+import zstandard
+
+from agent.errors import BackupError
+from drivers.backup_source import BackupSource
+from drivers.errors import DriverError
+
+MANIFEST = "pbx-agent-manifest.json"
+MANIFEST_SCHEMA = "pbx-agent/backup-manifest/1"
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveResult:
+    path: Path
+    size: int
+    sha256: str  # of the encrypted file, as stored: what `backup verify` checks first
+    files: int
+    manifest: dict[str, Any]
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads a source file for tarfile while hashing it and checking its listed size."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.digest.update(data)
+        self.count += len(data)
+        return len(data)
+
+
+class _HashingWriter:
+    """The encrypted output: written to the temp file, hashed and counted on the way."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self._raw.write(data)
+        self.digest.update(data)
+        self.count += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
+def _tar_into(
+    source: BackupSource, out: BinaryIO, meta: dict[str, Any], manifest_out: dict[str, Any]
+) -> None:
+    """Producer stage: the tar stream, zstd-compressed, written to `out`."""
+    compressor = zstandard.ZstdCompressor(level=3, threads=0)
+    with (
+        compressor.stream_writer(out, closefd=False) as zstd_out,
+        tarfile.open(fileobj=zstd_out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        entries = []
+        for item in source.files():
+            info = tarfile.TarInfo(item.path)
+            info.size, info.mode, info.mtime = item.size, item.mode, int(item.mtime)
+            with source.open(item.path) as raw:
+                reader = _HashingReader(raw)
+                tar.addfile(info, io.BufferedReader(reader, CHUNK))
+            if reader.count != item.size:
+                raise BackupError(f"{item.path} changed while it was read: try again")
+            entries.append(
+                {
+                    "path": item.path,
+                    "size": item.size,
+                    "mode": item.mode,
+                    "sha256": reader.digest.hexdigest(),
+                }
+            )
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "created_at": datetime.now(UTC).isoformat(),
+            **meta,
+            "files": entries,
+        }
+        body = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mode, info.mtime = len(body), 0o600, int(datetime.now(UTC).timestamp())
+        tar.addfile(info, io.BytesIO(body))
+        manifest_out.update(manifest)
+
+
+def write_archive(
+    source: BackupSource,
+    store: Path,
+    name: str,
+    recipients: list[str],
+    meta: dict[str, Any],
+) -> ArchiveResult:
+    """Write `store/name` atomically; on any failure no file by that name exists and the
+    temp file is gone. Blocking: run it in a worker thread."""
+    try:
+        keys = [pyrage.x25519.Recipient.from_str(r) for r in recipients]
+    except Exception as exc:  # pyrage raises its own RecipientError
+        raise BackupError(f"bad age recipient: {exc}") from exc
+    if not keys:
+        raise BackupError("no age recipient configured: a backup must be encrypted to someone")
+    final = store / name
+    temp = store / f".{name}.partial"
+    read_fd, write_fd = os.pipe()
+    manifest: dict[str, Any] = {}
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        with os.fdopen(write_fd, "wb", buffering=CHUNK) as pipe_out:
+            try:
+                _tar_into(source, pipe_out, meta, manifest)
+            except BaseException as exc:  # reported to the consumer side below
+                failure.append(exc)
+
+    producer = threading.Thread(target=produce, name="backup-tar", daemon=True)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as raw_out, os.fdopen(read_fd, "rb", buffering=CHUNK) as pipe_in:
+            out = _HashingWriter(raw_out)
+            producer.start()
+            try:
+                pyrage.encrypt_io(pipe_in, out, keys)
+            except BaseException:
+                pipe_in.close()  # unblocks a producer stuck writing into a full pipe
+                producer.join()
+                raise
+            producer.join()
+            if failure:
+                raise failure[0]
+            raw_out.flush()
+            os.fsync(raw_out.fileno())
+        os.replace(temp, final)
+        _fsync_dir(store)
+    except (OSError, DriverError, BackupError, pyrage.EncryptError) as exc:
+        temp.unlink(missing_ok=True)
+        if isinstance(exc, BackupError):
+            raise
+        raise BackupError(f"backup {name} failed: {exc}") from exc
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return ArchiveResult(final, out.count, out.digest.hexdigest(), len(manifest["files"]), manifest)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,65 @@
+"""Where a configuration backup's files come from: a source lists them and opens them.
+
+`LocalSource` reads a directory on this host (`source = "local"` when the agent runs on the
+PBX); an SFTP source for a remote PBX follows the same protocol.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from drivers.errors import DriverError
+from drivers.models import BackupFile
+
+
+class BackupSource(Protocol):
+    def files(self) -> Iterator[BackupFile]:
+        """Every regular file to back up, in a stable (sorted) order."""
+        ...
+
+    def open(self, path: str) -> BinaryIO:
+        """The file's content as a binary stream, to be read to the end once."""
+        ...
+
+
+class LocalSource:
+    """A directory tree on this host. Symbolic links and special files are skipped: a
+    backup holds configuration, and restoring links is how archives escape their target."""
+
+    def __init__(self, root: Path, excludes: Sequence[str] = ()) -> None:
+        self.root = root
+        self.excludes = tuple(excludes)
+        self.skipped: list[str] = []
+
+    def _excluded(self, relative: str) -> bool:
+        return any(fnmatch.fnmatch(relative, pattern) for pattern in self.excludes)
+
+    def files(self) -> Iterator[BackupFile]:
+        if not self.root.is_dir():
+            raise DriverError(f"backup source {self.root} is not a directory")
+        for directory, subdirs, names in os.walk(self.root):
+            subdirs.sort()
+            for name in sorted(names):
+                full = Path(directory) / name
+                relative = full.relative_to(self.root).as_posix()
+                if self._excluded(relative):
+                    continue
+                info = full.lstat()
+                if not stat.S_ISREG(info.st_mode):
+                    self.skipped.append(relative)
+                    continue
+                yield BackupFile(relative, info.st_size, stat.S_IMODE(info.st_mode), info.st_mtime)
+
+    def open(self, path: str) -> BinaryIO:
+        candidate = (self.root / path).resolve()
+        if not candidate.is_relative_to(self.root.resolve()):
+            raise DriverError(f"backup path {path!r} escapes {self.root}")
+        try:
+            return candidate.open("rb")
+        except OSError as exc:
+            raise DriverError(f"cannot read {candidate}: {exc.strerror}") from exc

@@ -1,0 +1,180 @@
+"""Backup archives: the stock age CLI reads them, restore refuses anything unsafe, and a
+failure leaves neither a partial backup nor plaintext behind."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pyrage
+import pytest
+import zstandard
+
+from agent.backup.archive import MANIFEST, write_archive
+from agent.backup.restore import restore
+from agent.errors import BackupError
+from drivers.backup_source import LocalSource
+from drivers.models import BackupFile
+
+pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the stock age CLI is needed")
+
+
+@pytest.fixture
+def identity() -> pyrage.x25519.Identity:
+    return pyrage.x25519.Identity.generate()
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "etc-asterisk"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "pjsip.conf").write_text("[100]\ntype = endpoint\n")
+    (root / "empty.conf").write_bytes(b"")
+    (root / "sub" / "binary.db").write_bytes(bytes(range(256)) * 4096)
+    (root / "sub" / "deeper" / "großes-Ärger.conf").write_text("unicode name\n")
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    os.chmod(root / "pjsip.conf", 0o640)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_stock_age_and_zstd_and_tar_read_it_back_byte_identical(
+    tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    result = write_archive(
+        LocalSource(tree),
+        store,
+        "b1.tar.zst.age",
+        [str(identity.to_public())],
+        {"driver": "asterisk"},
+    )
+    assert result.files == 5 and result.path.exists()
+    assert not list(store.glob(".*")), "no temp file left"
+    key = tmp_path / "key.txt"
+    key.write_text(str(identity) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    decrypted = subprocess.run(
+        ["age", "-d", "-i", str(key), str(result.path)], capture_output=True, check=True
+    ).stdout
+    tar_bytes = subprocess.run(
+        ["zstd", "-d", "-c"], input=decrypted, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=tar_bytes, check=True)
+    manifest = out / MANIFEST
+    assert manifest.exists()
+    manifest.unlink()
+    assert snapshot(out) == snapshot(tree)
+    assert stat.S_IMODE((out / "pjsip.conf").stat().st_mode) == 0o640
+
+
+def test_restore_verifies_and_reproduces_the_tree(
+    tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    result = write_archive(LocalSource(tree), tmp_path, "b.age", [str(identity.to_public())], {})
+    manifest = restore(result.path, [str(identity)], tmp_path / "restored")
+    assert snapshot(tmp_path / "restored") == snapshot(tree)
+    assert {f["path"] for f in manifest["files"]} == set(snapshot(tree))
+    assert not list(tmp_path.glob(".restore-*")), "no plaintext or staging left"
+
+
+def malicious(
+    tmp_path: Path, identity: pyrage.x25519.Identity, member: tarfile.TarInfo, data: bytes = b""
+) -> Path:
+    raw = io.BytesIO()
+    with (
+        zstandard.ZstdCompressor().stream_writer(raw, closefd=False) as z,
+        tarfile.open(fileobj=z, mode="w|") as tar,
+    ):
+        tar.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    path = tmp_path / "evil.age"
+    path.write_bytes(pyrage.encrypt(raw.getvalue(), [identity.to_public()]))
+    return path
+
+
+def _member(
+    name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "", size: int = 0
+) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, linkname, size
+    return info
+
+
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [
+        (_member("/etc/passwd", size=4), "absolute path"),
+        (_member("../../outside.txt", size=4), "'..'"),
+        (_member("link", tarfile.SYMTYPE, "../../../etc/shadow"), "link"),
+        (_member("hard", tarfile.LNKTYPE, "/etc/shadow"), "link"),
+        (_member("dev", tarfile.CHRTYPE), "device"),
+        (_member("fifo", tarfile.FIFOTYPE), "device"),
+    ],
+)
+def test_restore_refuses_malicious_archives(
+    tmp_path: Path, identity: pyrage.x25519.Identity, member: tarfile.TarInfo, why: str
+) -> None:
+    archive = malicious(tmp_path, identity, member, b"evil" if member.isfile() else b"")
+    area = tmp_path / "area"
+    area.mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(BackupError, match=why):
+        restore(archive, [str(identity)], area / "target")
+    assert not (area / "target").exists()
+    assert list(area.iterdir()) == [], "no plaintext or staging left in the temp area"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing written outside"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_ciphertext_is_refused_with_no_plaintext_left(
+    tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity, damage: str
+) -> None:
+    result = write_archive(LocalSource(tree), tmp_path, "b.age", [str(identity.to_public())], {})
+    data = bytearray(result.path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0x01
+    result.path.write_bytes(bytes(data))
+    area = tmp_path / "area"
+    area.mkdir()
+    with pytest.raises(BackupError, match="cannot decrypt"):
+        restore(result.path, [str(identity)], area / "target")
+    assert list(area.iterdir()) == []
+
+
+class ShrinkingSource(LocalSource):
+    """A file that changes while it is read (a live PBX config being rewritten)."""
+
+    def files(self):  # type: ignore[no-untyped-def]
+        for item in super().files():
+            yield BackupFile(item.path, item.size + 10, item.mode, item.mtime)
+
+
+def test_a_failed_backup_leaves_nothing(
+    tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    with pytest.raises(BackupError):
+        write_archive(ShrinkingSource(tree), store, "b.age", [str(identity.to_public())], {})
+    assert list(store.iterdir()) == []
+    with pytest.raises(BackupError, match="no age recipient"):
+        write_archive(LocalSource(tree), store, "b.age", [], {})
+    with pytest.raises(BackupError, match="bad age recipient"):
+        write_archive(LocalSource(tree), store, "b.age", ["age1notakey"], {})
+    assert list(store.iterdir()) == []
