@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from drivers.asterisk.sim.office import load_office
 from drivers.asterisk.simulator import Simulator
+from tests import sshd as sshd_module
+from tests.sshd import SshServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TRANSCRIPTS = FIXTURES / "asterisk-ami" / "transcripts"
@@ -29,3 +31,15 @@ async def ami_simulator(northwind_office_path: Path) -> AsyncIterator[Simulator]
         yield simulator
     finally:
         await simulator.stop()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SshServer]:
+    """A real OpenSSH server on loopback (skipped with the reason when sshd is missing)."""
+    if not sshd_module.available():
+        pytest.skip("OpenSSH sshd is not installed (scripts/test installs it as root)")
+    server = sshd_module.start(tmp_path / "sshd")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,204 @@
+"""A backup source on a remote host over SFTP (paramiko), with the host key pinned.
+
+paramiko is blocking: use this from a worker thread. Its errors are translated here; an
+unknown or changed host key is refused (never auto-accepted) with the offered fingerprint and
+how to pin it.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import posixpath
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import paramiko
+
+from drivers.errors import DriverAuthError, DriverConnectionError, DriverError, DriverTimeout
+from drivers.models import BackupFile
+
+
+class HostKeyRefused(DriverConnectionError):
+    """The SSH server's host key is not the pinned one (or none is pinned)."""
+
+    def __init__(self, message: str, *, host: str, port: int, key: paramiko.PKey) -> None:
+        self.host, self.port, self.key = host, port, key
+        super().__init__(message)
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint, as `ssh-keygen -lf` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class _Refuse(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+        raise _Unknown(hostname, key)
+
+
+class _Unknown(Exception):
+    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
+        self.hostname, self.key = hostname, key
+
+
+@dataclass
+class SftpSettings:
+    host: str
+    port: int
+    username: str
+    key_file: Path
+    known_hosts: Path
+    root: str = "/etc/asterisk"
+    excludes: Sequence[str] = field(default_factory=tuple)
+    timeout: float = 15.0
+
+
+class SftpSource:
+    """`with SftpSource(settings) as source:` lists and opens files under `settings.root`."""
+
+    def __init__(self, settings: SftpSettings) -> None:
+        self.settings = settings
+        self.skipped: list[str] = []
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def __enter__(self) -> SftpSource:
+        self.connect()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        s = self.settings
+        where = f"{s.username}@{s.host}:{s.port}"
+        client = paramiko.SSHClient()
+        try:
+            client.load_host_keys(str(s.known_hosts))
+        except FileNotFoundError:
+            pass  # nothing pinned yet: every key is unknown, hence refused
+        except (OSError, paramiko.SSHException) as exc:
+            raise DriverError(f"cannot read pinned host keys {s.known_hosts}: {exc}") from exc
+        client.set_missing_host_key_policy(_Refuse())
+        try:
+            pkey = paramiko.PKey.from_path(str(s.key_file))
+            client.connect(
+                s.host,
+                s.port,
+                username=s.username,
+                pkey=pkey,
+                timeout=s.timeout,
+                banner_timeout=s.timeout,
+                auth_timeout=s.timeout,
+                channel_timeout=s.timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+            self._sftp = client.open_sftp()
+            self._sftp.get_channel().settimeout(s.timeout)
+        except _Unknown as exc:
+            client.close()
+            raise HostKeyRefused(
+                f"{where}: host key {exc.key.get_name()} {fingerprint(exc.key)} is not pinned "
+                f"in {s.known_hosts}; check it with the PBX's administrator, then pin it with "
+                "`pbx-agent backup pin-host-key`",
+                host=s.host,
+                port=s.port,
+                key=exc.key,
+            ) from None
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyRefused(
+                f"{where}: HOST KEY CHANGED: offered {exc.key.get_name()} {fingerprint(exc.key)}, "
+                f"pinned {fingerprint(exc.expected_key)}. This can be an attack; if the PBX was "
+                "reinstalled, pin the new key with `pbx-agent backup pin-host-key`",
+                host=s.host,
+                port=s.port,
+                key=exc.key,
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise DriverAuthError(f"{where}: SSH login refused: {exc}") from exc
+        except TimeoutError as exc:
+            client.close()
+            raise DriverTimeout(f"{where}: no SSH answer within {s.timeout:g} s") from exc
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            client.close()
+            raise DriverConnectionError(f"{where}: SSH failed: {exc}") from exc
+        self._client = client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = self._sftp = None
+
+    def _walk(self, directory: str) -> Iterator[tuple[str, paramiko.SFTPAttributes]]:
+        assert self._sftp is not None
+        for entry in sorted(self._sftp.listdir_attr(directory), key=lambda a: a.filename):
+            yield posixpath.join(directory, entry.filename), entry
+
+    def files(self) -> Iterator[BackupFile]:
+        if self._sftp is None:
+            raise DriverConnectionError("SFTP source used before connect()")
+        root = self.settings.root.rstrip("/") or "/"
+        stack = [root]
+        try:
+            while stack:
+                directory = stack.pop()
+                subdirs = []
+                for path, attrs in self._walk(directory):
+                    relative = posixpath.relpath(path, root)
+                    if any(fnmatch.fnmatch(relative, p) for p in self.settings.excludes):
+                        continue
+                    mode = attrs.st_mode or 0
+                    if stat.S_ISDIR(mode):
+                        subdirs.append(path)
+                    elif stat.S_ISREG(mode):
+                        yield BackupFile(
+                            relative,
+                            attrs.st_size or 0,
+                            stat.S_IMODE(mode),
+                            float(attrs.st_mtime or 0),
+                        )
+                    else:
+                        self.skipped.append(relative)
+                stack.extend(reversed(subdirs))
+        except (OSError, paramiko.SSHException) as exc:
+            raise DriverConnectionError(f"SFTP listing of {root} failed: {exc}") from exc
+
+    def open(self, path: str) -> BinaryIO:
+        if self._sftp is None:
+            raise DriverConnectionError("SFTP source used before connect()")
+        full = posixpath.normpath(posixpath.join(self.settings.root, path))
+        if not full.startswith(self.settings.root.rstrip("/") + "/"):
+            raise DriverError(f"backup path {path!r} escapes {self.settings.root}")
+        try:
+            remote = self._sftp.open(full, "rb")
+            remote.prefetch()
+        except (OSError, paramiko.SSHException) as exc:
+            raise DriverConnectionError(f"SFTP cannot open {full}: {exc}") from exc
+        return cast(BinaryIO, remote)
+
+
+def pin_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) -> None:
+    """Add (or replace) the host's key in the pinned known_hosts file (0600)."""
+    keys = paramiko.HostKeys()
+    if known_hosts.exists():
+        keys.load(str(known_hosts))
+    name = known_hosts_name(host, port)
+    if name in keys:
+        del keys[name]
+    keys.add(name, key.get_name(), key)
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    keys.save(str(known_hosts))
+    known_hosts.chmod(0o600)
