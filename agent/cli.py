@@ -260,6 +260,142 @@ def usage_verify(file: Path, public_key: str) -> None:
     click.echo(f"{file}: {verified} usage reports verified, chain intact")
 
 
+@cli.group()
+def backup() -> None:
+    """Encrypted configuration backups."""
+
+
+@backup.command("now")
+@config_option
+@socket_option
+@json_option
+def backup_now(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Take a backup now (the daemon does it; this waits for the result).
+
+    \b
+    Example:
+      pbx-agent backup now
+    """
+    row = _ask(config_path, socket_path, "backup-now")
+    if as_json:
+        _print_json(row)
+    else:
+        changed = "changed" if row["changed"] else "unchanged"
+        click.echo(f"backup {row['id']}: {row['files']} files, {row['size']} bytes, {changed}")
+
+
+@backup.command("list")
+@config_option
+@socket_option
+@json_option
+def backup_list(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """List the backups in the catalog, oldest first.
+
+    \b
+    Example:
+      pbx-agent backup list
+    """
+    rows = _ask(config_path, socket_path, "backup-list")
+    if as_json:
+        _print_json(rows)
+        return
+    table = [
+        [
+            r["id"],
+            r["status"],
+            str(r["files"] or "-"),
+            str(r["size"] or "-"),
+            {1: "changed", 0: "unchanged"}.get(r["changed"], "-"),
+            (r["error"] or "")[:60],
+        ]
+        for r in rows
+    ]
+    click.echo(render.table(["ID", "STATUS", "FILES", "BYTES", "CONTENT", "ERROR"], table))
+
+
+@backup.command("verify")
+@config_option
+@socket_option
+@click.argument("backup_id")
+@json_option
+def backup_verify(
+    config_path: Path, socket_path: Path | None, backup_id: str, as_json: bool
+) -> None:
+    """Check a backup: its ciphertext against the catalog, and with an identity every file.
+
+    \b
+    Example:
+      pbx-agent backup verify 20261125T023000000000Z
+    """
+    result = _ask(config_path, socket_path, "backup-verify", id=backup_id)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(f"backup {backup_id}: ciphertext {result['ciphertext']}; {result['files']}")
+
+
+@backup.command("restore")
+@config_option
+@socket_option
+@click.argument("backup_id")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A new or empty folder.",
+)
+def backup_restore(
+    config_path: Path, socket_path: Path | None, backup_id: str, target: Path
+) -> None:
+    """Restore a backup's files into a folder (decrypted and checked first).
+
+    \b
+    Example:
+      pbx-agent backup restore 20261125T023000000000Z --to /tmp/asterisk-restore
+    """
+    result = _ask(
+        config_path, socket_path, "backup-restore", id=backup_id, to=str(target.resolve())
+    )
+    click.echo(f"backup {backup_id}: {result['files']} files restored into {result['to']}")
+
+
+@backup.command("pin-host-key")
+@config_option
+@click.option("--yes", is_flag=True, help="Pin without asking (after checking the fingerprint).")
+def backup_pin_host_key(config_path: Path, yes: bool) -> None:
+    """Fetch the PBX's SSH host key, show its fingerprint, and pin it after confirmation.
+
+    \b
+    Example:
+      pbx-agent backup pin-host-key
+    """
+    from agent.backup.service import BackupService
+    from agent.config import load_config
+    from drivers.errors import DriverError
+    from drivers.sftp_source import fetch_host_key, fingerprint, pin_host_key
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        _fail(f"config error: {exc}", EXIT_USAGE)
+    ssh = cfg.backup.ssh
+    if ssh is None:
+        _fail(f"{config_path}: backup.ssh: no SSH server configured", EXIT_USAGE)
+    try:
+        key = fetch_host_key(ssh.host, ssh.port, ssh.timeout)
+    except DriverError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    click.echo(f"{ssh.host}:{ssh.port} offers {key.get_name()} {fingerprint(key)}")
+    if not yes and not click.confirm(
+        "Is this the PBX's key (check it on the PBX)? Pin it", default=False
+    ):
+        _fail("not pinned", EXIT_FAILED)
+    known_hosts = BackupService.known_hosts_path(cfg)
+    pin_host_key(known_hosts, ssh.host, ssh.port, key)
+    click.echo(f"pinned in {known_hosts}")
+
+
 @cli.group("config")
 def config_group() -> None:
     """Configuration commands."""

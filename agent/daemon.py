@@ -10,11 +10,13 @@ import signal
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from agent import __version__
+from agent.backup.service import BackupService
 from agent.config import AgentConfig, ami_settings
 from agent.control import ControlServer
 from agent.counting.history import usage_reports
@@ -66,6 +68,7 @@ class Daemon:
         self._key = key
         self._store = store
         self._counting = CountingService(driver, store, self.cfg, key)
+        self._backups = BackupService(store, self.cfg)
         control = ControlServer(self.cfg.control.socket, self._handlers())
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -73,6 +76,8 @@ class Daemon:
             tasks.append(asyncio.create_task(poller.run(), name="pbx-poller"))
             if not self.once:
                 tasks.append(asyncio.create_task(self._counting.run(), name="counting"))
+                if self.cfg.backup.enabled:
+                    tasks.append(asyncio.create_task(self._backups.run(), name="backups"))
             if self._notifier.watchdog_interval:
                 tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
             self._notifier.ready()
@@ -130,7 +135,28 @@ class Daemon:
             "inventory": self._inventory,
             "keys": self._keys,
             "usage-export": self._usage_export,
+            "backup-now": self._backup_now,
+            "backup-list": self._backup_list,
+            "backup-verify": self._backup_verify,
+            "backup-restore": self._backup_restore,
         }
+
+    def _pbx_version(self) -> str | None:
+        good = self._poller.last_good
+        return good.facts.version if good and good.facts else None
+
+    async def _backup_now(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        self._backups.pbx_version = self._pbx_version()
+        return await self._backups.backup_now("on demand")
+
+    async def _backup_list(self, _args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return await self._backups.list()
+
+    async def _backup_verify(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._backups.verify(str(args["id"]))
+
+    async def _backup_restore(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._backups.restore(str(args["id"]), Path(str(args["to"])))
 
     def _counting_status(self) -> dict[str, Any] | None:
         last = self._counting.last

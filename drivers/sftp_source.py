@@ -11,6 +11,7 @@ import base64
 import fnmatch
 import hashlib
 import posixpath
+import socket
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class SftpSource:
             client.load_host_keys(str(s.known_hosts))
         except FileNotFoundError:
             pass  # nothing pinned yet: every key is unknown, hence refused
-        except (OSError, paramiko.SSHException) as exc:
+        except Exception as exc:  # paramiko raises several unrelated types for a damaged file
             raise DriverError(f"cannot read pinned host keys {s.known_hosts}: {exc}") from exc
         client.set_missing_host_key_policy(_Refuse())
         try:
@@ -188,6 +189,23 @@ class SftpSource:
         except (OSError, paramiko.SSHException) as exc:
             raise DriverConnectionError(f"SFTP cannot open {full}: {exc}") from exc
         return cast(BinaryIO, remote)
+
+
+def fetch_host_key(host: str, port: int, timeout: float) -> paramiko.PKey:
+    """The key an SSH server offers, without logging in (for pinning after confirmation)."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise DriverConnectionError(f"cannot reach SSH at {host}:{port}: {exc}") from exc
+    transport = paramiko.Transport(sock)
+    try:
+        transport.banner_timeout = timeout
+        transport.start_client(timeout=timeout)
+        return cast(paramiko.PKey, transport.get_remote_server_key())
+    except (OSError, paramiko.SSHException) as exc:
+        raise DriverConnectionError(f"SSH handshake with {host}:{port} failed: {exc}") from exc
+    finally:
+        transport.close()
 
 
 def pin_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) -> None:

@@ -17,7 +17,15 @@ from agent.config.secrets import environ_or_default, read_credential, read_secre
 from agent.errors import ConfigError
 
 # Keys holding paths; relative values are taken from the config file's directory.
-PATH_KEYS = (("state", "dir"), ("control", "socket"), ("pbx", "ami", "secret_file"))
+PATH_KEYS = (
+    ("state", "dir"),
+    ("control", "socket"),
+    ("pbx", "ami", "secret_file"),
+    ("backup", "store"),
+    ("backup", "identity_file"),
+    ("backup", "ssh", "key_file"),
+    ("backup", "ssh", "known_hosts"),
+)
 
 
 def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:

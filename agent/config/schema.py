@@ -84,6 +84,49 @@ class CountingConfig(Section):
         return self
 
 
+class BackupSshConfig(Section):
+    host: str = Field(min_length=1)
+    port: int = Field(22, ge=1, le=65535)
+    username: str = Field(min_length=1)
+    key_file: Path
+    known_hosts: Path | None = None  # default: <state.dir>/known_hosts
+    timeout: Seconds = 15.0
+
+
+class BackupConfig(Section):
+    enabled: bool = False
+    schedule: str = "30 2 * * *"  # cron: minute hour day month weekday (site time)
+    source: Literal["sftp", "local"] = "sftp"
+    path: str = "/etc/asterisk"
+    excludes: tuple[str, ...] = ()
+    store: Path | None = None  # default: <state.dir>/backups
+    recipients: tuple[str, ...] = ()
+    identity_file: Path | None = None  # optional: allows full local verify and restore
+    keep_last: int = Field(7, ge=1, le=1000)
+    keep_daily: int = Field(7, ge=0, le=1000)
+    keep_weekly: int = Field(4, ge=0, le=1000)
+    keep_monthly: int = Field(12, ge=0, le=1000)
+    keep_yearly: int = Field(3, ge=0, le=100)
+    ssh: BackupSshConfig | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> BackupConfig:
+        if self.enabled and not self.recipients:
+            raise ValueError('backups need at least one age recipient (recipients = ["age1..."])')
+        for recipient in self.recipients:
+            if not recipient.startswith("age1"):
+                raise ValueError(f"recipient {recipient[:20]!r} is not an age X25519 public key")
+        if self.enabled and self.source == "sftp" and self.ssh is None:
+            raise ValueError('source = "sftp" needs a [backup.ssh] table')
+        try:
+            from apscheduler.triggers.cron import CronTrigger
+
+            CronTrigger.from_crontab(self.schedule)
+        except ValueError as exc:
+            raise ValueError(f"schedule {self.schedule!r} is not a cron expression: {exc}") from exc
+        return self
+
+
 class AgentConfig(Section):
     site_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     pbx: PbxConfig
@@ -92,6 +135,7 @@ class AgentConfig(Section):
     control: ControlConfig = ControlConfig()
     logging: LoggingConfig = LoggingConfig()
     counting: CountingConfig = CountingConfig()
+    backup: BackupConfig = BackupConfig()
     # The file this was loaded from (set by the loader).
     source: Path = Field(Path("<memory>"), exclude=True)
 

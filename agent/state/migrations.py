@@ -42,4 +42,23 @@ MIGRATIONS: tuple[str, ...] = (
         sha256 TEXT NOT NULL
     );
     """,
+    # 3: the backup catalog. A row is written only after its file is renamed into place and
+    # fsynced, so no row ever points at a partial file; failures are rows without a file.
+    """
+    CREATE TABLE backups (
+        id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        file TEXT,
+        size INTEGER,
+        sha256 TEXT,
+        files INTEGER,
+        content_sha256 TEXT,
+        changed INTEGER,
+        error TEXT,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX backups_started ON backups (started_at);
+    """,
 )

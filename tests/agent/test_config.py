@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,10 @@ def _keys(model: type[Section], prefix: str = "") -> set[str]:
         if field.exclude:
             continue
         annotation = field.annotation
+        options = [a for a in typing.get_args(annotation) if isinstance(a, type)] or [annotation]
+        annotation = next(
+            (a for a in options if isinstance(a, type) and issubclass(a, Section)), annotation
+        )
         if isinstance(annotation, type) and issubclass(annotation, Section):
             keys |= _keys(annotation, f"{prefix}{name}.")
         else:

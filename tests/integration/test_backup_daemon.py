@@ -1,0 +1,114 @@
+"""Backups through the daemon: pin the host key, back up over SFTP from a real sshd, list,
+verify, restore; a changed host key fails the backup with the reason in the catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import paramiko
+import pyrage
+
+from drivers.asterisk.simulator import Simulator
+from drivers.sftp_source import pin_host_key
+from tests.integration.daemon_harness import (
+    agent_command,
+    start_daemon,
+    status_when,
+    stop_daemon,
+    wait_for,
+    write_config,
+)
+from tests.sshd import SshServer
+
+
+async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run, agent_command(*args), capture_output=True, text=True, timeout=60
+    )
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+async def test_backup_now_list_verify_restore_over_sftp(
+    ami_simulator: Simulator, sshd: SshServer, tmp_path: Path
+) -> None:
+    remote = tmp_path / "pbx" / "etc" / "asterisk"
+    (remote / "sub").mkdir(parents=True)
+    (remote / "pjsip.conf").write_text("[100]\ntype = endpoint\n")
+    (remote / "sub" / "voicemail.conf").write_text("[default]\n100 => 1234,A\n")
+    identity = pyrage.x25519.Identity.generate()
+    identity_file = tmp_path / "identity.txt"
+    identity_file.write_text(str(identity) + "\n")
+    identity_file.chmod(0o600)
+    extra = f"""
+[backup]
+enabled = true
+schedule = "0 3 * * *"
+source = "sftp"
+path = "{remote}"
+recipients = ["{identity.to_public()}"]
+identity_file = "{identity_file}"
+[backup.ssh]
+host = "127.0.0.1"
+port = {sshd.port}
+username = "{sshd.user}"
+key_file = "{sshd.client_key}"
+timeout = 5
+"""
+    config = write_config(tmp_path, ami_simulator.port, extra=extra)
+    pinned = await cli("backup", "pin-host-key", "--config", str(config), "--yes")
+    assert pinned.returncode == 0, pinned.stderr
+    assert "SHA256:" in pinned.stdout
+    sock = tmp_path / "state" / "control.sock"
+    proc = start_daemon(config)
+    try:
+        await asyncio.to_thread(wait_for, status_when(sock, lambda r: True), 20, "the daemon")
+        first = await cli("backup", "now", "--config", str(config), "--json")
+        assert first.returncode == 0, first.stderr
+        row = json.loads(first.stdout)
+        assert row["status"] == "ok" and row["files"] == 2
+        second = json.loads((await cli("backup", "now", "--config", str(config), "--json")).stdout)
+        assert second["changed"] == 0, "an unchanged configuration is marked unchanged"
+
+        rows = json.loads((await cli("backup", "list", "--config", str(config), "--json")).stdout)
+        assert [r["status"] for r in rows].count("ok") >= 2  # plus the catch-up at start
+        assert rows[0]["changed"] == 1
+
+        verified = await cli("backup", "verify", row["id"], "--config", str(config))
+        assert verified.returncode == 0 and "2 files match" in verified.stdout, verified.stderr
+
+        target = tmp_path / "restored"
+        restored = await cli(
+            "backup", "restore", row["id"], "--to", str(target), "--config", str(config)
+        )
+        assert restored.returncode == 0, restored.stderr
+        assert tree(target) == tree(remote)
+
+        known = tmp_path / "state" / "known_hosts"
+        other = tmp_path / "other_host_key"
+        await asyncio.to_thread(
+            subprocess.run,
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+            check=True,
+        )
+        pin_host_key(known, "127.0.0.1", sshd.port, paramiko.PKey.from_path(str(other)))
+        failed = await cli("backup", "now", "--config", str(config))
+        assert failed.returncode == 1 and "HOST KEY CHANGED" in failed.stderr
+        known.write_text("[127.0.0.1]:1 ssh-ed25519 not-base64-at-all\n")
+        damaged = await cli("backup", "now", "--config", str(config))
+        assert damaged.returncode == 1 and "cannot read pinned host keys" in damaged.stderr
+        rows = json.loads((await cli("backup", "list", "--config", str(config), "--json")).stdout)
+        assert [r["status"] for r in rows[-2:]] == ["failed", "failed"]
+        assert rows[-1]["file"] is None and "pinned host keys" in rows[-1]["error"]
+    finally:
+        code, _, err = await asyncio.to_thread(stop_daemon, proc)
+    assert code == 0, err
