@@ -110,7 +110,7 @@ async def test_sigkill_at_many_points_never_leaves_a_bad_catalog_entry(tmp_path:
     began = time.monotonic()
     deadline = began + 60
     # Polling another process's state store: there is no event to wait on.
-    while await check_catalog_rows(config) < 1:  # noqa: ASYNC110
+    while await check_catalog_rows(config) < 1:
         assert time.monotonic() < deadline, "the first backup did not finish"
         await asyncio.sleep(0.02)
     duration = time.monotonic() - began
