@@ -42,24 +42,29 @@ class LocalSource:
     def files(self) -> Iterator[BackupFile]:
         if not self.root.is_dir():
             raise DriverError(f"backup source {self.root} is not a directory")
-        for directory, subdirs, names in os.walk(self.root):
-            subdirs.sort()
-            for name in sorted(names):
-                full = Path(directory) / name
-                relative = full.relative_to(self.root).as_posix()
-                if self._excluded(relative):
-                    continue
-                info = full.lstat()
-                if not stat.S_ISREG(info.st_mode):
-                    self.skipped.append(relative)
-                    continue
+        yield from self._scan(str(self.root), "")
+
+    def _scan(self, directory: str, prefix: str) -> Iterator[BackupFile]:
+        with os.scandir(directory) as entries:
+            ordered = sorted(entries, key=lambda e: e.name)
+        for entry in ordered:
+            relative = f"{prefix}{entry.name}"
+            if self._excluded(relative):
+                continue
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                yield from self._scan(entry.path, relative + "/")
+            elif stat.S_ISREG(info.st_mode):
                 yield BackupFile(relative, info.st_size, stat.S_IMODE(info.st_mode), info.st_mtime)
+            else:
+                self.skipped.append(relative)
 
     def open(self, path: str) -> BinaryIO:
-        candidate = (self.root / path).resolve()
-        if not candidate.is_relative_to(self.root.resolve()):
+        parts = path.split("/")
+        if path.startswith("/") or ".." in parts:
             raise DriverError(f"backup path {path!r} escapes {self.root}")
-        try:
-            return candidate.open("rb")
+        try:  # O_NOFOLLOW: a file swapped for a link since it was listed is not followed
+            fd = os.open(os.path.join(self.root, path), os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as exc:
-            raise DriverError(f"cannot read {candidate}: {exc.strerror}") from exc
+            raise DriverError(f"cannot read {self.root / path}: {exc.strerror}") from exc
+        return os.fdopen(fd, "rb")

@@ -147,7 +147,7 @@ class BackupService:
                 list(self._cfg.backup.recipients),
                 meta,
             )
-        listing = [(f["path"], f["sha256"]) for f in result.manifest["files"]]
+        listing = [(path, digest) for path, _, _, digest in result.manifest["files"]]
         return {
             "file": result.path.name,
             "size": result.size,
