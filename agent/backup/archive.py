@@ -17,6 +17,7 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +42,8 @@ class ArchiveResult:
     size: int
     sha256: str  # of the encrypted file, as stored: what `backup verify` checks first
     files: int
-    manifest: dict[str, Any]  # as written, but "files" holds (path, size, mode, sha256) tuples
+    content_sha256: str  # of the (path, SHA-256) list: equal for an unchanged configuration
+    manifest: dict[str, Any]  # the manifest's header (its file list stays in the archive)
 
 
 class _HashingReader:
@@ -53,10 +55,25 @@ class _HashingReader:
         self.count = 0
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
+        data = _read_full(self._raw, size)
         self.digest.update(data)
         self.count += len(data)
         return data
+
+
+def _read_full(stream: Any, size: int) -> bytes:
+    """`size` bytes unless the stream ends first: tarfile treats a short read as a
+    truncated file, and pipes, sockets and SFTP may return less than asked."""
+    if size < 0:
+        return bytes(stream.read())
+    chunks, wanted = [], size
+    while wanted > 0:
+        data = stream.read(wanted)
+        if not data:
+            break
+        chunks.append(bytes(data))
+        wanted -= len(data)
+    return b"".join(chunks)
 
 
 class _HashingWriter:
@@ -78,15 +95,18 @@ class _HashingWriter:
 
 
 def _tar_into(
-    source: BackupSource, out: BinaryIO, meta: dict[str, Any], manifest_out: dict[str, Any]
+    source: BackupSource, out: BinaryIO, meta: dict[str, Any], summary: dict[str, Any]
 ) -> None:
-    """Producer stage: the tar stream, zstd-compressed, written to `out`."""
-    compressor = zstandard.ZstdCompressor(level=3, threads=0)
+    """Producer stage: the tar stream, zstd-compressed, written to `out`. The manifest's file
+    list is spooled to a temp file as it grows, so memory does not grow with the tree."""
+    compressor = zstandard.ZstdCompressor(level=3)
+    content = hashlib.sha256()
+    count = 0
     with (
+        tempfile.TemporaryFile() as listing,
         compressor.stream_writer(out, closefd=False) as zstd_out,
         tarfile.open(fileobj=zstd_out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
     ):
-        entries = []
         for item in source.files():
             info = tarfile.TarInfo(item.path)
             info.size, info.mode, info.mtime = item.size, item.mode, int(item.mtime)
@@ -98,19 +118,37 @@ def _tar_into(
             tar.members.clear()  # type: ignore[attr-defined]  # CPython attribute, no stub
             if reader.count != item.size:
                 raise BackupError(f"{item.path} changed while it was read: try again")
-            entries.append((item.path, item.size, item.mode, reader.digest.hexdigest()))
+            digest = reader.digest.hexdigest()
+            entry = {"path": item.path, "size": item.size, "mode": item.mode, "sha256": digest}
+            listing.write((b"," if count else b"") + json.dumps(entry, sort_keys=True).encode())
+            content.update(f"{item.path}\0{digest}\n".encode())
+            count += 1
         head = {"schema": MANIFEST_SCHEMA, "created_at": datetime.now(UTC).isoformat(), **meta}
-        files = ",".join(
-            json.dumps({"path": p, "size": size, "mode": mode, "sha256": digest}, sort_keys=True)
-            for p, size, mode, digest in entries
-        )
-        body = (json.dumps(head, sort_keys=True)[:-1] + f', "files": [{files}]}}').encode()
-        del files
-        manifest = {**head, "files": entries}
+        opening = (json.dumps(head, sort_keys=True)[:-1] + ', "files": [').encode()
+        closing = b"]}"
+        size = len(opening) + listing.tell() + len(closing)
+        listing.seek(0)
         info = tarfile.TarInfo(MANIFEST)
-        info.size, info.mode, info.mtime = len(body), 0o600, int(datetime.now(UTC).timestamp())
-        tar.addfile(info, io.BytesIO(body))
-        manifest_out.update(manifest)
+        info.size, info.mode, info.mtime = size, 0o600, int(datetime.now(UTC).timestamp())
+        tar.addfile(info, _Concat(io.BytesIO(opening), listing, io.BytesIO(closing)))
+        summary.update(head, files=count, content_sha256=content.hexdigest())
+
+
+class _Concat:
+    """Several binary streams read as one (tarfile only calls `read(n)`)."""
+
+    def __init__(self, *parts: Any) -> None:
+        self._parts = list(parts)
+
+    def read(self, size: int = -1) -> bytes:
+        chunks, wanted = [], size
+        while self._parts and (size < 0 or wanted > 0):
+            data = _read_full(self._parts[0], wanted)
+            if len(data) < wanted or size < 0:
+                self._parts.pop(0)
+            chunks.append(data)
+            wanted -= len(data)
+        return b"".join(chunks)
 
 
 def write_archive(
@@ -170,7 +208,14 @@ def write_archive(
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    return ArchiveResult(final, out.count, out.digest.hexdigest(), len(manifest["files"]), manifest)
+    return ArchiveResult(
+        final,
+        out.count,
+        out.digest.hexdigest(),
+        manifest["files"],
+        manifest["content_sha256"],
+        manifest,
+    )
 
 
 def _fsync_dir(path: Path) -> None:

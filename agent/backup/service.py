@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import shutil
 import sqlite3
 import tempfile
@@ -147,13 +146,12 @@ class BackupService:
                 list(self._cfg.backup.recipients),
                 meta,
             )
-        listing = [(path, digest) for path, _, _, digest in result.manifest["files"]]
         return {
             "file": result.path.name,
             "size": result.size,
             "sha256": result.sha256,
             "files": result.files,
-            "content_sha256": hashlib.sha256(json.dumps(listing).encode()).hexdigest(),
+            "content_sha256": result.content_sha256,
         }
 
     async def backup_now(self, reason: str = "on demand") -> dict[str, Any]:
