@@ -64,6 +64,65 @@ class SftpSettings:
     timeout: float = 15.0
 
 
+def open_sftp(s: SftpSettings) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
+    """An SFTP session to `s.host`, its host key checked against the pinned file."""
+    where = f"{s.username}@{s.host}:{s.port}"
+    client = paramiko.SSHClient()
+    try:
+        client.load_host_keys(str(s.known_hosts))
+    except FileNotFoundError:
+        pass  # nothing pinned yet: every key is unknown, hence refused
+    except Exception as exc:  # paramiko raises several unrelated types for a damaged file
+        raise DriverError(f"cannot read pinned host keys {s.known_hosts}: {exc}") from exc
+    client.set_missing_host_key_policy(_Refuse())
+    try:
+        pkey = paramiko.PKey.from_path(str(s.key_file))
+        client.connect(
+            s.host,
+            s.port,
+            username=s.username,
+            pkey=pkey,
+            timeout=s.timeout,
+            banner_timeout=s.timeout,
+            auth_timeout=s.timeout,
+            channel_timeout=s.timeout,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+        sftp = client.open_sftp()
+        sftp.get_channel().settimeout(s.timeout)
+    except _Unknown as exc:
+        client.close()
+        raise HostKeyRefused(
+            f"{where}: host key {exc.key.get_name()} {fingerprint(exc.key)} is not pinned "
+            f"in {s.known_hosts}; check it with the PBX's administrator, then pin it with "
+            "`pbx-agent backup pin-host-key`",
+            host=s.host,
+            port=s.port,
+            key=exc.key,
+        ) from None
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise HostKeyRefused(
+            f"{where}: HOST KEY CHANGED: offered {exc.key.get_name()} {fingerprint(exc.key)}, "
+            f"pinned {fingerprint(exc.expected_key)}. This can be an attack; if the PBX was "
+            "reinstalled, pin the new key with `pbx-agent backup pin-host-key`",
+            host=s.host,
+            port=s.port,
+            key=exc.key,
+        ) from None
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        raise DriverAuthError(f"{where}: SSH login refused: {exc}") from exc
+    except TimeoutError as exc:
+        client.close()
+        raise DriverTimeout(f"{where}: no SSH answer within {s.timeout:g} s") from exc
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        client.close()
+        raise DriverConnectionError(f"{where}: SSH failed: {exc}") from exc
+    return client, sftp
+
+
 class SftpSource:
     """`with SftpSource(settings) as source:` lists and opens files under `settings.root`."""
 
@@ -81,62 +140,7 @@ class SftpSource:
         self.close()
 
     def connect(self) -> None:
-        s = self.settings
-        where = f"{s.username}@{s.host}:{s.port}"
-        client = paramiko.SSHClient()
-        try:
-            client.load_host_keys(str(s.known_hosts))
-        except FileNotFoundError:
-            pass  # nothing pinned yet: every key is unknown, hence refused
-        except Exception as exc:  # paramiko raises several unrelated types for a damaged file
-            raise DriverError(f"cannot read pinned host keys {s.known_hosts}: {exc}") from exc
-        client.set_missing_host_key_policy(_Refuse())
-        try:
-            pkey = paramiko.PKey.from_path(str(s.key_file))
-            client.connect(
-                s.host,
-                s.port,
-                username=s.username,
-                pkey=pkey,
-                timeout=s.timeout,
-                banner_timeout=s.timeout,
-                auth_timeout=s.timeout,
-                channel_timeout=s.timeout,
-                allow_agent=False,
-                look_for_keys=False,
-            )
-            self._sftp = client.open_sftp()
-            self._sftp.get_channel().settimeout(s.timeout)
-        except _Unknown as exc:
-            client.close()
-            raise HostKeyRefused(
-                f"{where}: host key {exc.key.get_name()} {fingerprint(exc.key)} is not pinned "
-                f"in {s.known_hosts}; check it with the PBX's administrator, then pin it with "
-                "`pbx-agent backup pin-host-key`",
-                host=s.host,
-                port=s.port,
-                key=exc.key,
-            ) from None
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise HostKeyRefused(
-                f"{where}: HOST KEY CHANGED: offered {exc.key.get_name()} {fingerprint(exc.key)}, "
-                f"pinned {fingerprint(exc.expected_key)}. This can be an attack; if the PBX was "
-                "reinstalled, pin the new key with `pbx-agent backup pin-host-key`",
-                host=s.host,
-                port=s.port,
-                key=exc.key,
-            ) from None
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            raise DriverAuthError(f"{where}: SSH login refused: {exc}") from exc
-        except TimeoutError as exc:
-            client.close()
-            raise DriverTimeout(f"{where}: no SSH answer within {s.timeout:g} s") from exc
-        except (OSError, paramiko.SSHException, ValueError) as exc:
-            client.close()
-            raise DriverConnectionError(f"{where}: SSH failed: {exc}") from exc
-        self._client = client
+        self._client, self._sftp = open_sftp(self.settings)
 
     def close(self) -> None:
         if self._client is not None:

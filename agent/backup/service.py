@@ -22,6 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from agent import __version__
 from agent.backup import retention
 from agent.backup.archive import write_archive
+from agent.backup.offsite import OffsiteArchive
 from agent.backup.restore import restore
 from agent.config.schema import AgentConfig
 from agent.errors import BackupError
@@ -45,6 +46,7 @@ COLUMNS = (
     "changed",
     "error",
     "reason",
+    "offsite",
 )
 
 
@@ -181,9 +183,39 @@ class BackupService:
                     size=row["size"],
                     changed=bool(row["changed"]),
                 )
+                row["offsite"] = await self._copy_offsite(row)
                 await self.apply_retention()
                 return row
             raise BackupError(f"backup {backup_id} failed: {row['error']}")
+
+    async def _copy_offsite(self, row: dict[str, Any]) -> str | None:
+        """Copy a good backup to the archive host; its outcome goes in the catalog."""
+        offsite = self._cfg.backup.offsite
+        if offsite is None or not offsite.enabled:
+            return None
+        try:
+            await asyncio.to_thread(
+                OffsiteArchive(self._offsite_settings()).upload, self.directory / row["file"]
+            )
+            status = "ok"
+        except (BackupError, DriverError, OSError) as exc:
+            status = f"failed: {exc}"
+            log.warning("off-site copy failed", id=row["id"], error=str(exc))
+        await self._store.call(_set_offsite, row["id"], status)
+        return status
+
+    def _offsite_settings(self) -> SftpSettings:
+        o = self._cfg.backup.offsite
+        assert o is not None
+        return SftpSettings(
+            host=o.host,
+            port=o.port,
+            username=o.username,
+            key_file=o.key_file,
+            known_hosts=o.known_hosts or self.known_hosts,
+            root=o.remote_dir,
+            timeout=o.timeout,
+        )
 
     async def apply_retention(self) -> list[str]:
         b = self._cfg.backup
@@ -196,9 +228,17 @@ class BackupService:
         ]
         kept = retention.keep(good, policy)
         removed = [bid for bid, _ in good if bid not in kept]
+        offsite = self._cfg.backup.offsite
         for bid in removed:
             row = next(r for r in rows if r["id"] == bid)
             (self.directory / row["file"]).unlink(missing_ok=True)
+            if offsite is not None and offsite.enabled and row["offsite"] == "ok":
+                try:  # the same retention applies on the archive host
+                    await asyncio.to_thread(
+                        OffsiteArchive(self._offsite_settings()).delete, row["file"]
+                    )
+                except (DriverError, OSError) as exc:
+                    log.warning("off-site prune failed", id=bid, error=str(exc))
             await self._store.call(_delete, bid)
         if removed:
             log.info("old backups removed by retention", removed=removed)
@@ -262,6 +302,11 @@ def _insert(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
             f"INSERT INTO backups ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
             [row.get(c) for c in COLUMNS],
         )
+
+
+def _set_offsite(conn: sqlite3.Connection, backup_id: str, status: str) -> None:
+    with conn:
+        conn.execute("UPDATE backups SET offsite = ? WHERE id = ?", (status, backup_id))
 
 
 def _delete(conn: sqlite3.Connection, backup_id: str) -> None:

@@ -25,6 +25,8 @@ PATH_KEYS = (
     ("backup", "identity_file"),
     ("backup", "ssh", "key_file"),
     ("backup", "ssh", "known_hosts"),
+    ("backup", "offsite", "key_file"),
+    ("backup", "offsite", "known_hosts"),
 )
 
 

@@ -93,6 +93,14 @@ class BackupSshConfig(Section):
     timeout: Seconds = 15.0
 
 
+class OffsiteConfig(BackupSshConfig):
+    """The reseller's archive host. Copies go there while the `config_archive` entitlement
+    is on; until licences land (issue 6), `enabled` is that switch."""
+
+    enabled: bool = True
+    remote_dir: str = Field(min_length=1)
+
+
 class BackupConfig(Section):
     enabled: bool = False
     schedule: str = "30 2 * * *"  # cron: minute hour day month weekday (site time)
@@ -108,6 +116,7 @@ class BackupConfig(Section):
     keep_monthly: int = Field(12, ge=0, le=1000)
     keep_yearly: int = Field(3, ge=0, le=100)
     ssh: BackupSshConfig | None = None
+    offsite: OffsiteConfig | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> BackupConfig:

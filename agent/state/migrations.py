@@ -57,7 +57,8 @@ MIGRATIONS: tuple[str, ...] = (
         content_sha256 TEXT,
         changed INTEGER,
         error TEXT,
-        reason TEXT NOT NULL
+        reason TEXT NOT NULL,
+        offsite TEXT
     );
     CREATE INDEX backups_started ON backups (started_at);
     """,

@@ -45,6 +45,8 @@ async def test_backup_now_list_verify_restore_over_sftp(
     (remote / "sub").mkdir(parents=True)
     (remote / "pjsip.conf").write_text("[100]\ntype = endpoint\n")
     (remote / "sub" / "voicemail.conf").write_text("[default]\n100 => 1234,A\n")
+    archive = tmp_path / "archive-host" / "site"
+    archive.mkdir(parents=True)
     identity = pyrage.x25519.Identity.generate()
     identity_file = tmp_path / "identity.txt"
     identity_file.write_text(str(identity) + "\n")
@@ -63,6 +65,13 @@ port = {sshd.port}
 username = "{sshd.user}"
 key_file = "{sshd.client_key}"
 timeout = 5
+[backup.offsite]
+host = "127.0.0.1"
+port = {sshd.port}
+username = "{sshd.user}"
+key_file = "{sshd.client_key}"
+remote_dir = "{archive}"
+timeout = 5
 """
     config = write_config(tmp_path, ami_simulator.port, extra=extra)
     pinned = await cli("backup", "pin-host-key", "--config", str(config), "--yes")
@@ -76,6 +85,10 @@ timeout = 5
         assert first.returncode == 0, first.stderr
         row = json.loads(first.stdout)
         assert row["status"] == "ok" and row["files"] == 2
+        assert row["offsite"] == "ok"
+        local = tmp_path / "state" / "backups" / row["file"]
+        assert (archive / row["file"]).read_bytes() == local.read_bytes()
+        assert not list(archive.glob(".*")), "no partial upload left on the archive host"
         second = json.loads((await cli("backup", "now", "--config", str(config), "--json")).stdout)
         assert second["changed"] == 0, "an unchanged configuration is marked unchanged"
 

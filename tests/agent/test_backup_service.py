@@ -1,0 +1,124 @@
+"""The backup service: catch-up when overdue, an unreachable archive host does not fail the
+backup (the copy's failure is recorded), and retention prunes files with their rows."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyrage
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+
+from agent.backup import service as service_module
+from agent.backup.service import BackupService
+from agent.config import load_config
+from agent.state import StateStore
+
+
+def config(tmp_path: Path, extra: str = "") -> Path:
+    (tmp_path / "etc").mkdir(exist_ok=True)
+    (tmp_path / "etc" / "pjsip.conf").write_text("[100]\ntype = endpoint\n")
+    secret = tmp_path / "ami-secret"
+    secret.write_text("x\n")
+    secret.chmod(0o600)
+    recipient = pyrage.x25519.Identity.generate().to_public()
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f"""site_id = "svc"
+[pbx.ami]
+username = "agent"
+secret_file = "ami-secret"
+[state]
+dir = "state"
+[backup]
+enabled = true
+source = "local"
+path = "{tmp_path / "etc"}"
+recipients = ["{recipient}"]
+keep_last = 2
+keep_daily = 0
+keep_weekly = 0
+keep_monthly = 0
+keep_yearly = 0
+{extra}"""
+    )
+    return path
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def open_service(path: Path) -> tuple[BackupService, StateStore]:
+    cfg = load_config(path)
+    store = await StateStore.open(cfg.state.dir / "state.db")
+    return BackupService(store, cfg), store
+
+
+async def test_overdue_follows_the_schedule(tmp_path: Path) -> None:
+    service, store = await open_service(config(tmp_path))
+    try:
+        trigger = CronTrigger.from_crontab("30 2 * * *", timezone=UTC)
+        assert await service._overdue(trigger), "no backup yet: overdue"
+        await service.backup_now()
+        assert not await service._overdue(trigger), "a fresh backup: not overdue"
+        rows = await service.list()
+        old = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+        await store.call(
+            lambda c: c.execute("UPDATE backups SET finished_at = ?", (old,)) and c.commit()
+        )
+        assert await service._overdue(trigger), "a scheduled time passed since: overdue once"
+        assert len(rows) == 1
+    finally:
+        await store.close()
+
+
+async def test_unreachable_archive_host_is_recorded_not_fatal(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("not used\n")
+    extra = f"""[backup.offsite]
+host = "127.0.0.1"
+port = {closed_port()}
+username = "nobody"
+key_file = "{key}"
+remote_dir = "/srv/archive"
+timeout = 2
+"""
+    service, store = await open_service(config(tmp_path, extra))
+    try:
+        row = await service.backup_now()
+        assert row["status"] == "ok" and row["offsite"].startswith("failed: ")
+        assert (await service.list())[0]["offsite"] == row["offsite"]
+    finally:
+        await store.close()
+
+
+async def test_retention_removes_files_and_rows(tmp_path: Path) -> None:
+    service, store = await open_service(config(tmp_path))
+    try:
+        for _ in range(4):
+            await service.backup_now()
+        rows = await service.list()
+        assert len(rows) == 2, "keep_last = 2"
+        files = sorted(p.name for p in service.directory.iterdir())
+        assert files == sorted(r["file"] for r in rows)
+    finally:
+        await store.close()
+
+
+async def test_a_failed_backup_is_a_catalog_row_with_the_reason(tmp_path: Path) -> None:
+    service, store = await open_service(config(tmp_path))
+    try:
+        (tmp_path / "etc" / "pjsip.conf").unlink()
+        (tmp_path / "etc").rmdir()
+        with pytest.raises(service_module.BackupError, match="not a directory"):
+            await service.backup_now()
+        [row] = await service.list()
+        assert row["status"] == "failed" and "not a directory" in row["error"]
+        assert row["file"] is None
+    finally:
+        await store.close()
