@@ -62,9 +62,11 @@ def start(workdir: Path) -> SshServer:
         f"AuthorizedKeysFile {authorized}\nPidFile {workdir / 'sshd.pid'}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
         "StrictModes no\nPermitRootLogin prohibit-password\n"
-        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+        "Subsystem sftp internal-sftp\nLogLevel VERBOSE\n"
     )
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    log = (workdir / "sshd.log").open("wb")  # a file, not a pipe: sshd must never block on it
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
+    log.close()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
