@@ -341,23 +341,52 @@ def backup_verify(
 @click.option(
     "--to",
     "target",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="A new or empty folder.",
 )
+@click.option("--to-pbx", is_flag=True, help="Compare with the PBX's files and show the diff.")
+@click.option("--yes", is_flag=True, help="With --to-pbx: write the added and changed files.")
 def backup_restore(
-    config_path: Path, socket_path: Path | None, backup_id: str, target: Path
+    config_path: Path,
+    socket_path: Path | None,
+    backup_id: str,
+    target: Path | None,
+    to_pbx: bool,
+    yes: bool,
 ) -> None:
-    """Restore a backup's files into a folder (decrypted and checked first).
+    """Restore a backup's files into a folder, or onto the (replacement) PBX.
+
+    Everything is decrypted and checked first. --to-pbx shows what would change on the PBX
+    and writes nothing; add --yes to write the added and changed files (each replaced
+    atomically). Files that exist only on the PBX are never deleted.
 
     \b
-    Example:
+    Examples:
       pbx-agent backup restore 20261125T023000000000Z --to /tmp/asterisk-restore
+      pbx-agent backup restore 20261125T023000000000Z --to-pbx
+      pbx-agent backup restore 20261125T023000000000Z --to-pbx --yes
     """
-    result = _ask(
-        config_path, socket_path, "backup-restore", id=backup_id, to=str(target.resolve())
-    )
-    click.echo(f"backup {backup_id}: {result['files']} files restored into {result['to']}")
+    if (target is None) == (not to_pbx):
+        _fail("give exactly one of --to DIR and --to-pbx", EXIT_USAGE)
+    if yes and not to_pbx:
+        _fail("--yes goes with --to-pbx", EXIT_USAGE)
+    if target is not None:
+        result = _ask(
+            config_path, socket_path, "backup-restore", id=backup_id, to=str(target.resolve())
+        )
+        click.echo(f"backup {backup_id}: {result['files']} files restored into {result['to']}")
+        return
+    plan = _ask(config_path, socket_path, "backup-restore-pbx", id=backup_id, apply=False)
+    click.echo(render.push_plan(plan))
+    if not plan["added"] and not plan["changed"]:
+        click.echo("the PBX already has this backup's files: nothing to write")
+        return
+    if not yes:
+        click.echo("nothing written; run again with --yes to write these files to the PBX")
+        return
+    done = _ask(config_path, socket_path, "backup-restore-pbx", id=backup_id, apply=True)
+    written = len(done["added"]) + len(done["changed"])
+    click.echo(f"backup {backup_id}: {written} files written to the PBX")
 
 
 @backup.command("pin-host-key")

@@ -139,6 +139,7 @@ class Daemon:
             "backup-list": self._backup_list,
             "backup-verify": self._backup_verify,
             "backup-restore": self._backup_restore,
+            "backup-restore-pbx": self._backup_restore_pbx,
         }
 
     def _pbx_version(self) -> str | None:
@@ -157,6 +158,9 @@ class Daemon:
 
     async def _backup_restore(self, args: Mapping[str, Any]) -> dict[str, Any]:
         return await self._backups.restore(str(args["id"]), Path(str(args["to"])))
+
+    async def _backup_restore_pbx(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._backups.restore_to_pbx(str(args["id"]), bool(args.get("apply")))
 
     def _counting_status(self) -> dict[str, Any] | None:
         last = self._counting.last

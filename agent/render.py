@@ -86,3 +86,20 @@ def endpoint_table(endpoints: Sequence[Mapping[str, Any]]) -> str:
         for e in endpoints
     ]
     return table(["ENDPOINT", "TECH", "STATE", "AORS", "CONTACTS"], rows)
+
+
+def push_plan(plan: Mapping[str, Any]) -> str:
+    """What restoring a backup onto the PBX changes: new files, changed files with diffs,
+    files only on the PBX (kept)."""
+    lines = [
+        f"backup {plan['id']} against the PBX: {len(plan['added'])} new, "
+        f"{len(plan['changed'])} changed, {plan['unchanged']} unchanged, "
+        f"{len(plan['only_on_pbx'])} only on the PBX (kept)"
+    ]
+    lines += [f"  new      {path}" for path in plan["added"]]
+    for path in plan["changed"]:
+        lines.append(f"  changed  {path}")
+        diff = plan["diffs"].get(path)
+        lines += ["    " + line for line in diff.splitlines()] if diff else ["    (binary)"]
+    lines += [f"  kept     {path}" for path in plan["only_on_pbx"]]
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Self, cast
 
 import paramiko
 
@@ -132,7 +132,7 @@ class SftpSource:
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
 
-    def __enter__(self) -> SftpSource:
+    def __enter__(self) -> Self:
         self.connect()
         return self
 

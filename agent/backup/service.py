@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import shutil
 import sqlite3
 import tempfile
@@ -21,8 +20,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from agent import __version__
 from agent.backup import retention
-from agent.backup.archive import write_archive
+from agent.backup.archive import sha256_file, write_archive
 from agent.backup.offsite import OffsiteArchive
+from agent.backup.push import PushPlan, push
 from agent.backup.restore import restore
 from agent.config.schema import AgentConfig
 from agent.errors import BackupError
@@ -30,6 +30,7 @@ from agent.state import StateStore
 from drivers.backup_source import BackupSource, LocalSource
 from drivers.errors import DriverError
 from drivers.sftp_source import SftpSettings, SftpSource
+from drivers.sftp_target import SftpTarget
 
 log = structlog.get_logger(__name__)
 
@@ -117,8 +118,14 @@ class BackupService:
         if backup.source == "local":
             yield LocalSource(Path(backup.path), backup.excludes)
             return
-        assert backup.ssh is not None
-        settings = SftpSettings(
+        with SftpSource(self._sftp_settings()) as source:
+            yield source
+
+    def _sftp_settings(self) -> SftpSettings:
+        backup = self._cfg.backup
+        if backup.source != "sftp" or backup.ssh is None:
+            raise BackupError('this needs backup.source = "sftp" and a [backup.ssh] server')
+        return SftpSettings(
             host=backup.ssh.host,
             port=backup.ssh.port,
             username=backup.ssh.username,
@@ -128,8 +135,6 @@ class BackupService:
             excludes=backup.excludes,
             timeout=backup.ssh.timeout,
         )
-        with SftpSource(settings) as source:
-            yield source
 
     def _write(self, backup_id: str) -> dict[str, Any]:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -262,7 +267,7 @@ class BackupService:
     async def verify(self, backup_id: str) -> dict[str, Any]:
         row = await self._row(backup_id)
         path = self.directory / row["file"]
-        digest = await asyncio.to_thread(_sha256, path)
+        digest = await asyncio.to_thread(sha256_file, path)
         if digest != row["sha256"]:
             raise BackupError(f"{path}: SHA-256 differs from the catalog: the file changed")
         result = {"id": backup_id, "ciphertext": "ok", "files": "not checked (no identity_file)"}
@@ -280,20 +285,44 @@ class BackupService:
 
     async def restore(self, backup_id: str, target: Path) -> dict[str, Any]:
         row = await self._row(backup_id)
-        identity = self._cfg.backup.identity_file
-        if identity is None:
-            raise BackupError("restore needs backup.identity_file (the age private key)")
-        keys = [k for k in identity.read_text().split() if k.startswith("AGE-SECRET-KEY-")]
+        keys = _identities(self._cfg)
         manifest = await asyncio.to_thread(restore, self.directory / row["file"], keys, target)
         return {"id": backup_id, "to": str(target), "files": len(manifest["files"])}
 
+    async def restore_to_pbx(self, backup_id: str, apply: bool) -> dict[str, Any]:
+        """Compare a backup with the PBX's files over SFTP; with `apply`, write the added and
+        changed ones (files only on the PBX are kept). The plan is returned either way."""
+        row = await self._row(backup_id)
+        keys = _identities(self._cfg)
+        settings = self._sftp_settings()
+        scratch = Path(tempfile.mkdtemp(prefix=".push-", dir=self.directory))
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        def compare_and_push() -> PushPlan:
+            restore(self.directory / row["file"], keys, scratch / "tree")
+            with SftpTarget(settings) as target:
+                return push(target, scratch / "tree", apply)
+
+        async with self._lock:
+            try:
+                result = await asyncio.to_thread(compare_and_push)
+            except DriverError as exc:
+                raise BackupError(f"restore to the PBX failed: {exc}") from exc
+            finally:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
+        log.info(
+            "backup pushed to the PBX" if apply else "backup compared with the PBX",
+            id=backup_id,
+            added=len(result.added),
+            changed=len(result.changed),
+        )
+        return {"id": backup_id, "applied": apply, **result.as_dict()}
+
+
+def _identities(cfg: AgentConfig) -> list[str]:
+    identity = cfg.backup.identity_file
+    if identity is None:
+        raise BackupError("restore needs backup.identity_file (the age private key)")
+    return [k for k in identity.read_text().split() if k.startswith("AGE-SECRET-KEY-")]
 
 
 def _insert(conn: sqlite3.Connection, row: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,22 +56,39 @@ def agent_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "agent", *args]
 
 
-def start_daemon(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+class DaemonProcess(subprocess.Popen[str]):
+    """The daemon's process; its output goes to files, never to a pipe nobody reads (a full
+    pipe blocks the daemon's logging, and with it the daemon)."""
+
+    output: Any
+    errors: Any
+
+
+def start_daemon(config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+    output = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop_daemon
+    errors = tempfile.TemporaryFile("w+")  # noqa: SIM115
+    proc = DaemonProcess(
         agent_command("run", "--config", str(config)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=errors,
         text=True,
         env={**os.environ, **(env or {})},
     )
+    proc.output, proc.errors = output, errors
+    return proc
 
 
-def stop_daemon(proc: subprocess.Popen[str], timeout: float = 10) -> tuple[int, str, str]:
+def stop_daemon(proc: DaemonProcess, timeout: float = 10) -> tuple[int, str, str]:
     """SIGTERM (if still running), then its exit code and output."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
+    proc.wait(timeout=timeout)
+    texts = []
+    for stream in (proc.output, proc.errors):
+        stream.seek(0)
+        texts.append(stream.read())
+        stream.close()
+    return proc.returncode, texts[0], texts[1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

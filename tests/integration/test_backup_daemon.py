@@ -106,6 +106,27 @@ timeout = 5
         assert restored.returncode == 0, restored.stderr
         assert tree(target) == tree(remote)
 
+        # A replacement PBX: one file edited, one missing, one that only it has.
+        (remote / "pjsip.conf").write_text("[100]\ntype = aor\n")
+        (remote / "sub" / "voicemail.conf").unlink()
+        (remote / "extensions.conf").write_text("[from-internal]\n")
+        before = tree(remote)
+        shown = await cli("backup", "restore", row["id"], "--to-pbx", "--config", str(config))
+        assert shown.returncode == 0, shown.stderr
+        assert "1 new, 1 changed, 0 unchanged, 1 only on the PBX" in shown.stdout
+        assert "-type = aor" in shown.stdout and "+type = endpoint" in shown.stdout
+        assert "nothing written" in shown.stdout
+        assert tree(remote) == before, "without --yes the PBX is not touched"
+        pushed = await cli(
+            "backup", "restore", row["id"], "--to-pbx", "--yes", "--config", str(config)
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        assert "2 files written to the PBX" in pushed.stdout
+        assert tree(remote) == {**tree(target), "extensions.conf": b"[from-internal]\n"}
+        assert not [p for p in remote.rglob(".*")], "no partial file left on the PBX"
+        again = await cli("backup", "restore", row["id"], "--to-pbx", "--config", str(config))
+        assert "nothing to write" in again.stdout
+
         known = tmp_path / "state" / "known_hosts"
         other = tmp_path / "other_host_key"
         await asyncio.to_thread(
@@ -125,3 +146,19 @@ timeout = 5
     finally:
         code, _, err = await asyncio.to_thread(stop_daemon, proc)
     assert code == 0, err
+
+
+async def test_restore_needs_exactly_one_destination(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 1)
+    both = await cli(
+        "backup", "restore", "x", "--to", str(tmp_path / "t"), "--to-pbx", "--config", str(config)
+    )
+    neither = await cli("backup", "restore", "x", "--config", str(config))
+    yes_alone = await cli(
+        "backup", "restore", "x", "--to", str(tmp_path / "t"), "--yes", "--config", str(config)
+    )
+    for result in (both, neither, yes_alone):
+        assert result.returncode == 2, result.stderr
+    assert "exactly one of --to DIR and --to-pbx" in both.stderr
+    assert "--yes goes with --to-pbx" in yes_alone.stderr
+    assert not (tmp_path / "t").exists()
