@@ -215,6 +215,39 @@ def keys_command(config_path: Path, socket_path: Path | None, as_json: bool) -> 
         click.echo(f"{info['algorithm']} key {info['key_id']}\npublic key: {info['public_key']}")
 
 
+@cli.command("events")
+@config_option
+@socket_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events (Ctrl-C stops).")
+@click.option("--limit", default=50, show_default=True, help="How many recent events.")
+@json_option
+def events_command(
+    config_path: Path, socket_path: Path | None, follow: bool, limit: int, as_json: bool
+) -> None:
+    """Show recent health events (problems, resolutions, notices) from the local store.
+
+    \b
+    Examples:
+      pbx-agent events
+      pbx-agent events --follow --json
+    """
+    import time
+
+    after = 0  # 0: the newest `limit`; then everything after the last one shown
+    rows = _ask(config_path, socket_path, "events", after=after, limit=limit)
+    while True:
+        for row in rows:
+            click.echo(json.dumps(row, sort_keys=True) if as_json else render.event_line(row))
+            after = row["seq"]
+        if not follow:
+            return
+        try:
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return
+        rows = _ask(config_path, socket_path, "events", after=after, limit=500)
+
+
 @cli.group()
 def usage() -> None:
     """Signed usage reports."""

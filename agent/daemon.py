@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -21,12 +22,15 @@ from agent.config import AgentConfig, ami_settings
 from agent.control import ControlServer
 from agent.counting.history import usage_reports
 from agent.counting.service import CountingService
+from agent.health.monitor import HealthMonitor
 from agent.pbx_poller import PbxPoller
 from agent.sdnotify import Notifier
 from agent.state import StateStore
+from agent.telemetry.service import Telemetry
 from agent.usage import keys
 from drivers.base import Driver
 from drivers.registry import driver_class
+from drivers.sftp_source import remote_disk_free
 
 log = structlog.get_logger(__name__)
 
@@ -69,15 +73,20 @@ class Daemon:
         self._store = store
         self._counting = CountingService(driver, store, self.cfg, key)
         self._backups = BackupService(store, self.cfg)
+        self._telemetry = Telemetry(store, self.cfg)
+        self._health = HealthMonitor(store, self.cfg, self._telemetry)
         control = ControlServer(self.cfg.control.socket, self._handlers())
         tasks: list[asyncio.Task[None]] = []
         try:
+            await self._start_telemetry()
             await control.start()
             tasks.append(asyncio.create_task(poller.run(), name="pbx-poller"))
             if not self.once:
                 tasks.append(asyncio.create_task(self._counting.run(), name="counting"))
                 if self.cfg.backup.enabled:
                     tasks.append(asyncio.create_task(self._backups.run(), name="backups"))
+                tasks.append(asyncio.create_task(self._telemetry.run(), name="telemetry"))
+                tasks.append(asyncio.create_task(self._run_local_checks(), name="health"))
             if self._notifier.watchdog_interval:
                 tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
             self._notifier.ready()
@@ -94,6 +103,8 @@ class Daemon:
                 await self._stop.wait()
         finally:
             self._notifier.stopping()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._telemetry.stop(), STOP_TIMEOUT)
             for task in tasks:
                 task.cancel()
             if tasks:
@@ -108,6 +119,91 @@ class Daemon:
         if self.once:
             return 0 if poller.last is not None and poller.last.ok else 1
         return 0
+
+    async def _start_telemetry(self) -> None:
+        """Health checks on every poll and backup; usage and backup results upstream."""
+        await self._health.open()
+        self._poller.listeners.append(self._health.on_poll)
+        self._backups.listeners.append(self._health.on_backup)
+        self._backups.listeners.append(self._send_backup)
+        self._counting.listeners.append(self._send_usage)
+        await self._telemetry.start(self._heartbeat, self._command_handlers())
+
+    def _command_handlers(self) -> dict[str, Any]:
+        """What the central server may ask for over MQTT (signed commands only)."""
+
+        async def count_now(_args: Mapping[str, Any]) -> dict[str, Any]:
+            result = await self._counting.count_now()
+            return {
+                "billable": result["report"]["billable"],
+                "usage_id": result["usage"]["payload"]["id"],
+            }
+
+        async def backup_now(_args: Mapping[str, Any]) -> dict[str, Any]:
+            if not self.cfg.backup.enabled:
+                raise RuntimeError("backups are not enabled on this agent")
+            row = await self._backup_now({"reason": "central command"})
+            return {"backup_id": row["id"], "status": row["status"]}
+
+        async def diag(_args: Mapping[str, Any]) -> dict[str, Any]:
+            return await self._status({})
+
+        return {"count-now": count_now, "backup-now": backup_now, "diag": diag}
+
+    def _heartbeat(self) -> dict[str, Any]:
+        last = self._poller.last
+        outbox = self._telemetry.outbox
+        return {
+            "uptime_seconds": int(time.monotonic() - self._started_mono),
+            "agent_version": __version__,
+            "outbox_depth": outbox.depth if outbox else 0,
+            "last_poll": {"ts": last.finished_at.isoformat(), "ok": last.ok} if last else None,
+            "licence": "unknown",
+        }
+
+    async def _send_usage(self, usage: dict[str, Any]) -> None:
+        payload = usage["payload"]
+        message = {
+            "schema": payload["schema"],
+            "id": payload["id"],
+            "site_id": payload["site_id"],
+            "ts": payload["ts"],
+            **usage,
+        }
+        await self._telemetry.queue("usage", message, severity="record")
+
+    async def _send_backup(self, row: dict[str, Any]) -> None:
+        keys = (
+            "status",
+            "reason",
+            "started_at",
+            "finished_at",
+            "files",
+            "size",
+            "changed",
+            "offsite",
+            "error",
+        )
+        body = {"backup_id": row["id"], **{k: row.get(k) for k in keys}}
+        body["changed"] = None if body["changed"] is None else bool(body["changed"])
+        await self._telemetry.send("backup", body)
+
+    async def _run_local_checks(self) -> None:
+        last_good = self._last_good_backup if self.cfg.backup.enabled else None
+        ssh = self.cfg.backup.ssh
+        disk = None
+        if ssh is not None and self.cfg.backup.source == "sftp":
+            disk = functools.partial(
+                remote_disk_free, self._backups.ssh_settings(), self.cfg.backup.path
+            )
+        await self._health.run_local(last_good, disk)
+
+    async def _last_good_backup(self) -> datetime | None:
+        rows = [r for r in await self._backups.list() if r["status"] == "ok"]
+        return datetime.fromisoformat(rows[-1]["finished_at"]) if rows else None
+
+    async def _events(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return await self._telemetry.events(int(args.get("after", 0)), int(args.get("limit", 100)))
 
     def _request_stop(self, sig: signal.Signals) -> None:
         log.info("stop requested", signal=sig.name)
@@ -140,15 +236,16 @@ class Daemon:
             "backup-verify": self._backup_verify,
             "backup-restore": self._backup_restore,
             "backup-restore-pbx": self._backup_restore_pbx,
+            "events": self._events,
         }
 
     def _pbx_version(self) -> str | None:
         good = self._poller.last_good
         return good.facts.version if good and good.facts else None
 
-    async def _backup_now(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+    async def _backup_now(self, args: Mapping[str, Any]) -> dict[str, Any]:
         self._backups.pbx_version = self._pbx_version()
-        return await self._backups.backup_now("on demand")
+        return await self._backups.backup_now(str(args.get("reason", "on demand")))
 
     async def _backup_list(self, _args: Mapping[str, Any]) -> list[dict[str, Any]]:
         return await self._backups.list()
@@ -231,4 +328,6 @@ class Daemon:
                 "last_good_poll": poller.last_good.to_json() if poller.last_good else None,
             },
             "counting": self._counting_status(),
+            "telemetry": self._telemetry.status(),
+            "health": self._health.states(),
         }

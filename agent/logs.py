@@ -98,9 +98,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # paramiko says "Connected"/"Authentication successful" at INFO for every SSH session;
-    # our own events say what was done, so keep only its warnings unless debugging.
-    logging.getLogger("paramiko").setLevel(max(root.level, logging.WARNING))
+    # paramiko logs every SSH session at INFO and aiomqtt/paho ("mqtt") every packet at
+    # DEBUG; our own events say what was done, so keep only their warnings.
+    for chatty in ("paramiko", "mqtt"):
+        logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))
     structlog.configure(
         processors=[
             *shared,

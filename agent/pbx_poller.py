@@ -12,10 +12,11 @@ from typing import Any
 
 import structlog
 
+from agent.listeners import Listener, notify
 from agent.state import StateStore
 from drivers.base import Driver
 from drivers.errors import DriverError
-from drivers.models import Capability, EndpointSummary, PbxFacts
+from drivers.models import Capability, EndpointSummary, PbxFacts, Registration
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +30,7 @@ class PollResult:
     duration_ms: int
     facts: PbxFacts | None = None
     endpoints: tuple[EndpointSummary, ...] = ()
+    registrations: tuple[Registration, ...] = ()
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -62,6 +64,8 @@ class PbxPoller:
         self.last_good: PollResult | None = None
         self.cycles = 0
         self.cycle_done = asyncio.Event()
+        # Called after every cycle (e.g. the health checks); a failing listener is logged.
+        self.listeners: list[Listener[PollResult]] = []
 
     async def run(self) -> None:
         while True:
@@ -78,7 +82,7 @@ class PbxPoller:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._cycle_timeout):
-                facts, endpoints = await self._collect()
+                facts, endpoints, registrations = await self._collect()
         except (DriverError, TimeoutError) as exc:
             result = PollResult(
                 finished_at=datetime.now(UTC),
@@ -96,6 +100,7 @@ class PbxPoller:
                 duration_ms=_ms_since(started),
                 facts=facts,
                 endpoints=endpoints,
+                registrations=registrations,
             )
             if self._failing:
                 log.info("PBX poll recovered", endpoints=len(endpoints))
@@ -114,15 +119,21 @@ class PbxPoller:
             error=result.error,
         )
         self.cycle_done.set()
+        await notify(self.listeners, result, "poll")
         return result
 
-    async def _collect(self) -> tuple[PbxFacts, tuple[EndpointSummary, ...]]:
+    async def _collect(
+        self,
+    ) -> tuple[PbxFacts, tuple[EndpointSummary, ...], tuple[Registration, ...]]:
         await self._driver.connect()  # idempotent: the driver reconnects by itself once up
         facts = await self._driver.facts()
         endpoints: tuple[EndpointSummary, ...] = ()
+        registrations: tuple[Registration, ...] = ()
         if self._driver.supports(Capability.ENDPOINTS):
             endpoints = await self._driver.endpoints()
-        return facts, endpoints
+        if self._driver.supports(Capability.REGISTRATIONS):
+            registrations = await self._driver.registrations()
+        return facts, endpoints, registrations
 
 
 def _ms_since(started: float) -> int:

@@ -103,3 +103,14 @@ def push_plan(plan: Mapping[str, Any]) -> str:
         lines += ["    " + line for line in diff.splitlines()] if diff else ["    (binary)"]
     lines += [f"  kept     {path}" for path in plan["only_on_pbx"]]
     return "\n".join(lines)
+
+
+def event_line(event: Mapping[str, Any]) -> str:
+    """One health event: time, severity, kind, check[/subject], summary."""
+    check = event.get("check", "?")
+    if event.get("subject"):
+        check = f"{check}/{event['subject']}"
+    return (
+        f"{event.get('ts', '?')}  {event.get('severity', '?'):<8} "
+        f"{event.get('kind', '?'):<8} {check}: {event.get('summary', '')}"
+    )

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from drivers.errors import UnsupportedOperation
-from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts
+from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts, Registration
 
 
 class Driver(ABC):
@@ -43,6 +43,13 @@ class Driver(ABC):
         self.require(Capability.INVENTORY)
         raise UnsupportedOperation(
             f"driver {self.name!r} declares inventory but does not implement it"
+        )
+
+    async def registrations(self) -> tuple[Registration, ...]:
+        """The PBX's outbound (trunk) registrations and their state."""
+        self.require(Capability.REGISTRATIONS)
+        raise UnsupportedOperation(
+            f"driver {self.name!r} declares registrations but does not implement it"
         )
 
     async def endpoints(self) -> tuple[EndpointSummary, ...]:

@@ -14,6 +14,7 @@ class Capability(StrEnum):
     ENDPOINTS = "endpoints"
     EVENTS = "events"
     INVENTORY = "inventory"
+    REGISTRATIONS = "registrations"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import base64
 import fnmatch
 import hashlib
 import posixpath
+import shlex
 import socket
 import stat
 from collections.abc import Iterator, Sequence
@@ -66,6 +67,17 @@ class SftpSettings:
 
 def open_sftp(s: SftpSettings) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
     """An SFTP session to `s.host`, its host key checked against the pinned file."""
+    client, session = _open(s, sftp=True)
+    assert session is not None
+    return client, session
+
+
+def open_ssh(s: SftpSettings) -> paramiko.SSHClient:
+    """An SSH session to `s.host` (for commands), its host key checked as for SFTP."""
+    return _open(s, sftp=False)[0]
+
+
+def _open(s: SftpSettings, *, sftp: bool) -> tuple[paramiko.SSHClient, paramiko.SFTPClient | None]:
     where = f"{s.username}@{s.host}:{s.port}"
     client = paramiko.SSHClient()
     try:
@@ -89,8 +101,9 @@ def open_sftp(s: SftpSettings) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]
             allow_agent=False,
             look_for_keys=False,
         )
-        sftp = client.open_sftp()
-        sftp.get_channel().settimeout(s.timeout)
+        session = client.open_sftp() if sftp else None
+        if session is not None:
+            session.get_channel().settimeout(s.timeout)
     except _Unknown as exc:
         client.close()
         raise HostKeyRefused(
@@ -120,7 +133,24 @@ def open_sftp(s: SftpSettings) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]
     except (OSError, paramiko.SSHException, ValueError) as exc:
         client.close()
         raise DriverConnectionError(f"{where}: SSH failed: {exc}") from exc
-    return client, sftp
+    return client, session
+
+
+def remote_disk_free(s: SftpSettings, path: str) -> tuple[int, int]:
+    """(total, available) bytes of the filesystem holding `path` on the SSH host (`df -Pk`)."""
+    client = open_ssh(s)
+    try:
+        _, stdout, _ = client.exec_command(f"df -Pk -- {shlex.quote(path)}", timeout=s.timeout)
+        lines = stdout.read(64 * 1024).decode(errors="replace").splitlines()
+    except (OSError, paramiko.SSHException) as exc:
+        raise DriverConnectionError(f"df over SSH failed: {exc}") from exc
+    finally:
+        client.close()
+    try:
+        fields = lines[-1].split()
+        return int(fields[1]) * 1024, int(fields[3]) * 1024
+    except (IndexError, ValueError) as exc:
+        raise DriverError(f"unexpected df output: {lines[-1:]!r}") from exc
 
 
 class SftpSource:

@@ -1,4 +1,5 @@
-"""Shared fixtures: the fixture office and an AMI simulator serving it on a free port."""
+"""Shared fixtures: the fixture office, an AMI simulator serving it on a free port, a real
+sshd and real Mosquitto brokers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 
 from drivers.asterisk.sim.office import load_office
 from drivers.asterisk.simulator import Simulator
+from tests import mosquitto as mosquitto_module
 from tests import sshd as sshd_module
+from tests.mosquitto import Broker
 from tests.sshd import SshServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -43,3 +46,27 @@ def sshd(tmp_path: Path) -> Iterator[SshServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    """A real Mosquitto broker on a free loopback port (plain MQTT)."""
+    if not mosquitto_module.available():
+        pytest.skip("mosquitto is not installed (scripts/test installs it as root)")
+    broker = mosquitto_module.start(tmp_path / "mosquitto")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto_tls(tmp_path: Path) -> Iterator[Broker]:
+    """A real Mosquitto broker requiring TLS with a client certificate (test CA)."""
+    if not mosquitto_module.available():
+        pytest.skip("mosquitto is not installed (scripts/test installs it as root)")
+    broker = mosquitto_module.start(tmp_path / "mosquitto-tls", tls=True)
+    try:
+        yield broker
+    finally:
+        broker.stop()

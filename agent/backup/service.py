@@ -26,6 +26,7 @@ from agent.backup.push import PushPlan, push
 from agent.backup.restore import restore
 from agent.config.schema import AgentConfig
 from agent.errors import BackupError
+from agent.listeners import Listener, notify
 from agent.state import StateStore
 from drivers.backup_source import BackupSource, LocalSource
 from drivers.errors import DriverError
@@ -64,6 +65,8 @@ class BackupService:
             else cfg.state.dir / "known_hosts"
         )
         self.pbx_version: str | None = None  # set by the daemon from the PBX poller
+        # Called with the catalog row after every run, good or failed (health, telemetry).
+        self.listeners: list[Listener[dict[str, Any]]] = []
 
     @staticmethod
     def known_hosts_path(cfg: AgentConfig) -> Path:
@@ -118,10 +121,10 @@ class BackupService:
         if backup.source == "local":
             yield LocalSource(Path(backup.path), backup.excludes)
             return
-        with SftpSource(self._sftp_settings()) as source:
+        with SftpSource(self.ssh_settings()) as source:
             yield source
 
-    def _sftp_settings(self) -> SftpSettings:
+    def ssh_settings(self) -> SftpSettings:
         backup = self._cfg.backup
         if backup.source != "sftp" or backup.ssh is None:
             raise BackupError('this needs backup.source = "sftp" and a [backup.ssh] server')
@@ -190,6 +193,8 @@ class BackupService:
                 )
                 row["offsite"] = await self._copy_offsite(row)
                 await self.apply_retention()
+            await notify(self.listeners, row, "backup")
+            if row["status"] == "ok":
                 return row
             raise BackupError(f"backup {backup_id} failed: {row['error']}")
 
@@ -294,7 +299,7 @@ class BackupService:
         changed ones (files only on the PBX are kept). The plan is returned either way."""
         row = await self._row(backup_id)
         keys = _identities(self._cfg)
-        settings = self._sftp_settings()
+        settings = self.ssh_settings()
         scratch = Path(tempfile.mkdtemp(prefix=".push-", dir=self.directory))
 
         def compare_and_push() -> PushPlan:

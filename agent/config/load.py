@@ -27,6 +27,10 @@ PATH_KEYS = (
     ("backup", "ssh", "known_hosts"),
     ("backup", "offsite", "key_file"),
     ("backup", "offsite", "known_hosts"),
+    ("mqtt", "password_file"),
+    ("mqtt", "tls", "ca_file"),
+    ("mqtt", "tls", "cert_file"),
+    ("mqtt", "tls", "key_file"),
 )
 
 
@@ -42,6 +46,14 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", file=str(path)) from exc
     ami_table = data.get("pbx", {}).get("ami") if isinstance(data.get("pbx"), dict) else None
+    mqtt_table = data.get("mqtt")
+    if isinstance(mqtt_table, dict) and "password" in mqtt_table:
+        raise ConfigError(
+            f"{path}: mqtt.password: secrets are never written in the config; "
+            "use password_file (mode 0600)",
+            file=str(path),
+            key="mqtt.password",
+        )
     if isinstance(ami_table, dict) and "secret" in ami_table:
         raise ConfigError(
             f"{path}: pbx.ami.secret: secrets are never written in the config; "
@@ -66,7 +78,11 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
         )
     ami = ami.model_copy(update={"secret": SecretStr(secret)})
     pbx = cfg.pbx.model_copy(update={"ami": ami})
-    return cfg.model_copy(update={"pbx": pbx, "source": path.resolve()})
+    mqtt = cfg.mqtt
+    if mqtt.password_file is not None:
+        password = read_secret_file(mqtt.password_file, config=path, key="mqtt.password_file")
+        mqtt = mqtt.model_copy(update={"password": SecretStr(password)})
+    return cfg.model_copy(update={"pbx": pbx, "mqtt": mqtt, "source": path.resolve()})
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
@@ -105,7 +121,7 @@ def _known_keys(loc: list[str]) -> list[str]:
         if not (isinstance(annotation, type) and issubclass(annotation, Section)):
             return []
         model = annotation
-    hidden = {"source", "secret"}
+    hidden = {"source", "secret", "password"}
     return [name for name in model.model_fields if name not in hidden]
 
 

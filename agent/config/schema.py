@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -136,6 +137,80 @@ class BackupConfig(Section):
         return self
 
 
+class MqttTlsConfig(Section):
+    ca_file: Path  # the CA that signed the broker's certificate
+    cert_file: Path | None = None  # client certificate (PEM), when the broker asks for one
+    key_file: Path | None = None  # its private key (PEM, mode 0600)
+
+    @model_validator(mode="after")
+    def _pair(self) -> MqttTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both cert_file and key_file, or neither")
+        return self
+
+
+class OutboxConfig(Section):
+    max_messages: int = Field(100_000, ge=100, le=10_000_000)
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, le=4 * 1024**3)
+    in_flight: int = Field(50, ge=1, le=1000)  # QoS 1 messages awaiting PUBACK at once
+
+
+class MqttConfig(Section):
+    enabled: bool = False
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int | None = Field(None, ge=1, le=65535)  # default 1883, or 8883 with [mqtt.tls]
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    prefix: str = Field("pbx-agent/v1", pattern=r"^[^#+]+[^#+/]$")
+    client_id: str | None = Field(None, min_length=1, max_length=64)
+    username: str | None = Field(None, min_length=1)
+    password_file: Path | None = None
+    keepalive: int = Field(60, ge=5, le=3600)
+    timeout: Seconds = 10.0
+    heartbeat_interval: float = Field(60, ge=5, le=3600)
+    reconnect_initial: Seconds = 1.0
+    reconnect_max: Seconds = 60.0
+    tls: MqttTlsConfig | None = None
+    outbox: OutboxConfig = OutboxConfig()
+    # Central keys allowed to sign commands: key id -> Ed25519 public key (base64, 32 bytes).
+    command_keys: dict[str, str] = Field(default_factory=dict)
+    # Filled by the loader from password_file; never in the TOML.
+    password: SecretStr | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttConfig:
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file needs a username")
+        if self.reconnect_max < self.reconnect_initial:
+            raise ValueError("reconnect_max must be at least reconnect_initial")
+        for key_id, key in self.command_keys.items():
+            try:
+                raw = base64.b64decode(key, validate=True)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(
+                    f"command_keys.{key_id}: not a base64 Ed25519 public key (32 bytes)"
+                )
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (8883 if self.tls else 1883)
+
+
+class HealthConfig(Section):
+    # Consecutive observations before a check changes state (flap damping), both ways.
+    flap_count: int = Field(3, ge=1, le=100)
+    interval: float = Field(60, ge=1, le=86400)  # local checks; PBX checks follow poll.interval
+    ami_slow_ms: int = Field(2000, ge=10, le=600_000)
+    phones_unreachable_share: float = Field(0.3, gt=0, le=1)
+    backup_max_age_hours: float = Field(36, gt=0, le=24 * 365)
+    outbox_backlog: int = Field(1000, ge=1)
+    clock_jump_seconds: float = Field(120, gt=0)
+    disk_min_free_percent: float = Field(10, gt=0, lt=100)
+    disk_interval: float = Field(3600, ge=60, le=86400)  # over [backup.ssh], when configured
+
+
 class AgentConfig(Section):
     site_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     pbx: PbxConfig
@@ -145,10 +220,12 @@ class AgentConfig(Section):
     logging: LoggingConfig = LoggingConfig()
     counting: CountingConfig = CountingConfig()
     backup: BackupConfig = BackupConfig()
+    mqtt: MqttConfig = MqttConfig()
+    health: HealthConfig = HealthConfig()
     # The file this was loaded from (set by the loader).
     source: Path = Field(Path("<memory>"), exclude=True)
 
     def secret_values(self) -> list[str]:
         """Every loaded secret value, for the log redactor."""
-        secret = self.pbx.ami.secret
-        return [secret.get_secret_value()] if secret is not None else []
+        secrets = (self.pbx.ami.secret, self.mqtt.password)
+        return [s.get_secret_value() for s in secrets if s is not None]

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.config.schema import AgentConfig
 from agent.counting import history
 from agent.counting.rules import count
+from agent.listeners import Listener, notify
 from agent.state import StateStore
 from agent.usage.chain import GENESIS, USAGE_SCHEMA, digest, sign
 from drivers.base import Driver
@@ -38,6 +39,8 @@ class CountingService:
         self._lock = asyncio.Lock()
         self._failing = False
         self.last: dict[str, Any] | None = None
+        # Called with each signed usage envelope (telemetry sends it upstream).
+        self.listeners: list[Listener[dict[str, Any]]] = []
 
     async def run(self) -> None:
         while True:
@@ -77,6 +80,7 @@ class CountingService:
                 warnings=len(report.warnings),
             )
             self.last = {"report": report.to_json(), "usage": envelope}
+            await notify(self.listeners, envelope, "usage")
             return self.last
 
     async def _sign(

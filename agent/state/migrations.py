@@ -62,4 +62,33 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX backups_started ON backups (started_at);
     """,
+    # 4: telemetry. The outbox holds every message until the broker acknowledged it (seq is
+    # the send order); events is the local history `pbx-agent events` shows; health_checks
+    # keeps each check's state across restarts (a problem is raised once, not once per
+    # start); command_nonces remembers accepted commands until they expire (no replay).
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        qos INTEGER NOT NULL,
+        severity INTEGER NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE INDEX outbox_drop_order ON outbox (severity, seq);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE health_checks (
+        key TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        since TEXT NOT NULL,
+        problem_id TEXT
+    );
+    CREATE TABLE command_nonces (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
+    """,
 )

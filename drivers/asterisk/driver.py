@@ -11,13 +11,19 @@ from drivers.asterisk.ami import AmiClient
 from drivers.asterisk.inventory import collect
 from drivers.asterisk.settings import AmiSettings
 from drivers.base import Driver
-from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts
+from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts, Registration
 
 
 class AsteriskDriver(Driver):
     name: ClassVar[str] = "asterisk"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.FACTS, Capability.ENDPOINTS, Capability.EVENTS, Capability.INVENTORY}
+        {
+            Capability.FACTS,
+            Capability.ENDPOINTS,
+            Capability.EVENTS,
+            Capability.INVENTORY,
+            Capability.REGISTRATIONS,
+        }
     )
 
     def __init__(self, settings: AmiSettings) -> None:
@@ -39,6 +45,11 @@ class AsteriskDriver(Driver):
 
     async def endpoints(self) -> tuple[EndpointSummary, ...]:
         return parse.parse_endpoint_list(await self.ami.list_action("PJSIPShowEndpoints"))
+
+    async def registrations(self) -> tuple[Registration, ...]:
+        return parse.parse_registrations(
+            await self.ami.list_action("PJSIPShowRegistrationsOutbound")
+        )
 
     async def inventory(self) -> Inventory:
         """Everything the counting rules need, in one round of concurrent AMI actions."""

@@ -1,0 +1,245 @@
+"""The durable outbox: a message is committed to SQLite before it may be published and is
+deleted only after the broker acknowledged it, so a broker outage, a restart or a SIGKILL
+loses nothing (a message sent but not yet deleted is sent again with the same `id`).
+
+Writes are group-committed: every `put` and `ack` waiting when the writer runs goes into one
+transaction (one fsync under `synchronous=FULL`), so a flood costs a few commits, not one
+each. A `put` returns only once its row is committed.
+
+Bounded by count and bytes: over a bound, rows are dropped lowest severity first, oldest
+first; the number dropped is kept (in `meta`, across restarts) and sent as one `dropped`
+event once there is room again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from agent.errors import StateError, TelemetryError
+from agent.state import StateStore
+from agent.telemetry.messages import SEVERITY_RANK, encode
+
+log = structlog.get_logger(__name__)
+
+DROPPED_KEY = "outbox_dropped"
+ROOM_AGAIN = 0.9  # report drops once below this share of both bounds
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """One stored message, as the publisher sends it."""
+
+    seq: int
+    id: str
+    topic: str
+    qos: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: str
+    topic: str
+    qos: int
+    rank: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    depth: int  # before this commit
+    size: int
+    max_messages: int
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    seqs: list[int]
+    removed: int
+    removed_bytes: int
+    dropped: int
+    dropped_bytes: int
+    dropped_total: int
+
+
+class Outbox:
+    """`await put(...)` stores; the publisher reads `batch(after=seq)` and calls `ack(seq)`."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        max_messages: int,
+        max_bytes: int,
+        dropped_notice: Callable[[int], dict[str, Any]] | None = None,
+    ) -> None:
+        self._store = store
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._dropped_notice = dropped_notice
+        self._puts: list[tuple[_Row, asyncio.Future[int]]] = []
+        self._acks: dict[int, int] = {}  # seq -> body size
+        self._writer: asyncio.Task[None] | None = None
+        self.depth = 0
+        self.bytes = 0
+        self.dropped_unreported = 0
+        self.changed = asyncio.Event()  # set after every commit that added rows
+
+    async def open(self) -> None:
+        self.depth, self.bytes, self.dropped_unreported = await self._store.call(_totals)
+
+    async def put(
+        self, topic: str, message: dict[str, Any], *, qos: int = 1, severity: str = "info"
+    ) -> int:
+        """Store `message` for `topic` (relative to the site's prefix); its seq once committed."""
+        row = _Row(str(message["id"]), topic, qos, SEVERITY_RANK[severity], encode(message))
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._puts.append((row, future))
+        self._kick()
+        return await future
+
+    def ack(self, item: Queued) -> None:
+        """The broker acknowledged `item`: delete it (in the next group commit)."""
+        self._acks[item.seq] = len(item.body)
+        self._kick()
+
+    async def flush(self) -> None:
+        """Wait until every put and ack so far is committed."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def batch(self, after: int, limit: int) -> list[Queued]:
+        return await self._store.call(_batch, after, limit)
+
+    async def close(self) -> None:
+        await self.flush()
+
+    def _kick(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="outbox-writer")
+
+    async def _write_loop(self) -> None:
+        while self._puts or self._acks:
+            puts, self._puts = self._puts, []
+            acks, self._acks = self._acks, {}
+            notice = self._notice_due(len(puts))
+            rows = [row for row, _ in puts]
+            if notice is not None:
+                rows.append(notice)
+            try:
+                done = await self._store.call(
+                    _commit,
+                    rows,
+                    acks,
+                    _Bounds(self.depth, self.bytes, self.max_messages, self.max_bytes),
+                    self.dropped_unreported if notice is not None else 0,
+                )
+            except StateError as exc:
+                log.error("outbox write failed", error=str(exc))
+                for _, future in puts:
+                    if not future.done():
+                        future.set_exception(TelemetryError(f"outbox write failed: {exc}"))
+                continue
+            self.depth += len(rows) - done.removed - done.dropped
+            self.bytes += sum(len(r.body) for r in rows) - done.removed_bytes - done.dropped_bytes
+            self.dropped_unreported = done.dropped_total
+            if done.dropped:
+                log.warning(
+                    "outbox full: messages dropped",
+                    dropped=done.dropped,
+                    depth=self.depth,
+                    max_messages=self.max_messages,
+                )
+            for (_, future), seq in zip(puts, done.seqs, strict=False):
+                if not future.done():
+                    future.set_result(seq)
+            if rows:
+                self.changed.set()
+
+    def _notice_due(self, incoming: int) -> _Row | None:
+        """The `dropped` event, when drops are unreported and there is room again."""
+        if not self.dropped_unreported or self._dropped_notice is None:
+            return None
+        if self.depth + incoming >= ROOM_AGAIN * self.max_messages:
+            return None
+        if self.bytes >= ROOM_AGAIN * self.max_bytes:
+            return None
+        message = self._dropped_notice(self.dropped_unreported)
+        return _Row(str(message["id"]), "event", 1, SEVERITY_RANK["record"], encode(message))
+
+
+def _totals(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    depth, size = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM outbox"
+    ).fetchone()
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (DROPPED_KEY,)).fetchone()
+    return int(depth), int(size), int(row[0]) if row else 0
+
+
+def _commit(
+    conn: sqlite3.Connection,
+    rows: list[_Row],
+    acks: dict[int, int],
+    bounds: _Bounds,
+    reported: int,
+) -> _Committed:
+    removed = removed_bytes = 0
+    with conn:
+        for seq, size in acks.items():
+            if conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount:
+                removed += 1
+                removed_bytes += size
+        seqs = [
+            int(
+                conn.execute(
+                    "INSERT INTO outbox (id, topic, qos, severity, body) VALUES (?, ?, ?, ?, ?)",
+                    (r.id, r.topic, r.qos, r.rank, r.body),
+                ).lastrowid
+                or 0
+            )
+            for r in rows
+        ]
+        depth = bounds.depth + len(rows) - removed
+        size = bounds.size + sum(len(r.body) for r in rows) - removed_bytes
+        dropped = dropped_bytes = 0
+        if depth > bounds.max_messages or size > bounds.max_bytes:
+            dropped, dropped_bytes = _evict(
+                conn, depth - bounds.max_messages, size - bounds.max_bytes
+            )
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (DROPPED_KEY,)).fetchone()
+        total = (int(row[0]) if row else 0) - reported + dropped
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (DROPPED_KEY, str(total)),
+        )
+    return _Committed(seqs, removed, removed_bytes, dropped, dropped_bytes, total)
+
+
+def _evict(conn: sqlite3.Connection, excess_rows: int, excess_bytes: int) -> tuple[int, int]:
+    """Delete lowest-severity, oldest rows until `excess_rows` rows and `excess_bytes` bytes
+    are gone; (count, bytes) deleted."""
+    victims: list[int] = []
+    freed = 0
+    for seq, length in conn.execute("SELECT seq, length(body) FROM outbox ORDER BY severity, seq"):
+        if len(victims) >= excess_rows and freed >= excess_bytes:
+            break
+        victims.append(int(seq))
+        freed += int(length)
+    conn.executemany("DELETE FROM outbox WHERE seq = ?", [(v,) for v in victims])
+    return len(victims), freed
+
+
+def _batch(conn: sqlite3.Connection, after: int, limit: int) -> list[Queued]:
+    cursor = conn.execute(
+        "SELECT seq, id, topic, qos, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, limit),
+    )
+    return [Queued(int(s), str(i), str(t), int(q), bytes(b)) for s, i, t, q, b in cursor]
