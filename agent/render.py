@@ -68,6 +68,22 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
             f"Users      {counted['billable']} billable (counted {counted['at']}), "
             f"{counted['stale']} stale, {counted['warnings']} warnings"
         )
+    telemetry = result.get("telemetry") or {}
+    if telemetry.get("enabled"):
+        link = (
+            "connected" if telemetry["connected"] else f"NOT connected ({telemetry['last_error']})"
+        )
+        lines.append(
+            f"Telemetry  MQTT {telemetry['broker']} {link}, "
+            f"{telemetry['outbox_depth']} messages waiting"
+        )
+    elif "telemetry" in result:
+        lines.append("Telemetry  MQTT off (events kept locally: pbx-agent events)")
+    problems = sorted(k for k, v in (result.get("health") or {}).items() if v == "problem")
+    if "health" in result:
+        lines.append(
+            f"Health     {'problems: ' + ', '.join(problems) if problems else 'no problem'}"
+        )
     if endpoints and good:
         lines.append("")
         lines.append(endpoint_table(good["endpoints"]))

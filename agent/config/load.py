@@ -34,6 +34,13 @@ PATH_KEYS = (
 )
 
 
+# Secret keys refused when written inline, with what to use instead.
+INLINE_SECRETS = {
+    "pbx.ami.secret": "secret_file (mode 0600) or secret_credential (systemd LoadCredential=)",
+    "mqtt.password": "password_file (mode 0600)",
+}
+
+
 def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
     path = Path(path)
     try:
@@ -45,22 +52,16 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
         raise ConfigError(f"{path}: cannot read: {exc.strerror}", file=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", file=str(path)) from exc
-    ami_table = data.get("pbx", {}).get("ami") if isinstance(data.get("pbx"), dict) else None
-    mqtt_table = data.get("mqtt")
-    if isinstance(mqtt_table, dict) and "password" in mqtt_table:
-        raise ConfigError(
-            f"{path}: mqtt.password: secrets are never written in the config; "
-            "use password_file (mode 0600)",
-            file=str(path),
-            key="mqtt.password",
-        )
-    if isinstance(ami_table, dict) and "secret" in ami_table:
-        raise ConfigError(
-            f"{path}: pbx.ami.secret: secrets are never written in the config; "
-            "use secret_file (mode 0600) or secret_credential (systemd LoadCredential=)",
-            file=str(path),
-            key="pbx.ami.secret",
-        )
+    for key, instead in INLINE_SECRETS.items():
+        table: Any = data
+        for part in key.split(".")[:-1]:
+            table = table.get(part) if isinstance(table, dict) else None
+        if isinstance(table, dict) and key.rsplit(".", 1)[-1] in table:
+            raise ConfigError(
+                f"{path}: {key}: secrets are never written in the config; use {instead}",
+                file=str(path),
+                key=key,
+            )
     _resolve_paths(data, path.parent)
     try:
         cfg = AgentConfig.model_validate(data)

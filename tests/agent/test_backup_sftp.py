@@ -3,6 +3,7 @@ host keys pinned (unknown or changed keys refused, never accepted)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,14 @@ import pytest
 
 from agent.backup.archive import MANIFEST, write_archive
 from drivers.errors import DriverAuthError
-from drivers.sftp_source import HostKeyRefused, SftpSettings, SftpSource, fingerprint, pin_host_key
+from drivers.sftp_source import (
+    HostKeyRefused,
+    SftpSettings,
+    SftpSource,
+    fingerprint,
+    pin_host_key,
+    remote_disk_free,
+)
 from tests.sshd import SshServer
 
 
@@ -108,3 +116,14 @@ def test_wrong_client_key_is_an_auth_error(
     s.key_file = stranger
     with pytest.raises(DriverAuthError):
         SftpSource(s).connect()
+
+
+def test_pbx_disk_space_over_ssh_matches_the_filesystem(
+    sshd: SshServer, remote_tree: Path, tmp_path: Path
+) -> None:
+    total, free = remote_disk_free(
+        settings(sshd, pinned(sshd, tmp_path), remote_tree), str(remote_tree)
+    )
+    local = os.statvfs(remote_tree)  # the sshd runs on this host: same filesystem
+    assert total == pytest.approx(local.f_blocks * local.f_frsize, rel=0.01)
+    assert free == pytest.approx(local.f_bavail * local.f_frsize, rel=0.05)

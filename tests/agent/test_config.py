@@ -158,3 +158,22 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path: Path) -> None
     assert tables["site_id"]
     missing = {k for k in _keys(AgentConfig) if k.rsplit(".", 1)[-1] not in documented}
     assert not missing, f"keys missing from config/agent.example.toml: {sorted(missing)}"
+
+
+def test_mqtt_password_comes_from_a_0600_file_and_is_redacted(tmp_path: Path) -> None:
+    password = tmp_path / "mqtt-password"
+    password.write_text("mq-Pa55-w0rd\n")
+    password.chmod(0o600)
+    mqtt = '\n[mqtt]\nenabled = true\nusername = "site"\npassword_file = "mqtt-password"\n'
+    cfg = load_config(write(tmp_path, GOOD + mqtt))
+    assert cfg.mqtt.password is not None
+    assert cfg.mqtt.password.get_secret_value() == "mq-Pa55-w0rd"
+    assert "mq-Pa55-w0rd" in cfg.secret_values()
+    password.chmod(0o644)
+    assert "mqtt.password_file" in error_of(write(tmp_path, GOOD + mqtt))
+    inline = '\n[mqtt]\nenabled = true\nusername = "site"\npassword = "x"\n'
+    assert "mqtt.password: secrets are never written" in error_of(write(tmp_path, GOOD + inline))
+    bad_key = '\n[mqtt]\ncommand_keys = { central = "bm90LWEta2V5" }\n'
+    assert "command_keys.central: not a base64 Ed25519 public key" in error_of(
+        write(tmp_path, GOOD + bad_key)
+    )

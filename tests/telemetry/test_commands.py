@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -21,10 +20,9 @@ from agent.state import StateStore
 from agent.telemetry.commands import CommandReceiver
 from agent.telemetry.messages import envelope
 from agent.telemetry.outbox import Outbox
-from agent.telemetry.publisher import Publisher
 from tests.mosquitto import Broker
 from tests.mqtt_watch import Watcher, client_for
-from tests.telemetry.test_publisher import heartbeat, mqtt_config
+from tests.telemetry.test_publisher import mqtt_config, running
 
 BASE = "pbx-agent/v1/test-site"
 
@@ -64,22 +62,19 @@ async def test_only_valid_commands_run_and_get_a_reply(mosquitto: Broker, tmp_pa
         ran.append("count-now")
         return {"billable": 11}
 
-    store = await StateStore.open(tmp_path / "state.db")
-    outbox = Outbox(store, max_messages=1000, max_bytes=1 << 20)
-    await outbox.open()
+    receivers: list[CommandReceiver] = []
 
-    async def reply(command_id: str, body: dict[str, Any]) -> None:
-        await outbox.put(f"reply/{command_id}", envelope("reply", "test-site", body))
+    def make_receiver(store: StateStore, outbox: Outbox) -> CommandReceiver:
+        async def reply(command_id: str, body: dict[str, Any]) -> None:
+            await outbox.put(f"reply/{command_id}", envelope("reply", "test-site", body))
 
-    receiver = CommandReceiver(
-        store, "test-site", {"central": public_b64(central)}, {"count-now": count_now}, reply
-    )
+        keys = {"central": public_b64(central)}
+        receivers.append(CommandReceiver(store, "test-site", keys, {"count-now": count_now}, reply))
+        return receivers[0]
+
     cfg = mqtt_config(mosquitto, command_keys={"central": public_b64(central)})
-    publisher = Publisher(
-        cfg, "test-site", outbox, heartbeat=heartbeat, on_command=receiver.receive
-    )
-    task = asyncio.create_task(publisher.run())
-    try:
+    async with running(tmp_path, cfg, make_receiver):
+        receiver = receivers[0]
         async with Watcher(mosquitto) as watcher, client_for(mosquitto) as central_client:
             await watcher.wait_for(lambda w: w.on("status"), 10, "the agent online")
             good = signed(central, "count-now")
@@ -126,10 +121,3 @@ async def test_only_valid_commands_run_and_get_a_reply(mosquitto: Broker, tmp_pa
         body = replies[0].message
         assert body["ok"] is True and body["result"] == {"billable": 11}
         assert replies[0].topic == f"reply/{body['command_id']}"
-    finally:
-        await publisher.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await outbox.close()
-        await store.close()

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from agent.config.schema import MqttConfig, MqttTlsConfig
 from agent.state import StateStore
+from agent.telemetry.commands import CommandReceiver
 from agent.telemetry.messages import envelope
 from agent.telemetry.outbox import Outbox
-from agent.telemetry.publisher import CommandCallback, Publisher
+from agent.telemetry.publisher import Publisher
 from tests.mosquitto import Broker
 from tests.mqtt_watch import Watcher
 
@@ -54,14 +55,25 @@ def event(n: int) -> dict[str, Any]:
     )
 
 
+ReceiverFactory = Callable[[StateStore, Outbox], CommandReceiver]
+
+
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, cfg: MqttConfig, on_command: CommandCallback | None = None
+    tmp_path: Path, cfg: MqttConfig, receiver: ReceiverFactory | None = None
 ) -> AsyncIterator[tuple[Outbox, Publisher]]:
+    """An outbox and a running publisher (with a command receiver when given one)."""
     store = await StateStore.open(tmp_path / "state.db")
     outbox = Outbox(store, max_messages=cfg.outbox.max_messages, max_bytes=cfg.outbox.max_bytes)
     await outbox.open()
-    publisher = Publisher(cfg, "test-site", outbox, heartbeat=heartbeat, on_command=on_command)
+    commands = receiver(store, outbox) if receiver else None
+    publisher = Publisher(
+        cfg,
+        "test-site",
+        outbox,
+        heartbeat=heartbeat,
+        on_command=commands.receive if commands else None,
+    )
     task = asyncio.create_task(publisher.run())
     try:
         yield outbox, publisher
