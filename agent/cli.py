@@ -249,6 +249,62 @@ def events_command(
 
 
 @cli.group()
+def licence() -> None:
+    """The support subscription's licence: state, refresh."""
+
+
+@licence.command("status")
+@config_option
+@socket_option
+@json_option
+def licence_status(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Show the licence state, days left and the features it allows.
+
+    \b
+    Example:
+      pbx-agent licence status
+    """
+    result = _ask(config_path, socket_path, "licence-status")
+    _print_json(result) if as_json else click.echo(render.licence(result))
+
+
+@licence.command("refresh")
+@config_option
+@socket_option
+@json_option
+def licence_refresh(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Ask the licence server now, then show the state.
+
+    \b
+    Example:
+      pbx-agent licence refresh
+    """
+    result = _ask(config_path, socket_path, "licence-refresh")
+    _print_json(result) if as_json else click.echo(render.licence(result))
+
+
+@cli.command("features")
+@config_option
+@socket_option
+@json_option
+def features_command(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Each subscription feature: wanted on or off, why, and how it is switched.
+
+    \b
+    Example:
+      pbx-agent features
+    """
+    rows = _ask(config_path, socket_path, "features")
+    if as_json:
+        _print_json(rows)
+        return
+    table = [[r["feature"], r["wanted"], "yes" if r["enforced"] else "NO", r["how"]] for r in rows]
+    click.echo(render.table(["FEATURE", "WANTED", "ENFORCED", "HOW"], table))
+    if rows:
+        click.echo(rows[0]["why"])
+
+
+@cli.group()
 def usage() -> None:
     """Signed usage reports."""
 

@@ -22,7 +22,10 @@ from agent.config import AgentConfig, ami_settings
 from agent.control import ControlServer
 from agent.counting.history import usage_reports
 from agent.counting.service import CountingService
+from agent.errors import LicenceError
 from agent.health.monitor import HealthMonitor
+from agent.licence.features import feature_rows
+from agent.licence.service import LicenceService
 from agent.pbx_poller import PbxPoller
 from agent.sdnotify import Notifier
 from agent.state import StateStore
@@ -75,6 +78,7 @@ class Daemon:
         self._backups = BackupService(store, self.cfg)
         self._telemetry = Telemetry(store, self.cfg)
         self._health = HealthMonitor(store, self.cfg, self._telemetry)
+        self._licence = LicenceService(store, self.cfg, self._telemetry, self._health)
         control = ControlServer(self.cfg.control.socket, self._handlers())
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -86,6 +90,8 @@ class Daemon:
                 if self.cfg.backup.enabled:
                     tasks.append(asyncio.create_task(self._backups.run(), name="backups"))
                 tasks.append(asyncio.create_task(self._telemetry.run(), name="telemetry"))
+                if self.cfg.licence.enabled:
+                    tasks.append(asyncio.create_task(self._licence.run(), name="licence"))
                 tasks.append(asyncio.create_task(self._run_local_checks(), name="health"))
             if self._notifier.watchdog_interval:
                 tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -127,6 +133,9 @@ class Daemon:
         self._backups.listeners.append(self._health.on_backup)
         self._backups.listeners.append(self._send_backup)
         self._counting.listeners.append(self._send_usage)
+        self._counting.listeners.append(self._licence.on_usage)
+        self._backups.offsite_allowed = lambda: self._licence.evaluation.features["config_archive"]
+        await self._licence.open()
         await self._telemetry.start(self._heartbeat, self._command_handlers())
 
     def _command_handlers(self) -> dict[str, Any]:
@@ -148,7 +157,15 @@ class Daemon:
         async def diag(_args: Mapping[str, Any]) -> dict[str, Any]:
             return await self._status({})
 
-        return {"count-now": count_now, "backup-now": backup_now, "diag": diag}
+        async def licence_refresh(_args: Mapping[str, Any]) -> dict[str, Any]:
+            return await self._licence_refresh({})
+
+        return {
+            "count-now": count_now,
+            "backup-now": backup_now,
+            "diag": diag,
+            "licence-refresh": licence_refresh,
+        }
 
     def _heartbeat(self) -> dict[str, Any]:
         last = self._poller.last
@@ -158,7 +175,7 @@ class Daemon:
             "agent_version": __version__,
             "outbox_depth": outbox.depth if outbox else 0,
             "last_poll": {"ts": last.finished_at.isoformat(), "ok": last.ok} if last else None,
-            "licence": "unknown",
+            "licence": self._licence.state,
         }
 
     async def _send_usage(self, usage: dict[str, Any]) -> None:
@@ -202,6 +219,17 @@ class Daemon:
         rows = [r for r in await self._backups.list() if r["status"] == "ok"]
         return datetime.fromisoformat(rows[-1]["finished_at"]) if rows else None
 
+    async def _licence_status(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return self._licence.status()
+
+    async def _licence_refresh(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.cfg.licence.enabled:
+            raise LicenceError("no licence server configured ([licence] enabled = false)")
+        return await self._licence.refresh()
+
+    async def _features(self, _args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return feature_rows(self._licence.evaluation, {})
+
     async def _events(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
         return await self._telemetry.events(int(args.get("after", 0)), int(args.get("limit", 100)))
 
@@ -237,6 +265,9 @@ class Daemon:
             "backup-restore": self._backup_restore,
             "backup-restore-pbx": self._backup_restore_pbx,
             "events": self._events,
+            "licence-status": self._licence_status,
+            "licence-refresh": self._licence_refresh,
+            "features": self._features,
         }
 
     def _pbx_version(self) -> str | None:
@@ -330,4 +361,5 @@ class Daemon:
             "counting": self._counting_status(),
             "telemetry": self._telemetry.status(),
             "health": self._health.states(),
+            "licence": {"state": self._licence.state, "reason": self._licence.evaluation.reason},
         }

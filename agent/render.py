@@ -130,3 +130,19 @@ def event_line(event: Mapping[str, Any]) -> str:
         f"{event.get('ts', '?')}  {event.get('severity', '?'):<8} "
         f"{event.get('kind', '?'):<8} {check}: {event.get('summary', '')}"
     )
+
+
+def licence(result: Mapping[str, Any]) -> str:
+    """The licence state in a few lines."""
+    lines = [f"Licence    {result['state']}: {result['reason']}"]
+    token = result.get("licence")
+    if token:
+        lines.append(
+            f"Token      serial {token['serial']}, subscription {token['subscription_id']}, "
+            f"expires {token['expires_at']}, max {token['max_users']} users"
+        )
+    off = [name for name, on in result["features"].items() if not on]
+    lines.append(f"Features   {'off: ' + ', '.join(off) if off else 'all on'}")
+    if result.get("last_error"):
+        lines.append(f"Server     last check failed: {result['last_error']}")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ import contextlib
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ class BackupService:
         self.pbx_version: str | None = None  # set by the daemon from the PBX poller
         # Called with the catalog row after every run, good or failed (health, telemetry).
         self.listeners: list[Listener[dict[str, Any]]] = []
+        # The licence's config_archive feature: off-site copies stop while it is off.
+        self.offsite_allowed: Callable[[], bool] = lambda: True
 
     @staticmethod
     def known_hosts_path(cfg: AgentConfig) -> Path:
@@ -203,6 +205,10 @@ class BackupService:
         offsite = self._cfg.backup.offsite
         if offsite is None or not offsite.enabled:
             return None
+        if not self.offsite_allowed():
+            status = "off: the config_archive feature is off (licence)"
+            await self._store.call(_set_offsite, row["id"], status)
+            return status
         try:
             await asyncio.to_thread(
                 OffsiteArchive(self._offsite_settings()).upload, self.directory / row["file"]

@@ -31,6 +31,7 @@ PATH_KEYS = (
     ("mqtt", "tls", "ca_file"),
     ("mqtt", "tls", "cert_file"),
     ("mqtt", "tls", "key_file"),
+    ("licence", "ca_file"),
 )
 
 

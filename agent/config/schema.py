@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -137,6 +138,16 @@ class BackupConfig(Section):
         return self
 
 
+def _check_ed25519_keys(name: str, keys: dict[str, str]) -> None:
+    for key_id, key in keys.items():
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(f"{name}.{key_id}: not a base64 Ed25519 public key (32 bytes)")
+
+
 class MqttTlsConfig(Section):
     ca_file: Path  # the CA that signed the broker's certificate
     cert_file: Path | None = None  # client certificate (PEM), when the broker asks for one
@@ -182,15 +193,7 @@ class MqttConfig(Section):
             raise ValueError("password_file needs a username")
         if self.reconnect_max < self.reconnect_initial:
             raise ValueError("reconnect_max must be at least reconnect_initial")
-        for key_id, key in self.command_keys.items():
-            try:
-                raw = base64.b64decode(key, validate=True)
-            except ValueError:
-                raw = b""
-            if len(raw) != 32:
-                raise ValueError(
-                    f"command_keys.{key_id}: not a base64 Ed25519 public key (32 bytes)"
-                )
+        _check_ed25519_keys("command_keys", self.command_keys)
         return self
 
     @property
@@ -211,6 +214,32 @@ class HealthConfig(Section):
     disk_interval: float = Field(3600, ge=60, le=86400)  # over [backup.ssh], when configured
 
 
+class LicenceConfig(Section):
+    enabled: bool = False
+    url: str = "https://licence.example.net"
+    interval: float = Field(3600, ge=60, le=86400)
+    timeout: Seconds = 10.0
+    ca_file: Path | None = None  # default: the system's CAs
+    grace_days: int = Field(30, ge=0, le=365)
+    # Vendor keys that sign licence tokens: key id -> Ed25519 public key (base64, 32 bytes).
+    keys: dict[str, str] = Field(default_factory=dict)
+    # What the lapse of `integrations` and `offsite_devices` acts on.
+    integration_accounts: tuple[str, ...] = ()  # manager.conf users used by CRM/API tools
+    lan_subnets: tuple[str, ...] = ()  # on-site networks, e.g. "192.168.1.0/24"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LicenceConfig:
+        from agent.licence.client import check_url
+
+        check_url(self.url)
+        _check_ed25519_keys("keys", self.keys)
+        if self.enabled and not self.keys:
+            raise ValueError("an enabled licence needs at least one vendor key in keys")
+        for subnet in self.lan_subnets:
+            ipaddress.ip_network(subnet, strict=False)
+        return self
+
+
 class AgentConfig(Section):
     site_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     pbx: PbxConfig
@@ -222,6 +251,7 @@ class AgentConfig(Section):
     backup: BackupConfig = BackupConfig()
     mqtt: MqttConfig = MqttConfig()
     health: HealthConfig = HealthConfig()
+    licence: LicenceConfig = LicenceConfig()
     # The file this was loaded from (set by the loader).
     source: Path = Field(Path("<memory>"), exclude=True)
 

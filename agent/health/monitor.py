@@ -57,7 +57,8 @@ class HealthMonitor:
     async def open(self) -> None:
         for key, state, problem_id in await self._store.call(_load_states):
             self._checks[key] = CheckState(key, self._threshold(key), state, problem_id)
-        self._last_facts = await self._store.call(_load_facts)
+        facts = await self._store.meta_with_prefix("pbx_fact_")
+        self._last_facts = {k.removeprefix("pbx_fact_"): v for k, v in facts.items()}
 
     def states(self) -> dict[str, str]:
         return {key: check.state for key, check in sorted(self._checks.items())}
@@ -157,7 +158,7 @@ class HealthMonitor:
                 await self.notice("pbx_reloaded", "info", f"PBX reloaded at {now['reload']}")
         if now != before:
             self._last_facts = now
-            await self._store.call(_save_facts, now)
+            await self._store.set_meta_many({f"pbx_fact_{k}": v for k, v in now.items()})
 
     async def _trunks(self, result: PollResult) -> None:
         registrations = result.registrations
@@ -222,7 +223,7 @@ class HealthMonitor:
         if ok:
             self._last_backup_ok = datetime.now(UTC)
             offsite = str(row.get("offsite") or "")
-            if offsite:
+            if offsite and not offsite.startswith("off:"):
                 good = offsite == "ok"
                 await self.observe(
                     Finding(
@@ -330,18 +331,4 @@ def _save_state(conn: sqlite3.Connection, key: str, state: str, problem_id: str 
             "ON CONFLICT (key) DO UPDATE SET state = excluded.state, since = excluded.since, "
             "problem_id = excluded.problem_id",
             (key, state, datetime.now(UTC).isoformat(), problem_id),
-        )
-
-
-def _load_facts(conn: sqlite3.Connection) -> dict[str, str]:
-    rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE 'pbx_fact_%'").fetchall()
-    return {str(k).removeprefix("pbx_fact_"): str(v) for k, v in rows}
-
-
-def _save_facts(conn: sqlite3.Connection, facts: Mapping[str, str]) -> None:
-    with conn:
-        conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [(f"pbx_fact_{k}", v) for k, v in facts.items()],
         )

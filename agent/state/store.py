@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,15 +77,31 @@ class StateStore:
         return await self.call(get)
 
     async def set_meta(self, key: str, value: str) -> None:
+        await self.set_meta_many({key: value})
+
+    async def set_meta_many(self, values: Mapping[str, str]) -> None:
+        """Set several keys in one transaction."""
+
         def put(conn: sqlite3.Connection) -> None:
             with conn:
-                conn.execute(
+                conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, value),
+                    list(values.items()),
                 )
 
         await self.call(put)
+
+    async def meta_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every meta key starting with `prefix`, with its value."""
+
+        def get(conn: sqlite3.Connection) -> dict[str, str]:
+            rows = conn.execute(
+                "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            )
+            return {str(k): str(v) for k, v in rows}
+
+        return await self.call(get)
 
     async def record_poll(
         self,

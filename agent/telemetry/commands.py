@@ -11,7 +11,6 @@ seen. Anything else is dropped and logged with the reason; nothing runs, nothing
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +22,7 @@ import structlog
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent import wire_values
 from agent.state import StateStore
 
 log = structlog.get_logger(__name__)
@@ -47,27 +47,6 @@ class Command:
     expires_at: datetime
 
 
-def _b64url(text: Any, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise CommandRejected(f"{what} is not a string")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise CommandRejected(f"{what} is not base64url") from exc
-
-
-def _instant(value: Any, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise CommandRejected(f"{what} is missing")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise CommandRejected(f"{what} is not an ISO 8601 time") from exc
-    if moment.tzinfo is None:
-        raise CommandRejected(f"{what} has no time zone")
-    return moment
-
-
 def parse_command(
     name: str,
     raw: bytes,
@@ -88,9 +67,10 @@ def parse_command(
     key = keys.get(str(outer.get("key_id")))
     if key is None:
         raise CommandRejected(f"key_id {str(outer.get('key_id'))[:40]!r} is not a central key")
-    payload = _b64url(outer.get("payload"), "payload")
+    payload = wire_values.b64url(outer.get("payload"), "payload", CommandRejected)
     try:
-        key.verify(_b64url(outer.get("signature"), "signature"), payload)
+        signature = wire_values.b64url(outer.get("signature"), "signature", CommandRejected)
+        key.verify(signature, payload)
     except InvalidSignature as exc:
         raise CommandRejected("bad signature") from exc
     try:
@@ -105,7 +85,7 @@ def parse_command(
         raise CommandRejected(f"unknown command {name!r}")
     if body.get("site_id") != site_id:
         raise CommandRejected(f"for site {body.get('site_id')!r}, not this one")
-    expires = _instant(body.get("expires_at"), "expires_at")
+    expires = wire_values.instant(body.get("expires_at"), "expires_at", CommandRejected)
     if expires <= now:
         raise CommandRejected(f"expired at {expires.isoformat()}")
     if expires - now > MAX_LIFETIME:

@@ -1,0 +1,64 @@
+"""The licence server's HTTP API: `GET {url}/v1/sites/{site_id}/licence` answers
+`{"token": "<payload>.<signature>"}`. Blocking (`requests`): call it from a thread. TLS is
+verified (against `ca_file` when given); plain http is accepted for loopback only (tests).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from agent.errors import LicenceError
+
+MAX_ANSWER_BYTES = 64 * 1024
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class LicenceServerUnreachable(LicenceError):
+    """No usable answer from the licence server (network, TLS, HTTP status, timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    token: object  # whatever the server put in "token"; verified by the caller
+    date: str | None  # the server's Date header (clock checks)
+
+
+def check_url(url: str) -> str:
+    """The base URL, or ValueError when it is not https (or http to loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK):
+        return url.rstrip("/")
+    raise ValueError(f"licence url {url!r} must be https:// (http:// only to loopback)")
+
+
+def fetch(url: str, site_id: str, *, timeout: float, ca_file: Path | None = None) -> Answer:
+    target = f"{check_url(url)}/v1/sites/{quote(site_id, safe='')}/licence"
+    try:
+        with requests.get(
+            target,
+            timeout=(timeout, timeout),
+            verify=str(ca_file) if ca_file else True,
+            headers={"Accept": "application/json"},
+            stream=True,
+            allow_redirects=False,
+        ) as response:
+            if response.status_code != 200:
+                raise LicenceServerUnreachable(f"{target}: HTTP {response.status_code}")
+            body = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+            date = response.headers.get("Date")
+    except requests.RequestException as exc:
+        raise LicenceServerUnreachable(f"{target}: {type(exc).__name__}: {exc}") from exc
+    if len(body) > MAX_ANSWER_BYTES:
+        raise LicenceError(f"{target}: answer larger than {MAX_ANSWER_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LicenceError(f"{target}: answer is not JSON") from exc
+    if not isinstance(data, dict):
+        raise LicenceError(f"{target}: answer is not a JSON object")
+    return Answer(data.get("token"), date)
