@@ -24,6 +24,7 @@ from agent.counting.history import usage_reports
 from agent.counting.service import CountingService
 from agent.errors import LicenceError
 from agent.health.monitor import HealthMonitor
+from agent.licence.enforcement import Enforcement
 from agent.licence.features import feature_rows
 from agent.licence.service import LicenceService
 from agent.pbx_poller import PbxPoller
@@ -32,6 +33,7 @@ from agent.state import StateStore
 from agent.telemetry.service import Telemetry
 from agent.usage import keys
 from drivers.base import Driver
+from drivers.config_files import ConfigFiles, LocalConfigFiles, SftpConfigFiles
 from drivers.registry import driver_class
 from drivers.sftp_source import remote_disk_free
 
@@ -72,6 +74,7 @@ class Daemon:
             cycle_timeout=ami.connect_timeout + 3 * ami.action_timeout,
         )
         self._poller = poller
+        self._driver = driver
         self._key = key
         self._store = store
         self._counting = CountingService(driver, store, self.cfg, key)
@@ -79,6 +82,11 @@ class Daemon:
         self._telemetry = Telemetry(store, self.cfg)
         self._health = HealthMonitor(store, self.cfg, self._telemetry)
         self._licence = LicenceService(store, self.cfg, self._telemetry, self._health)
+        self._enforcement = Enforcement(store, self.cfg, driver, self._telemetry, self._counting)
+        if self.cfg.licence.enabled:
+            files = self._config_files()
+            if files is not None:
+                driver.use_config_files(files)
         control = ControlServer(self.cfg.control.socket, self._handlers())
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -134,6 +142,9 @@ class Daemon:
         self._backups.listeners.append(self._send_backup)
         self._counting.listeners.append(self._send_usage)
         self._counting.listeners.append(self._licence.on_usage)
+        self._counting.listeners.append(self._enforcement.on_count)
+        self._licence.listeners.append(self._enforcement.on_licence)
+        self._poller.listeners.append(self._enforcement.on_poll)
         self._backups.offsite_allowed = lambda: self._licence.evaluation.features["config_archive"]
         await self._licence.open()
         await self._telemetry.start(self._heartbeat, self._command_handlers())
@@ -228,7 +239,21 @@ class Daemon:
         return await self._licence.refresh()
 
     async def _features(self, _args: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return feature_rows(self._licence.evaluation, {})
+        return feature_rows(
+            self._licence.evaluation,
+            self._driver.feature_switches(),
+            self._enforcement.status,
+            await self._enforcement.journal(),
+        )
+
+    def _config_files(self) -> ConfigFiles | None:
+        """The PBX's config folder, reached the way backups reach it (feature switching)."""
+        backup = self.cfg.backup
+        if backup.source == "local":
+            return LocalConfigFiles(Path(backup.path))
+        if backup.ssh is not None:
+            return SftpConfigFiles(self._backups.ssh_settings())
+        return None
 
     async def _events(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
         return await self._telemetry.events(int(args.get("after", 0)), int(args.get("limit", 100)))

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
+from drivers.config_files import ConfigFiles
 from drivers.errors import UnsupportedOperation
-from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts, Registration
+from drivers.models import (
+    AgentLine,
+    Capability,
+    EndpointSummary,
+    FeaturePolicy,
+    Inventory,
+    PbxFacts,
+    Registration,
+)
 
 
 class Driver(ABC):
@@ -51,6 +61,26 @@ class Driver(ABC):
         raise UnsupportedOperation(
             f"driver {self.name!r} declares registrations but does not implement it"
         )
+
+    def use_config_files(self, files: ConfigFiles) -> None:  # noqa: B027 - optional hook
+        """Give the driver write access to the PBX's config folder (feature switching);
+        drivers that switch features another way ignore it."""
+
+    def feature_switches(self) -> dict[str, str]:
+        """The subscription features this driver can switch on this PBX, each with how."""
+        return {}
+
+    async def feature_lines(self, feature: str, policy: FeaturePolicy) -> tuple[AgentLine, ...]:
+        """The config lines that switch `feature` off (raises when it cannot be switched)."""
+        self.require(Capability.FEATURES)
+        raise UnsupportedOperation(f"driver {self.name!r} declares features but has no lines")
+
+    async def switch_lines(
+        self, *, add: Sequence[AgentLine] = (), remove: Sequence[AgentLine] = ()
+    ) -> list[AgentLine]:
+        """Apply agent lines safely; the removals not found as written (conflicts)."""
+        self.require(Capability.FEATURES)
+        raise UnsupportedOperation(f"driver {self.name!r} declares features but cannot switch")
 
     async def endpoints(self) -> tuple[EndpointSummary, ...]:
         self.require(Capability.ENDPOINTS)

@@ -9,12 +9,22 @@ import io
 import os
 import stat
 from pathlib import Path
+from typing import Protocol
 
 from drivers.errors import DriverError
 from drivers.sftp_source import SftpSettings
 from drivers.sftp_target import SftpTarget
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+
+
+class ConfigFiles(Protocol):
+    """Blocking access to the PBX's configuration folder (run in a thread)."""
+
+    def read_text(self, name: str) -> str: ...
+
+    def write_text(self, name: str, text: str) -> None:
+        """Replace the file atomically, keeping its mode."""
 
 
 def _plain_name(name: str) -> str:

@@ -7,6 +7,7 @@ DriverError
 ├── CommandError                                   the PBX answered an action with an error
 │   └── PermissionDenied                           our account lacks the class for it
 ├── ParseError                                     the PBX sent something we cannot understand
+├── UnsafeChange                                   a PBX change refused: it could not be made safely
 └── UnsupportedOperation (also NotImplementedError) the driver did not declare it
 """
 
@@ -49,6 +50,11 @@ class PermissionDenied(CommandError):
 
 class ParseError(DriverError):
     """The PBX sent output that does not have the shape we expect."""
+
+
+class UnsafeChange(DriverError):
+    """A change to the PBX was not made because it could not be made safely (or was undone
+    after the proof failed): the PBX is as it was. The message says why."""
 
 
 class UnsupportedOperation(DriverError, NotImplementedError):

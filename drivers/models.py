@@ -15,6 +15,7 @@ class Capability(StrEnum):
     EVENTS = "events"
     INVENTORY = "inventory"
     REGISTRATIONS = "registrations"
+    FEATURES = "features"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,3 +220,41 @@ class BackupFile:
     size: int
     mode: int
     mtime: float
+
+
+MARKER = ";pbx-agent:"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLine:
+    """An option line the agent adds to one section of a PBX config file while a
+    subscription feature is off, marked so it can be found and removed exactly."""
+
+    file: str
+    section: str
+    section_type: str  # "" for files whose sections have no type (manager.conf)
+    option: str
+    value: str
+    feature: str
+
+    def text(self) -> str:
+        return f"{self.option} = {self.value} {MARKER}{self.feature}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturePolicy:
+    """What switching features off acts on, from the agent's counting and config.
+
+    Attributes:
+        app_endpoints: endpoints used only by softphone apps (counting role "app").
+        phone_endpoints: endpoints of phones (counting role "phone").
+        new_endpoints: endpoints that appeared after the lapse began.
+        integration_accounts: manager accounts used by CRM/API tools.
+        lan_subnets: the site's networks (phones outside them are off-site).
+    """
+
+    app_endpoints: tuple[str, ...] = ()
+    phone_endpoints: tuple[str, ...] = ()
+    new_endpoints: tuple[str, ...] = ()
+    integration_accounts: tuple[str, ...] = ()
+    lan_subnets: tuple[str, ...] = ()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +44,8 @@ class LicenceServer:
     requests: int = 0
     serial: int = 0
     _server: ThreadingHTTPServer | None = None
+    # When set, called for every request to produce the body (e.g. a fresh token each time).
+    on_request: Callable[[], bytes] | None = None
 
     @property
     def port(self) -> int:
@@ -100,6 +103,8 @@ class LicenceServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.requests += 1
+                if owner.on_request is not None:
+                    owner.body = owner.on_request()
                 if self.path != f"/v1/sites/{owner.site_id}/licence":
                     self.send_error(404)
                     return

@@ -7,7 +7,7 @@ the driver cannot switch is reported as such, never silently skipped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent.licence.state import Evaluation
@@ -26,29 +26,38 @@ AGENT_SWITCHED = {"config_archive": "off-site backup copies stop while off"}
 
 
 def feature_rows(
-    evaluation: Evaluation, driver_switches: Mapping[str, str]
+    evaluation: Evaluation,
+    driver_switches: Mapping[str, str],
+    status: Mapping[str, Mapping[str, str]],
+    journal: Sequence[Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
-    """One row per feature: wanted on/off, why, and how it is (or cannot be) switched.
+    """One row per feature: wanted on/off, why, how it is (or cannot be) switched, whether
+    that is done, and the journal entries behind it.
 
-    `driver_switches` maps each feature the driver can switch to a short note of how.
+    `driver_switches` maps each feature the driver can switch to a short note of how;
+    `status` is the enforcement's last outcome per feature.
     """
     rows = []
     for name in FEATURES:
         wanted = evaluation.features[name]
+        outcome = status.get(name, {})
         if name in AGENT_SWITCHED:
-            how, switched = f"agent: {AGENT_SWITCHED[name]}", True
+            how, enforced = f"agent: {AGENT_SWITCHED[name]}", True
         elif name in driver_switches:
-            how, switched = f"driver: {driver_switches[name]}", True
+            how = f"driver: {driver_switches[name]}"
+            enforced = wanted or outcome.get("state") == "off"
         else:
-            how, switched = "the PBX driver cannot switch this feature", False
+            how, enforced = "the PBX driver cannot switch this feature", wanted
         rows.append(
             {
                 "feature": name,
                 "description": DESCRIPTIONS[name],
                 "wanted": "on" if wanted else "off",
-                "enforced": switched or wanted,
+                "enforced": enforced,
                 "why": f"licence {evaluation.state}: {evaluation.reason}",
                 "how": how,
+                "note": outcome.get("note", ""),
+                "journal": [e for e in journal if e["feature"] == name],
             }
         )
     return rows

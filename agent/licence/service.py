@@ -59,6 +59,7 @@ class LicenceService:
         self.last_checked: datetime | None = None
         self.server_date: str | None = None
         self._meta: dict[str, str] = {}
+        self._told = False
         # Called with each evaluation whose features differ from the last one told.
         self.listeners: list[Listener[Evaluation]] = []
 
@@ -165,7 +166,9 @@ class LicenceService:
         if result.state != previous:
             await self._state_changed(previous, result)
         await self._reminders(result, now)
-        if result.features != before.features or previous is None:
+        if result.features != before.features or not self._told:
+            # Always once after start: enforcement converges whatever a crash left behind.
+            self._told = True
             await notify(self.listeners, result, "licence")
         return result
 

@@ -91,4 +91,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE command_nonces (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
     """,
+    # 5: the enforcement journal: every line the agent adds to a PBX config file while a
+    # feature is off (the prior value is "absent": the agent only adds its own marked lines),
+    # with its state: applying -> applied -> undoing -> undone | conflict.
+    """
+    CREATE TABLE enforcement_journal (
+        seq INTEGER PRIMARY KEY,
+        feature TEXT NOT NULL,
+        file TEXT NOT NULL,
+        section TEXT NOT NULL,
+        section_type TEXT NOT NULL,
+        option TEXT NOT NULL,
+        value TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX enforcement_journal_feature ON enforcement_journal (feature, state);
+    """,
 )

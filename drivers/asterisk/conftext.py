@@ -18,29 +18,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from drivers.errors import DriverError
+from drivers.errors import UnsafeChange
+from drivers.models import AgentLine
 
-MARKER = ";pbx-agent:"
 _HEADER = re.compile(r"^\s*\[(?P<name>[^\]]+)\]")
 
 
-class UnsafeEdit(DriverError):
+class UnsafeEdit(UnsafeChange):
     """The edit cannot be made safely; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentLine:
-    """An option line the agent adds to one section while a feature is off."""
-
-    file: str
-    section: str
-    section_type: str  # "" for files without types (manager.conf)
-    option: str
-    value: str
-    feature: str
-
-    def text(self) -> str:
-        return f"{self.option} = {self.value} {MARKER}{self.feature}"
 
 
 @dataclass(frozen=True, slots=True)

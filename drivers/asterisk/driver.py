@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from drivers.asterisk import parse, wire
 from drivers.asterisk.ami import AmiClient
+from drivers.asterisk.conftext import UnsafeEdit
+from drivers.asterisk.enforce import AsteriskEnforcer
+from drivers.asterisk.features import SWITCHES, feature_lines
 from drivers.asterisk.inventory import collect
 from drivers.asterisk.settings import AmiSettings
 from drivers.base import Driver
-from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts, Registration
+from drivers.config_files import ConfigFiles
+from drivers.models import (
+    AgentLine,
+    Capability,
+    EndpointSummary,
+    FeaturePolicy,
+    Inventory,
+    PbxFacts,
+    Registration,
+)
 
 
 class AsteriskDriver(Driver):
@@ -23,6 +35,7 @@ class AsteriskDriver(Driver):
             Capability.EVENTS,
             Capability.INVENTORY,
             Capability.REGISTRATIONS,
+            Capability.FEATURES,
         }
     )
 
@@ -30,6 +43,31 @@ class AsteriskDriver(Driver):
         self.settings = settings
         self._subscribers: list[Callable[[wire.Message], None]] = []
         self.ami = AmiClient(settings, on_event=self._on_event)
+        self._enforcer: AsteriskEnforcer | None = None
+
+    def use_config_files(self, files: ConfigFiles) -> None:
+        """Give the driver write access to the PBX's config folder (feature switching)."""
+        self._enforcer = AsteriskEnforcer(self.ami, files)
+
+    def feature_switches(self) -> dict[str, str]:
+        return dict(SWITCHES) if self._enforcer is not None else {}
+
+    async def feature_lines(self, feature: str, policy: FeaturePolicy) -> tuple[AgentLine, ...]:
+        return feature_lines(feature, policy)
+
+    async def switch_lines(
+        self, *, add: Sequence[AgentLine] = (), remove: Sequence[AgentLine] = ()
+    ) -> list[AgentLine]:
+        if self._enforcer is None:
+            raise UnsafeEdit("no access to the PBX's config files ([backup] source/ssh)")
+        conflicts: list[AgentLine] = []
+        for filename in sorted({line.file for line in [*add, *remove]}):
+            conflicts += await self._enforcer.change(
+                filename,
+                add=[line for line in add if line.file == filename],
+                remove=[line for line in remove if line.file == filename],
+            )
+        return conflicts
 
     async def connect(self) -> None:
         await self.ami.connect()

@@ -15,25 +15,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from typing import Protocol
 
 from drivers.asterisk import parse
 from drivers.asterisk.ami import AmiClient
-from drivers.asterisk.conftext import AgentLine, UnsafeEdit, add_lines, remove_lines
+from drivers.asterisk.conftext import UnsafeEdit, add_lines, remove_lines
+from drivers.config_files import ConfigFiles
+from drivers.models import AgentLine
 
 RELOAD_MODULE = {"pjsip.conf": "res_pjsip.so", "manager.conf": "manager"}
 SECRET_OPTIONS = ("password", "secret", "md5_cred")
 
 Effective = list[tuple[str, str, tuple[tuple[str, str], ...]]]  # (name, type, options)
-
-
-class ConfigFiles(Protocol):
-    """Blocking access to the PBX's configuration folder (run in a thread)."""
-
-    def read_text(self, name: str) -> str: ...
-
-    def write_text(self, name: str, text: str) -> None:
-        """Replace the file atomically, keeping its mode."""
 
 
 class AsteriskEnforcer:

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from drivers.asterisk.ami import AmiClient
-from drivers.asterisk.conftext import AgentLine, UnsafeEdit
+from drivers.asterisk.conftext import UnsafeEdit
 from drivers.asterisk.enforce import AsteriskEnforcer
 from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.simulator import Simulator
 from drivers.config_files import LocalConfigFiles
+from drivers.models import AgentLine
 from tests.conftest import AGENT_SECRET
 
 APP_ACL = [
