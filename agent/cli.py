@@ -298,8 +298,11 @@ def features_command(config_path: Path, socket_path: Path | None, as_json: bool)
     if as_json:
         _print_json(rows)
         return
-    table = [[r["feature"], r["wanted"], "yes" if r["enforced"] else "NO", r["how"]] for r in rows]
-    click.echo(render.table(["FEATURE", "WANTED", "ENFORCED", "HOW"], table))
+    table = [
+        [r["feature"], r["wanted"], "yes" if r["enforced"] else "NO", r["how"], r["note"]]
+        for r in rows
+    ]
+    click.echo(render.table(["FEATURE", "WANTED", "ENFORCED", "HOW", "NOTE"], table))
     if rows:
         click.echo(rows[0]["why"])
 

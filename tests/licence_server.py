@@ -82,7 +82,7 @@ class LicenceServer:
             "subscription_id": "sub-1",
             "status": status,
             "expires_at": expires_at.isoformat(),
-            "issued_at": (issued_at or expires_at - timedelta(days=365)).isoformat(),
+            "issued_at": (issued_at or now() - timedelta(minutes=1)).isoformat(),
             "serial": self.serial,
             "max_users": 20,
             "entitlements": dict.fromkeys(FEATURES, True),

@@ -28,9 +28,11 @@ async def test_licence_cycle_through_the_daemon(
     server = LicenceServer().start()
     try:
         server.issue(expires_at=now() + timedelta(days=200), max_users=5)
-        config = write_config(
-            tmp_path, ami_simulator.port, extra=mqtt_section(mosquitto) + server.config()
-        )
+        root = ami_simulator.ctx.config.root
+        pristine = (root / "pjsip.conf").read_bytes()
+        pbx_files = f'[backup]\nsource = "local"\npath = "{root}"\n'
+        extra = server.config(lan_subnets='["127.0.0.0/24"]') + pbx_files
+        config = write_config(tmp_path, ami_simulator.port, extra=mqtt_section(mosquitto) + extra)
         sock = tmp_path / "state" / "control.sock"
         async with Watcher(mosquitto) as watcher:
             proc = start_daemon(config)
@@ -62,7 +64,13 @@ async def test_licence_cycle_through_the_daemon(
                 rows = json.loads((await cli("features", "--config", str(config), "--json")).stdout)
                 assert all(r["wanted"] == "off" for r in rows)
                 unswitched = [r["feature"] for r in rows if not r["enforced"]]
-                assert "config_archive" not in unswitched  # the agent itself switches it
+                assert unswitched == ["remote_portal", "software_updates"]  # no such setting
+                assert ";pbx-agent:softphone_app" in (root / "pjsip.conf").read_text()
+                await watcher.wait_for(
+                    lambda w: [m for m in w.on("licence") if m["action"] == "switch-off"],
+                    20,
+                    "the switch-off messages",
+                )
                 await watcher.wait_for(
                     lambda w: [m for m in w.on("licence") if m["state"] == "lapsed"],
                     20,
@@ -70,6 +78,15 @@ async def test_licence_cycle_through_the_daemon(
                 )
                 status = await cli("status", "--config", str(config), "--json")
                 assert json.loads(status.stdout)["licence"]["state"] == "lapsed"
+                server.issue(expires_at=now() + timedelta(days=400), issued_at=now())
+                renewed = await cli("licence", "refresh", "--config", str(config), "--json")
+                assert json.loads(renewed.stdout)["state"] == "active"
+                assert (root / "pjsip.conf").read_bytes() == pristine
+                await watcher.wait_for(
+                    lambda w: [m for m in w.on("licence") if m["action"] == "restore"],
+                    20,
+                    "the restore messages",
+                )
             finally:
                 code, _, err = await asyncio.to_thread(stop_daemon, proc)
             assert code == 0, err
