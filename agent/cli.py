@@ -307,6 +307,80 @@ def features_command(config_path: Path, socket_path: Path | None, as_json: bool)
         click.echo(rows[0]["why"])
 
 
+@cli.command("diag")
+@config_option
+@socket_option
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a support bundle (tar.gz, secrets masked) to this file.",
+)
+@json_option
+def diag_command(
+    config_path: Path, socket_path: Path | None, bundle: Path | None, as_json: bool
+) -> None:
+    """Check everything the agent depends on: PASS/WARN/FAIL, the value, a hint.
+
+    Config, PBX AMI login and round trip, SSH host key, MQTT broker (TLS, credentials),
+    licence server and token, certificate expiry, clock skew, disk, permissions, and the
+    daemon with its outbox. Exit 1 when any check FAILs.
+
+    \b
+    Examples:
+      pbx-agent diag
+      pbx-agent diag --bundle /tmp/pbx-agent-support.tar.gz
+    """
+    from agent.diag.bundle import DAEMON_VIEWS, write_bundle
+    from agent.diag.checks import run_checks
+
+    socket = socket_path or _socket_from_config(config_path)
+    checks = asyncio.run(run_checks(config_path, socket))
+    written: list[str] = []
+    if bundle is not None:
+        views: dict[str, Any] = {}
+        for view in DAEMON_VIEWS:
+            try:
+                views[view] = request(socket, view, {}, timeout=10)
+            except ControlError as exc:
+                views[view] = {"error": str(exc)}
+        written = write_bundle(bundle, config_path, checks, views)
+    failed = any(c.status == "FAIL" for c in checks)
+    if as_json:
+        _print_json(
+            {
+                "checks": [c.to_json() for c in checks],
+                "failed": failed,
+                "bundle": str(bundle) if bundle else None,
+            }
+        )
+    else:
+        colours = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
+        for c in checks:
+            status = click.style(f"{c.status:<4}", fg=colours[c.status], bold=True)
+            click.echo(f"{status}  {c.name:<14} {c.value}")
+            if c.hint:
+                click.echo(f"      {'':<14} hint: {c.hint}")
+        if bundle is not None:
+            click.echo(f"support bundle: {bundle} ({len(written)} files, secrets masked)")
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]), default="bash")
+def completion_command(shell: str) -> None:
+    """Print the shell completion script.
+
+    \b
+    Example:
+      pbx-agent completion bash > /etc/bash_completion.d/pbx-agent
+    """
+    from click.shell_completion import get_completion_class
+
+    completion = get_completion_class(shell)
+    assert completion is not None
+    click.echo(completion(cli, {}, "pbx-agent", "_PBX_AGENT_COMPLETE").source())
+
+
 @cli.group()
 def usage() -> None:
     """Signed usage reports."""

@@ -42,6 +42,10 @@ class Redactor:
             return self.scrub(repr(value))
         return value
 
+    def clean(self, value: Any) -> Any:
+        """`value` (any JSON-like structure) with every secret masked."""
+        return self._clean(None, value)
+
     def scrub(self, text: str) -> str:
         # Longest first, so a secret that contains another is masked whole.
         for secret in sorted(self._secrets, key=len, reverse=True):

@@ -251,6 +251,6 @@ def pin_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) ->
     if name in keys:
         del keys[name]
     keys.add(name, key.get_name(), key)
-    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    known_hosts.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     keys.save(str(known_hosts))
     known_hosts.chmod(0o600)

@@ -140,16 +140,19 @@ def _issue(
     *,
     ca: bool = False,
     server: bool = False,
+    expired: bool = False,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
+    start = now - datetime.timedelta(days=10 if expired else 0, minutes=5)
+    end = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=400)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
         .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if ca:
@@ -190,6 +193,7 @@ def make_tls(directory: Path) -> Tls:
         directory / "client.key",
     )
     tls.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(ca_key, directory / "ca.key")
     for cert_path, key_path, subject, server in (
         (tls.server_cert, tls.server_key, "localhost", True),
         (tls.client_cert, tls.client_key, "test-site", False),
@@ -199,3 +203,17 @@ def make_tls(directory: Path) -> Tls:
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, key_path)
     return tls
+
+
+def client_certificate(tls: Tls, directory: Path, *, expired: bool = False) -> tuple[Path, Path]:
+    """Another client certificate from the test CA (optionally already expired)."""
+    ca_key = serialization.load_pem_private_key((tls.ca.parent / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(tls.ca.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue("test-site", key, ca_cert.subject, ca_key, expired=expired)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "client.pem", directory / "client.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    return cert_path, key_path

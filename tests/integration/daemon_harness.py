@@ -52,6 +52,14 @@ format = "json"
     return cfg
 
 
+def ssh_table(name: str, host: str, port: int, user: str, key_file: Path) -> str:
+    """A TOML table reaching a test sshd (`[backup.ssh]`, `[backup.offsite]`)."""
+    return (
+        f'[{name}]\nhost = "{host}"\nport = {port}\nusername = "{user}"\n'
+        f'key_file = "{key_file}"\ntimeout = 5\n'
+    )
+
+
 def agent_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "agent", *args]
 

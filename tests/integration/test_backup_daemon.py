@@ -15,6 +15,7 @@ from drivers.asterisk.simulator import Simulator
 from drivers.sftp_source import pin_host_key
 from tests.integration.daemon_harness import (
     agent_command,
+    ssh_table,
     start_daemon,
     status_when,
     stop_daemon,
@@ -59,19 +60,9 @@ source = "sftp"
 path = "{remote}"
 recipients = ["{identity.to_public()}"]
 identity_file = "{identity_file}"
-[backup.ssh]
-host = "127.0.0.1"
-port = {sshd.port}
-username = "{sshd.user}"
-key_file = "{sshd.client_key}"
-timeout = 5
-[backup.offsite]
-host = "127.0.0.1"
-port = {sshd.port}
-username = "{sshd.user}"
-key_file = "{sshd.client_key}"
+{ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)}
+{ssh_table("backup.offsite", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)}
 remote_dir = "{archive}"
-timeout = 5
 """
     config = write_config(tmp_path, ami_simulator.port, extra=extra)
     pinned = await cli("backup", "pin-host-key", "--config", str(config), "--yes")
