@@ -51,7 +51,6 @@ class HealthMonitor:
         self._telemetry = telemetry
         self._checks: dict[str, CheckState] = {}
         self._last_facts: dict[str, str] = {}
-        self._last_backup_ok: datetime | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -221,7 +220,6 @@ class HealthMonitor:
             )
         )
         if ok:
-            self._last_backup_ok = datetime.now(UTC)
             offsite = str(row.get("offsite") or "")
             if offsite and not offsite.startswith("off:"):
                 good = offsite == "ok"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -234,6 +235,6 @@ def _describe(line: AgentLine) -> str:
     return f"{line.file} [{line.section}]{kind} {line.option} = {line.value}"
 
 
-def _forget_known(conn: Any) -> None:
+def _forget_known(conn: sqlite3.Connection) -> None:
     with conn:
         conn.execute("DELETE FROM meta WHERE key = ?", (KNOWN_ENDPOINTS,))

@@ -22,6 +22,7 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from agent import __version__
 from agent.config.schema import MqttConfig
 from agent.telemetry.messages import encode, envelope
 from agent.telemetry.outbox import Outbox, Queued
@@ -104,8 +105,6 @@ class Publisher:
         return f"{self._cfg.host}:{self._cfg.effective_port}"
 
     def _status(self, state: str) -> bytes:
-        from agent import __version__
-
         return encode(
             envelope("status", self._site_id, {"state": state, "agent_version": __version__})
         )

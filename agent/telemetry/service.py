@@ -7,7 +7,6 @@ publisher sends it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -36,7 +35,6 @@ class Telemetry:
         self.outbox: Outbox | None = None
         self.publisher: Publisher | None = None
         self.commands: CommandReceiver | None = None
-        self.new_event = asyncio.Condition()
 
     async def start(
         self, heartbeat: Callable[[], dict[str, Any]], handlers: Mapping[str, Handler]
@@ -115,8 +113,6 @@ class Telemetry:
         logger = log.warning if kind == "problem" and severity != "info" else log.info
         logger("health " + kind, check=check, subject=subject, summary=summary)
         await self._store.call(_record_event, message)
-        async with self.new_event:
-            self.new_event.notify_all()
         await self.queue("event", message, severity=severity)
         return message
 
