@@ -264,8 +264,7 @@ def licence_status(config_path: Path, socket_path: Path | None, as_json: bool) -
     Example:
       pbx-agent licence status
     """
-    result = _ask(config_path, socket_path, "licence-status")
-    _print_json(result) if as_json else click.echo(render.licence(result))
+    _show_licence(config_path, socket_path, "licence-status", as_json)
 
 
 @licence.command("refresh")
@@ -279,8 +278,15 @@ def licence_refresh(config_path: Path, socket_path: Path | None, as_json: bool) 
     Example:
       pbx-agent licence refresh
     """
-    result = _ask(config_path, socket_path, "licence-refresh")
-    _print_json(result) if as_json else click.echo(render.licence(result))
+    _show_licence(config_path, socket_path, "licence-refresh", as_json)
+
+
+def _show_licence(config_path: Path, socket_path: Path | None, command: str, as_json: bool) -> None:
+    result = _ask(config_path, socket_path, command)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(render.licence(result))
 
 
 @cli.command("features")

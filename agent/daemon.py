@@ -217,7 +217,7 @@ class Daemon:
         await self._telemetry.send("backup", body)
 
     async def _run_local_checks(self) -> None:
-        last_good = self._last_good_backup if self.cfg.backup.enabled else None
+        last_good = self._backups.last_good if self.cfg.backup.enabled else None
         ssh = self.cfg.backup.ssh
         disk = None
         if ssh is not None and self.cfg.backup.source == "sftp":
@@ -225,10 +225,6 @@ class Daemon:
                 remote_disk_free, self._backups.ssh_settings(), self.cfg.backup.path
             )
         await self._health.run_local(last_good, disk)
-
-    async def _last_good_backup(self) -> datetime | None:
-        rows = [r for r in await self._backups.list() if r["status"] == "ok"]
-        return datetime.fromisoformat(rows[-1]["finished_at"]) if rows else None
 
     async def _licence_status(self, _args: Mapping[str, Any]) -> dict[str, Any]:
         return self._licence.status()

@@ -59,11 +59,7 @@ class BackupService:
         self._lock = asyncio.Lock()
         backup = cfg.backup
         self.directory = backup.store or cfg.state.dir / "backups"
-        self.known_hosts = (
-            backup.ssh.known_hosts
-            if backup.ssh and backup.ssh.known_hosts
-            else cfg.state.dir / "known_hosts"
-        )
+        self.known_hosts = self.known_hosts_path(cfg)
         self.pbx_version: str | None = None  # set by the daemon from the PBX poller
         # Called with the catalog row after every run, good or failed (health, telemetry).
         self.listeners: list[Listener[dict[str, Any]]] = []
@@ -103,12 +99,16 @@ class BackupService:
 
     async def _overdue(self, trigger: CronTrigger) -> bool:
         """True when a scheduled time passed since the last good backup (or there is none)."""
-        last = await self._store.call(_last_good)
-        if last is None:
+        done = await self.last_good()
+        if done is None:
             return True
-        done = datetime.fromisoformat(last)
         due = trigger.get_next_fire_time(None, done)
         return due is not None and due <= datetime.now(due.tzinfo)
+
+    async def last_good(self) -> datetime | None:
+        """When the newest good backup finished, if there is one."""
+        last = await self._store.call(_last_good)
+        return None if last is None else datetime.fromisoformat(last)
 
     def clean_temp_files(self) -> None:
         if self.directory.is_dir():
@@ -127,19 +127,9 @@ class BackupService:
             yield source
 
     def ssh_settings(self) -> SftpSettings:
-        backup = self._cfg.backup
-        if backup.source != "sftp" or backup.ssh is None:
+        if self._cfg.backup.source != "sftp":
             raise BackupError('this needs backup.source = "sftp" and a [backup.ssh] server')
-        return SftpSettings(
-            host=backup.ssh.host,
-            port=backup.ssh.port,
-            username=backup.ssh.username,
-            key_file=backup.ssh.key_file,
-            known_hosts=self.known_hosts,
-            root=backup.path,
-            excludes=backup.excludes,
-            timeout=backup.ssh.timeout,
-        )
+        return pbx_ssh_settings(self._cfg)
 
     def _write(self, backup_id: str) -> dict[str, Any]:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -282,10 +272,8 @@ class BackupService:
         if digest != row["sha256"]:
             raise BackupError(f"{path}: SHA-256 differs from the catalog: the file changed")
         result = {"id": backup_id, "ciphertext": "ok", "files": "not checked (no identity_file)"}
-        identity = self._cfg.backup.identity_file
-        if identity is not None:
-            keys = identity.read_text().split()
-            keys = [k for k in keys if k.startswith("AGE-SECRET-KEY-")]
+        if self._cfg.backup.identity_file is not None:
+            keys = _identities(self._cfg)
             scratch = Path(tempfile.mkdtemp(prefix=".verify-", dir=self.directory))
             try:
                 manifest = await asyncio.to_thread(restore, path, keys, scratch / "tree")
@@ -327,6 +315,23 @@ class BackupService:
             changed=len(result.changed),
         )
         return {"id": backup_id, "applied": apply, **result.as_dict()}
+
+
+def pbx_ssh_settings(cfg: AgentConfig) -> SftpSettings:
+    """How the agent reaches the PBX's files over SSH ([backup.ssh], pinned host keys)."""
+    ssh = cfg.backup.ssh
+    if ssh is None:
+        raise BackupError("no [backup.ssh] server configured")
+    return SftpSettings(
+        host=ssh.host,
+        port=ssh.port,
+        username=ssh.username,
+        key_file=ssh.key_file,
+        known_hosts=BackupService.known_hosts_path(cfg),
+        root=cfg.backup.path,
+        excludes=cfg.backup.excludes,
+        timeout=ssh.timeout,
+    )
 
 
 def _identities(cfg: AgentConfig) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
@@ -139,13 +138,16 @@ class BackupConfig(Section):
 
 
 def _check_ed25519_keys(name: str, keys: dict[str, str]) -> None:
+    from agent.errors import AgentError
+    from agent.usage.keys import public_from_b64
+
     for key_id, key in keys.items():
         try:
-            raw = base64.b64decode(key, validate=True)
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise ValueError(f"{name}.{key_id}: not a base64 Ed25519 public key (32 bytes)")
+            public_from_b64(key)
+        except AgentError:
+            raise ValueError(
+                f"{name}.{key_id}: not a base64 Ed25519 public key (32 bytes)"
+            ) from None
 
 
 class MqttTlsConfig(Section):

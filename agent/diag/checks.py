@@ -123,16 +123,14 @@ async def _ami(cfg: AgentConfig) -> list[Check]:
 
 
 async def _ssh(cfg: AgentConfig) -> list[Check]:
+    from agent.backup.service import pbx_ssh_settings
     from drivers.errors import DriverError
-    from drivers.sftp_source import HostKeyRefused, SftpSettings, open_ssh
+    from drivers.sftp_source import HostKeyRefused, open_ssh
 
     ssh = cfg.backup.ssh
     if ssh is None:
         return [_pass("pbx-ssh", "not configured (no [backup.ssh])")]
-    known = ssh.known_hosts or cfg.state.dir / "known_hosts"
-    settings = SftpSettings(
-        ssh.host, ssh.port, ssh.username, ssh.key_file, known, timeout=ssh.timeout
-    )
+    settings = pbx_ssh_settings(cfg)
     where = f"{ssh.username}@{ssh.host}:{ssh.port}"
     try:
         client = await asyncio.to_thread(open_ssh, settings)
@@ -185,7 +183,8 @@ async def _broker(cfg: AgentConfig) -> list[Check]:
 
 async def _licence(cfg: AgentConfig) -> list[Check]:
     from agent.licence.client import fetch
-    from agent.licence.token import load_keys, verify_token
+    from agent.licence.token import verify_token
+    from agent.usage.keys import public_keys
 
     lic = cfg.licence
     if not lic.enabled:
@@ -208,7 +207,7 @@ async def _licence(cfg: AgentConfig) -> list[Check]:
             bad = _warn if abs(skew) <= 300 else _fail
             checks.append(bad("clock", text, "enable NTP: timedatectl set-ntp true"))
     try:
-        licence = verify_token(answer.token, load_keys(lic.keys), cfg.site_id)
+        licence = verify_token(answer.token, public_keys(lic.keys), cfg.site_id)
     except AgentError as exc:
         checks.append(_fail("licence-token", str(exc), "ask the reseller to check the licence"))
         return checks

@@ -78,28 +78,19 @@ class HealthMonitor:
                 await self._raise(check, transition, finding)
 
     async def _raise(self, check: CheckState, transition: Transition, finding: Finding) -> None:
+        """One `problem` event (remembered, so its resolution can name it) or `resolved`."""
         name, _, subject = finding.key.partition(":")
-        if transition.to == "problem":
-            message = await self._telemetry.event(
-                "problem",
-                name,
-                finding.severity,
-                finding.summary,
-                subject=subject or None,
-                details=finding.details,
-            )
-            check.problem_id = message["id"]
-        else:
-            await self._telemetry.event(
-                "resolved",
-                name,
-                finding.severity,
-                finding.summary,
-                subject=subject or None,
-                problem_id=transition.problem_id,
-                details=finding.details,
-            )
-            check.problem_id = None
+        problem = transition.to == "problem"
+        message = await self._telemetry.event(
+            "problem" if problem else "resolved",
+            name,
+            finding.severity,
+            finding.summary,
+            subject=subject or None,
+            problem_id=None if problem else transition.problem_id,
+            details=finding.details,
+        )
+        check.problem_id = message["id"] if problem else None
         await self._store.call(_save_state, check.key, check.state, check.problem_id)
 
     async def notice(self, check: str, severity: str, summary: str, **details: Any) -> None:

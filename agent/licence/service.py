@@ -21,10 +21,11 @@ from agent.errors import LicenceError
 from agent.health.monitor import Finding, HealthMonitor
 from agent.licence.client import LicenceServerUnreachable, fetch
 from agent.licence.state import Evaluation, evaluate
-from agent.licence.token import Licence, TokenRejected, load_keys, verify_token
+from agent.licence.token import Licence, TokenRejected, verify_token
 from agent.listeners import Listener, notify
 from agent.state import StateStore
 from agent.telemetry.service import Telemetry
+from agent.usage.keys import public_keys
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,7 @@ class LicenceService:
         self._telemetry = telemetry
         self._health = health
         self._clock = clock
-        self._keys = load_keys(cfg.licence.keys)
+        self._keys = public_keys(cfg.licence.keys)
         self._lock = asyncio.Lock()
         self.licence: Licence | None = None
         self.evaluation = evaluate(None, now=clock(), server_answered=False, grace_days=0)

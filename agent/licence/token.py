@@ -5,7 +5,6 @@ keys can rotate). A token that fails any check is rejected with the reason and n
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,13 +59,6 @@ class Licence:
             "max_users": self.max_users,
             "entitlements": dict(self.entitlements),
         }
-
-
-def load_keys(configured: Mapping[str, str]) -> dict[str, Ed25519PublicKey]:
-    return {
-        kid: Ed25519PublicKey.from_public_bytes(base64.b64decode(value))
-        for kid, value in configured.items()
-    }
 
 
 def verify_token(token: Any, keys: Mapping[str, Ed25519PublicKey], site_id: str) -> Licence:

@@ -10,7 +10,6 @@ seen. Anything else is dropped and logged with the reason; nothing runs, nothing
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import wire_values
 from agent.state import StateStore
+from agent.usage.keys import public_keys
 
 log = structlog.get_logger(__name__)
 
@@ -102,13 +102,6 @@ def parse_command(
     return Command(command_id, name, args, nonce, expires)
 
 
-def load_keys(configured: Mapping[str, str]) -> dict[str, Ed25519PublicKey]:
-    return {
-        key_id: Ed25519PublicKey.from_public_bytes(base64.b64decode(value))
-        for key_id, value in configured.items()
-    }
-
-
 class CommandReceiver:
     """Verifies, de-duplicates (nonces in SQLite) and runs inbound commands; replies via
     `reply(command_id, body)`."""
@@ -123,7 +116,7 @@ class CommandReceiver:
     ) -> None:
         self._store = store
         self._site_id = site_id
-        self._keys = load_keys(keys)
+        self._keys = public_keys(keys)
         self._handlers = handlers
         self._reply = reply
         self.rejected = 0

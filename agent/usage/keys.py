@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -56,6 +57,11 @@ def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
 
 def public_b64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     return base64.b64encode(public_raw(key)).decode()
+
+
+def public_keys(configured: Mapping[str, str]) -> dict[str, Ed25519PublicKey]:
+    """Pinned public keys from config (key id -> base64), e.g. vendor or central keys."""
+    return {kid: public_from_b64(value) for kid, value in configured.items()}
 
 
 def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:

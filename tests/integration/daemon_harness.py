@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -62,6 +63,14 @@ def ssh_table(name: str, host: str, port: int, user: str, key_file: Path) -> str
 
 def agent_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "agent", *args]
+
+
+async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`pbx-agent ARGS` in a subprocess, off the event loop (the test's simulator and broker
+    keep running meanwhile)."""
+    return await asyncio.to_thread(
+        subprocess.run, agent_command(*args), capture_output=True, text=True, timeout=60
+    )
 
 
 class DaemonProcess(subprocess.Popen[str]):

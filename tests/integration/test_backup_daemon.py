@@ -14,7 +14,7 @@ import pyrage
 from drivers.asterisk.simulator import Simulator
 from drivers.sftp_source import pin_host_key
 from tests.integration.daemon_harness import (
-    agent_command,
+    cli,
     ssh_table,
     start_daemon,
     status_when,
@@ -23,12 +23,6 @@ from tests.integration.daemon_harness import (
     write_config,
 )
 from tests.sshd import SshServer
-
-
-async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run, agent_command(*args), capture_output=True, text=True, timeout=60
-    )
 
 
 def tree(root: Path) -> dict[str, bytes]:

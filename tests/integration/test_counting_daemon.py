@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from drivers.asterisk.simulator import Simulator
 from tests.integration.daemon_harness import (
-    agent_command,
+    cli,
     start_daemon,
     status_when,
     stop_daemon,
     wait_for,
     write_config,
 )
-
-
-async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run, agent_command(*args), capture_output=True, text=True, timeout=60
-    )
 
 
 async def test_count_keys_and_a_verifiable_usage_chain(

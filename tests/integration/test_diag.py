@@ -15,6 +15,7 @@ from drivers.asterisk.simulator import Simulator
 from drivers.sftp_source import fetch_host_key, pin_host_key
 from tests.integration.daemon_harness import (
     AMI_SECRET,
+    cli,
     ssh_table,
     start_daemon,
     status_when,
@@ -22,7 +23,6 @@ from tests.integration.daemon_harness import (
     wait_for,
     write_config,
 )
-from tests.integration.test_telemetry_daemon import cli
 from tests.licence_server import LicenceServer, now
 from tests.mosquitto import Broker, client_certificate
 from tests.sshd import SshServer

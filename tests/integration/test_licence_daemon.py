@@ -10,13 +10,14 @@ from pathlib import Path
 
 from drivers.asterisk.simulator import Simulator
 from tests.integration.daemon_harness import (
+    cli,
     start_daemon,
     status_when,
     stop_daemon,
     wait_for,
     write_config,
 )
-from tests.integration.test_telemetry_daemon import cli, mqtt_section
+from tests.integration.test_telemetry_daemon import mqtt_section
 from tests.licence_server import LicenceServer, now
 from tests.mosquitto import Broker
 from tests.mqtt_watch import Watcher

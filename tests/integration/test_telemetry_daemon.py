@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.state import StateStore
 from agent.telemetry.messages import envelope
 from agent.telemetry.outbox import Outbox
+from agent.usage.keys import public_b64
 from drivers.asterisk.simulator import Simulator
 from tests.integration.daemon_harness import (
-    agent_command,
+    cli,
     start_daemon,
     status_when,
     stop_daemon,
@@ -29,7 +29,7 @@ from tests.integration.daemon_harness import (
 )
 from tests.mosquitto import Broker
 from tests.mqtt_watch import Watcher, client_for
-from tests.telemetry.test_commands import public_b64, signed
+from tests.telemetry.test_commands import signed
 
 BASE = "pbx-agent/v1/test-site"
 
@@ -48,12 +48,6 @@ reconnect_max = 0.5
 [health]
 flap_count = 1
 """
-
-
-async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run, agent_command(*args), capture_output=True, text=True, timeout=60
-    )
 
 
 async def test_daemon_publishes_everything_and_answers_signed_commands(

@@ -5,7 +5,6 @@ malformed ones (non-JSON, 1 MB) are refused and none runs."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import uuid
 from collections.abc import Mapping
@@ -13,27 +12,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.state import StateStore
 from agent.telemetry.commands import CommandReceiver
 from agent.telemetry.messages import envelope
 from agent.telemetry.outbox import Outbox
+from agent.usage.keys import public_b64
+from tests.licence_server import b64url
 from tests.mosquitto import Broker
 from tests.mqtt_watch import Watcher, client_for
 from tests.telemetry.test_publisher import mqtt_config, running
 
 BASE = "pbx-agent/v1/test-site"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def public_b64(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
 
 
 def signed(
