@@ -18,6 +18,7 @@ import pytest
 from agent.backup.service import BackupService
 from agent.config import load_config
 from agent.state import StateStore
+from tests.integration.daemon_harness import write_config as agent_config
 
 CHILD = r"""
 import asyncio, sys
@@ -40,19 +41,9 @@ KILLS = 22
 
 
 def write_config(tmp_path: Path, source: Path, identity: pyrage.x25519.Identity) -> Path:
-    secret = tmp_path / "ami-secret"
-    secret.write_text("x\n")
-    secret.chmod(0o600)
     identity_file = tmp_path / "identity.txt"
     identity_file.write_text(str(identity) + "\n")
-    config = tmp_path / "agent.toml"
-    config.write_text(
-        f"""site_id = "crash"
-[pbx.ami]
-username = "agent"
-secret_file = "ami-secret"
-[state]
-dir = "state"
+    backup = f"""
 [backup]
 enabled = true
 source = "local"
@@ -61,7 +52,7 @@ recipients = ["{identity.to_public()}"]
 identity_file = "{identity_file}"
 keep_last = 1000
 """
-    )
+    config = agent_config(tmp_path, 5038, extra=backup)
     return config
 
 

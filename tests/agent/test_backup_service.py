@@ -15,23 +15,14 @@ from agent.backup import service as service_module
 from agent.backup.service import BackupService
 from agent.config import load_config
 from agent.state import StateStore
+from tests.integration.daemon_harness import write_config
 
 
 def config(tmp_path: Path, extra: str = "") -> Path:
     (tmp_path / "etc").mkdir(exist_ok=True)
     (tmp_path / "etc" / "pjsip.conf").write_text("[100]\ntype = endpoint\n")
-    secret = tmp_path / "ami-secret"
-    secret.write_text("x\n")
-    secret.chmod(0o600)
     recipient = pyrage.x25519.Identity.generate().to_public()
-    path = tmp_path / "agent.toml"
-    path.write_text(
-        f"""site_id = "svc"
-[pbx.ami]
-username = "agent"
-secret_file = "ami-secret"
-[state]
-dir = "state"
+    backup = f"""
 [backup]
 enabled = true
 source = "local"
@@ -43,7 +34,7 @@ keep_weekly = 0
 keep_monthly = 0
 keep_yearly = 0
 {extra}"""
-    )
+    path = write_config(tmp_path, 5038, extra=backup)
     return path
 
 
