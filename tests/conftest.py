@@ -1,5 +1,5 @@
-"""Shared fixtures: the fixture office, an AMI simulator serving it on a free port, a real
-sshd and real Mosquitto brokers."""
+"""Shared fixtures: the fixture office, an AMI simulator serving it on a free port, real
+sshd servers (the PBX, the archive host) and real Mosquitto brokers."""
 
 from __future__ import annotations
 
@@ -36,16 +36,26 @@ async def ami_simulator(northwind_office_path: Path) -> AsyncIterator[Simulator]
         await simulator.stop()
 
 
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[SshServer]:
-    """A real OpenSSH server on loopback (skipped with the reason when sshd is missing)."""
+def _ssh_server(workdir: Path) -> Iterator[SshServer]:
     if not sshd_module.available():
         pytest.skip("OpenSSH sshd is not installed (scripts/test installs it as root)")
-    server = sshd_module.start(tmp_path / "sshd")
+    server = sshd_module.start(workdir)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SshServer]:
+    """A real OpenSSH server on loopback (skipped with the reason when sshd is missing)."""
+    yield from _ssh_server(tmp_path / "sshd")
+
+
+@pytest.fixture
+def archive_sshd(tmp_path: Path) -> Iterator[SshServer]:
+    """A second real OpenSSH server: the reseller's archive host (beside `sshd`, the PBX)."""
+    yield from _ssh_server(tmp_path / "archive-sshd")
 
 
 @pytest.fixture
