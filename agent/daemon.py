@@ -140,6 +140,8 @@ class Daemon:
         self._poller.listeners.append(self._health.on_poll)
         self._backups.listeners.append(self._health.on_backup)
         self._backups.listeners.append(self._send_backup)
+        self._backups.offsite_listeners.append(self._health.on_offsite)
+        self._backups.licence_listeners.append(self._send_archive_licence)
         self._counting.listeners.append(self._send_usage)
         self._counting.listeners.append(self._licence.on_usage)
         self._counting.listeners.append(self._enforcement.on_count)
@@ -215,6 +217,10 @@ class Daemon:
         body = {"backup_id": row["id"], **{k: row.get(k) for k in keys}}
         body["changed"] = None if body["changed"] is None else bool(body["changed"])
         await self._telemetry.send("backup", body)
+
+    async def _send_archive_licence(self, body: dict[str, Any]) -> None:
+        """An action under the archive's lapse policy, as a `licence` message."""
+        await self._telemetry.send("licence", {"state": self._licence.state, **body})
 
     async def _run_local_checks(self) -> None:
         last_good = self._backups.last_good if self.cfg.backup.enabled else None

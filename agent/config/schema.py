@@ -95,11 +95,17 @@ class BackupSshConfig(Section):
 
 
 class OffsiteConfig(BackupSshConfig):
-    """The reseller's archive host. Copies go there while the `config_archive` entitlement
-    is on; until licences land (issue 6), `enabled` is that switch."""
+    """The reseller's archive host. Copies go there while `enabled` and the licence's
+    `config_archive` feature are on; `lapse` says what happens to them while it is off."""
 
     enabled: bool = True
     remote_dir: str = Field(min_length=1)
+    # While config_archive is off (licence lapse): "keep" leaves the archive host untouched;
+    # "delete" removes this site's copies there once the lapse is lapse_delete_days old.
+    lapse: Literal["keep", "delete"] = "keep"
+    lapse_delete_days: int = Field(30, ge=0, le=3650)
+    uploads_per_run: int = Field(5, ge=1, le=1000)  # missed copies caught up per run
+    retry_interval: float = Field(3600, ge=60, le=86400)  # while copies are missing
 
 
 class BackupConfig(Section):
