@@ -327,9 +327,10 @@ def diag_command(
 ) -> None:
     """Check everything the agent depends on: PASS/WARN/FAIL, the value, a hint.
 
-    Config, PBX AMI login and round trip, SSH host key, MQTT broker (TLS, credentials),
-    licence server and token, certificate expiry, clock skew, disk, permissions, and the
-    daemon with its outbox. Exit 1 when any check FAILs.
+    Config, PBX AMI login and round trip, SSH host key, the archive host (reachable, key
+    pinned, writable, free space), MQTT broker (TLS, credentials), licence server and token,
+    certificate expiry, clock skew, disk, permissions, and the daemon with its outbox.
+    Exit 1 when any check FAILs.
 
     \b
     Examples:
@@ -454,6 +455,8 @@ def backup_now(config_path: Path, socket_path: Path | None, as_json: bool) -> No
     else:
         changed = "changed" if row["changed"] else "unchanged"
         click.echo(f"backup {row['id']}: {row['files']} files, {row['size']} bytes, {changed}")
+        if row.get("offsite"):
+            click.echo(f"off-site copy: {row['offsite']}")
 
 
 @backup.command("list")
@@ -461,7 +464,12 @@ def backup_now(config_path: Path, socket_path: Path | None, as_json: bool) -> No
 @socket_option
 @json_option
 def backup_list(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
-    """List the backups in the catalog, oldest first.
+    """List the backups in the catalog, oldest first, with their off-site copy.
+
+    OFFSITE: copied (a verified copy is on the archive host), MISSING (retention keeps it
+    there, the last upload failed: the reason follows the table), queued, off (licence),
+    not kept; rows "archive-only" are files the archive host still holds of backups no
+    longer kept here (orphans, removals not yet confirmed).
 
     \b
     Example:
@@ -471,18 +479,7 @@ def backup_list(config_path: Path, socket_path: Path | None, as_json: bool) -> N
     if as_json:
         _print_json(rows)
         return
-    table = [
-        [
-            r["id"],
-            r["status"],
-            str(r["files"] or "-"),
-            str(r["size"] or "-"),
-            {1: "changed", 0: "unchanged"}.get(r["changed"], "-"),
-            (r["error"] or "")[:60],
-        ]
-        for r in rows
-    ]
-    click.echo(render.table(["ID", "STATUS", "FILES", "BYTES", "CONTENT", "ERROR"], table))
+    click.echo(render.backup_list(rows))
 
 
 @backup.command("verify")
@@ -563,15 +560,22 @@ def backup_restore(
 
 @backup.command("pin-host-key")
 @config_option
+@click.option(
+    "--offsite",
+    is_flag=True,
+    help="Pin the archive host's key ([backup.offsite]) instead of the PBX's ([backup.ssh]).",
+)
 @click.option("--yes", is_flag=True, help="Pin without asking (after checking the fingerprint).")
-def backup_pin_host_key(config_path: Path, yes: bool) -> None:
-    """Fetch the PBX's SSH host key, show its fingerprint, and pin it after confirmation.
+def backup_pin_host_key(config_path: Path, offsite: bool, yes: bool) -> None:
+    """Fetch the PBX's (or with --offsite the archive host's) SSH host key, show its
+    fingerprint, and pin it after confirmation.
 
     \b
-    Example:
+    Examples:
       pbx-agent backup pin-host-key
+      pbx-agent backup pin-host-key --offsite
     """
-    from agent.backup.service import BackupService
+    from agent.backup.service import archive_settings, pbx_ssh_settings
     from agent.config import load_config
     from drivers.errors import DriverError
     from drivers.sftp_source import fetch_host_key, fingerprint, pin_host_key
@@ -580,21 +584,23 @@ def backup_pin_host_key(config_path: Path, yes: bool) -> None:
         cfg = load_config(config_path)
     except ConfigError as exc:
         _fail(f"config error: {exc}", EXIT_USAGE)
-    ssh = cfg.backup.ssh
-    if ssh is None:
+    if offsite and cfg.backup.offsite is None:
+        _fail(f"{config_path}: backup.offsite: no archive host configured", EXIT_USAGE)
+    if not offsite and cfg.backup.ssh is None:
         _fail(f"{config_path}: backup.ssh: no SSH server configured", EXIT_USAGE)
+    settings = archive_settings(cfg) if offsite else pbx_ssh_settings(cfg)
     try:
-        key = fetch_host_key(ssh.host, ssh.port, ssh.timeout)
+        key = fetch_host_key(settings.host, settings.port, settings.timeout)
     except DriverError as exc:
         _fail(str(exc), EXIT_FAILED)
-    click.echo(f"{ssh.host}:{ssh.port} offers {key.get_name()} {fingerprint(key)}")
+    click.echo(f"{settings.host}:{settings.port} offers {key.get_name()} {fingerprint(key)}")
+    check = "with the archive host's administrator" if offsite else "on the PBX"
     if not yes and not click.confirm(
-        "Is this the PBX's key (check it on the PBX)? Pin it", default=False
+        f"Is this {settings.role}'s key (check it {check})? Pin it", default=False
     ):
         _fail("not pinned", EXIT_FAILED)
-    known_hosts = BackupService.known_hosts_path(cfg)
-    pin_host_key(known_hosts, ssh.host, ssh.port, key)
-    click.echo(f"pinned in {known_hosts}")
+    pin_host_key(settings.known_hosts, settings.host, settings.port, key)
+    click.echo(f"pinned {settings.role}'s key in {settings.known_hosts}")
 
 
 @cli.group("config")

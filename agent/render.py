@@ -121,6 +121,44 @@ def push_plan(plan: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+OFFSITE_LABELS = (  # the first word of a catalog row's off-site state -> its table label
+    ("ok", "copied"),
+    ("failed:", "MISSING"),
+    ("queued:", "queued"),
+    ("off:", "off (licence)"),
+    ("not kept", "not kept"),
+    ("deleting", "deleting"),
+    ("orphan:", "orphan"),
+)
+
+
+def backup_list(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The catalog as a table with each backup's off-site copy; the reasons behind the
+    off-site states that have one follow the table, once each."""
+    table_rows, reasons = [], []
+    for r in rows:
+        offsite = r.get("offsite") or ""
+        label = next((short for word, short in OFFSITE_LABELS if offsite.startswith(word)), "-")
+        detail = offsite.split(":", 1)[1].strip() if ":" in offsite else ""
+        if detail and label != "copied" and (label, detail) not in reasons:
+            reasons.append((label, detail))
+        table_rows.append(
+            [
+                r["id"],
+                r["status"],
+                str(r["files"] or "-"),
+                str(r["size"] or "-"),
+                {1: "changed", 0: "unchanged"}.get(r["changed"], "-"),
+                label,
+                (r["error"] or "")[:60],
+            ]
+        )
+    headers = ["ID", "STATUS", "FILES", "BYTES", "CONTENT", "OFFSITE", "ERROR"]
+    lines = [table(headers, table_rows)]
+    lines += [f"off-site {label}: {detail}" for label, detail in reasons]
+    return "\n".join(lines)
+
+
 def event_line(event: Mapping[str, Any]) -> str:
     """One health event: time, severity, kind, check[/subject], summary."""
     check = event.get("check", "?")

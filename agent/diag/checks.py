@@ -18,10 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig, ami_settings, load_config
 from agent.errors import AgentError, ConfigError
+
+if TYPE_CHECKING:
+    from drivers.sftp_source import RemoteSpace
 
 TIMEOUT = 10.0
 
@@ -70,6 +73,7 @@ async def run_checks(path: Path, socket: Path | None = None) -> list[Check]:
     steps: list[tuple[str, Callable[[], Awaitable[list[Check]]]]] = [
         ("pbx-ami", lambda: _ami(cfg)),
         ("pbx-ssh", lambda: _ssh(cfg)),
+        ("archive-host", lambda: asyncio.to_thread(_archive, cfg)),
         ("mqtt-broker", lambda: _broker(cfg)),
         ("licence", lambda: _licence(cfg)),
         ("certificates", lambda: asyncio.to_thread(_certificates, cfg)),
@@ -140,6 +144,95 @@ async def _ssh(cfg: AgentConfig) -> list[Check]:
     except DriverError as exc:
         return [_fail("pbx-ssh", f"{where}: {exc}", "check [backup.ssh] and the key's account")]
     return [_pass("pbx-ssh", f"{where}: host key pinned, login ok")]
+
+
+# -- the archive host ----------------------------------------------------------------------
+
+ARCHIVE_HINTS = {
+    "host_key": "check the fingerprint with the archive host's administrator, then "
+    "pbx-agent backup pin-host-key --offsite",
+    "login": "check backup.offsite.username and key_file against the account's authorized_keys",
+    "down": "is the archive host up and reachable from here (address, port, firewall)?",
+    "missing_folder": "create the folder on the archive host, or fix backup.offsite.remote_dir",
+    "disk_full": "the archive host's administrator must free space (or lower the keep_* counts)",
+    "read_only": "the archive host's file system is read-only: its administrator must fix it",
+    "permission": "the account needs to create, rename and delete files in remote_dir",
+}
+
+
+def _archive(cfg: AgentConfig) -> list[Check]:
+    """The archive host: reachable with its key pinned, the folder writable (a probe file
+    written, fsynced and removed), and room for the next copy."""
+    from agent.backup.offsite import ArchiveHost, OffsiteError
+    from agent.backup.service import archive_settings
+
+    offsite = cfg.backup.offsite
+    if offsite is None:
+        return [_pass("archive-host", "not configured (no [backup.offsite])")]
+    if not offsite.enabled:
+        return [_pass("archive-host", "off ([backup.offsite] enabled = false)")]
+    settings = archive_settings(cfg)
+    where = f"{settings.username}@{settings.host}:{settings.port}"
+    host = ArchiveHost(settings)
+
+    def failed(name: str, exc: OffsiteError) -> Check:
+        value = str(exc).split(";")[0] if exc.cause == "host_key" else str(exc)
+        return _fail(name, value, ARCHIVE_HINTS.get(exc.cause, "check [backup.offsite]"))
+
+    try:
+        host.__enter__()
+    except OffsiteError as exc:
+        return [failed("archive-host", exc)]
+    checks = [_pass("archive-host", f"{where}: host key pinned, login ok")]
+    try:
+        try:
+            host.listing()
+            fsynced = host.probe_write()
+        except OffsiteError as exc:
+            checks.append(failed("archive-write", exc))
+        else:
+            value = f"{settings.root}: writable"
+            if fsynced:
+                checks.append(_pass("archive-write", f"{value}, fsync offered"))
+            else:
+                hint = "copies are not fsynced there before the rename"
+                checks.append(_warn("archive-write", f"{value}, no fsync@openssh.com", hint))
+        try:
+            space = host.space()
+        except OffsiteError as exc:
+            checks.append(failed("archive-space", exc))
+        else:
+            checks.append(_archive_space(settings.root, space, _newest_archive(cfg)))
+    finally:
+        host.close()
+    return checks
+
+
+def _archive_space(folder: str, space: RemoteSpace | None, newest: int) -> Check:
+    if space is None:
+        return _warn(
+            "archive-space",
+            "free space unknown: the server does not offer statvfs@openssh.com",
+            "ask the archive host's administrator to watch its disk",
+        )
+    value = f"{folder}: {space.free / 1e6:.1f} MB free of {space.total / 1e6:.1f} MB"
+    if newest:
+        value += f", newest backup {newest / 1e6:.1f} MB"
+    if space.free < max(newest, 1):
+        return _fail("archive-space", value, ARCHIVE_HINTS["disk_full"])
+    if space.free < 3 * newest or space.free < space.total * 0.05:
+        return _warn("archive-space", value, "the archive host is nearly full: tell its admin")
+    return _pass("archive-space", value)
+
+
+def _newest_archive(cfg: AgentConfig) -> int:
+    """The size of the newest archive in the local store (0 when there is none)."""
+    store = cfg.backup.store or cfg.state.dir / "backups"
+    try:
+        archives = sorted(store.glob("*.tar.zst.age"))
+        return archives[-1].stat().st_size if archives else 0
+    except OSError:
+        return 0
 
 
 # -- upstream ------------------------------------------------------------------------------
