@@ -81,7 +81,7 @@ class BackupService:
             with contextlib.suppress(BackupError):
                 await self.backup_now("catch-up at start")
         else:
-            await self.sync_offsite()
+            await self._sync_guarded()
         scheduler = AsyncIOScheduler()
         scheduler.add_job(
             self.scheduled_run, trigger, max_instances=1, coalesce=True, misfire_grace_time=3600
@@ -110,7 +110,15 @@ class BackupService:
             await asyncio.sleep(offsite.retry_interval)
             last = self.last_offsite
             if last is not None and (last.error or last.missing or last.pending):
-                await self.sync_offsite()
+                await self._sync_guarded()
+
+    async def _sync_guarded(self) -> None:
+        """A sync outside a backup run: whatever goes wrong is logged, and the schedule (this
+        task) carries on."""
+        try:
+            await self.sync_offsite()
+        except Exception:
+            log.exception("off-site sync failed")
 
     async def _overdue(self, trigger: CronTrigger) -> bool:
         """True when a scheduled time passed since the last good backup (or there is none)."""

@@ -23,8 +23,10 @@ DELETE_AFTER = 10
 
 
 class LapseRig:
-    def __init__(self, rig: Rig, licence: LicenceService, server: LicenceServer) -> None:
-        self.rig, self.licence, self.server = rig, licence, server
+    def __init__(
+        self, rig: Rig, licence: LicenceService, server: LicenceServer, policy: str
+    ) -> None:
+        self.rig, self.licence, self.server, self.policy = rig, licence, server, policy
 
     async def day(self) -> dict[str, object]:
         return await self.rig.day()
@@ -51,14 +53,14 @@ async def lapse(
             await licence.open()
             rig.service.offsite_allowed = lambda: licence.evaluation.features["config_archive"]
             rig.before_run.append(licence.refresh)  # the licence check, then the backup
-            yield LapseRig(rig, licence, server)
+            yield LapseRig(rig, licence, server, request.param)
     finally:
         server.stop()
 
 
 async def test_lapse_then_renewal(lapse: LapseRig) -> None:
     rig = lapse.rig
-    policy = rig.service._cfg.backup.offsite.lapse  # type: ignore[union-attr]
+    policy = lapse.policy
     await lapse.issue("active", 365)
     for _ in range(6):
         assert (await lapse.day())["offsite"] == "ok"
