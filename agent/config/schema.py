@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -119,12 +119,17 @@ class BackupConfig(Section):
     ssh: BackupSshConfig | None = None
     offsite: OffsiteConfig | None = None
 
+    @field_validator("recipients")
+    @classmethod
+    def _age_recipients(cls, recipients: tuple[str, ...]) -> tuple[str, ...]:
+        for recipient in recipients:
+            _check_age_recipient(recipient)
+        return recipients
+
     @model_validator(mode="after")
     def _complete(self) -> BackupConfig:
         if self.enabled and not self.recipients:
             raise ValueError('backups need at least one age recipient (recipients = ["age1..."])')
-        for recipient in self.recipients:
-            _check_age_recipient(recipient)
         if self.enabled and self.source == "sftp" and self.ssh is None:
             raise ValueError('source = "sftp" needs a [backup.ssh] table')
         try:

@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import bounded_json, wire_values
+from agent.clock import SYSTEM_CLOCK, Clock
 from agent.state import StateStore
 from agent.state.recover import RECOVERED_AT
 from agent.usage.keys import public_keys
@@ -123,7 +124,7 @@ class CommandReceiver:
         handlers: Mapping[str, Handler],
         reply: Callable[[str, dict[str, Any]], Awaitable[None]],
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._site_id = site_id
@@ -135,7 +136,7 @@ class CommandReceiver:
 
     async def receive(self, topic: str, raw: bytes) -> None:
         name = topic.rsplit("/", 1)[-1]
-        now = self._clock()
+        now = self._clock.now()
         try:
             command = parse_command(name, raw, site_id=self._site_id, keys=self._keys, now=now)
             await self._check_unseen(command, now)
