@@ -112,8 +112,8 @@ class Daemon:
                 driver.use_config_files(files)
         control = ControlServer(self.cfg.control.socket, self._handlers(), CONTROL_ARGS)
         tasks = self._tasks = Supervisor(
-            on_failure=self._task_failed,
-            on_stable=self._task_stable,
+            on_failure=self._task_health,
+            on_stable=self._task_health,
             backoff_initial=TASK_BACKOFF_INITIAL,
             backoff_max=TASK_BACKOFF_MAX,
             stable_after=TASK_STABLE_AFTER,
@@ -182,25 +182,22 @@ class Daemon:
         state = self.cfg.state.dir
         return [state / keys.KEY_FILE, self.cfg.backup.store or state / "backups"]
 
-    async def _task_failed(self, task: TaskInfo) -> None:
-        await self._health.observe(
-            Finding(
-                f"agent_task_failed:{task.name}",
-                False,
-                "warning",
-                f"agent task {task.name} failed ({task.last_error}); "
-                f"restarting it in {task.retry_in:g} s",
-                {"task": task.name, "restarts": task.restarts},
-            )
+    async def _task_health(self, task: TaskInfo) -> None:
+        """The supervisor's report: a failed task is the `agent_task_failed` problem, the
+        same task running long enough again is its resolution."""
+        healthy = task.state == "running"
+        summary = (
+            f"agent task {task.name} running again"
+            if healthy
+            else f"agent task {task.name} failed ({task.last_error}); "
+            f"restarting it in {task.retry_in:g} s"
         )
-
-    async def _task_stable(self, task: TaskInfo) -> None:
         await self._health.observe(
             Finding(
                 f"agent_task_failed:{task.name}",
-                True,
+                healthy,
                 "warning",
-                f"agent task {task.name} running again",
+                summary,
                 {"task": task.name, "restarts": task.restarts},
             )
         )

@@ -32,10 +32,14 @@ async def make_store(path: Path, polls: int = 0) -> None:
     await store.close()
 
 
-def garble_pages(path: Path, first: int, count: int) -> None:
-    with path.open("r+b") as fh:
+def garble(db: Path, count: int = 20) -> None:
+    """Overwrite `count` pages from the middle of `db` on with random bytes."""
+    pages = db.stat().st_size // PAGE
+    assert pages >= 8
+    first = pages // 2
+    with db.open("r+b") as fh:
         fh.seek(first * PAGE)
-        fh.write(os.urandom(count * PAGE))
+        fh.write(os.urandom(min(count, pages - first - 1) * PAGE))
 
 
 async def test_first_start_creates_the_store(tmp_path: Path) -> None:
@@ -79,9 +83,7 @@ async def test_a_write_ahead_log_alone_shows_an_earlier_run(tmp_path: Path) -> N
 async def test_garbage_pages_mid_file_are_found_at_start(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     await make_store(db, polls=3000)
-    pages = db.stat().st_size // PAGE
-    assert pages > 400
-    garble_pages(db, pages // 2, 20)
+    garble(db)
     with pytest.raises(StateError) as refused:
         await StateStore.open(db, recovery="RECOVER-CMD")
     assert "is damaged (" in str(refused.value) and str(refused.value).endswith("RECOVER-CMD")
@@ -97,8 +99,7 @@ async def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
 async def test_recover_keeps_the_old_file_and_saves_what_it_can(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     await make_store(db, polls=3000)
-    pages = db.stat().st_size // PAGE
-    garble_pages(db, pages // 2, 20)
+    garble(db)
     damaged = db.read_bytes()
 
     result = recover(db)

@@ -7,25 +7,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
-from collections.abc import Iterator
 
-import pytest
-import structlog
-
-from agent.logs import configure_logging
 from agent.supervisor import Supervisor, TaskInfo
-
-SECRET = "nwT3st-ami-agent-8Kq2"
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("debug", "json", stream=stream, secrets=[SECRET])
-    yield stream
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
+from tests.conftest import AGENT_SECRET as SECRET
 
 
 async def wait_until(condition: asyncio.Event, what: str) -> None:

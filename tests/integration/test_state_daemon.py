@@ -5,12 +5,12 @@ recover` keeps the old file, saves what it can, and the daemon starts again with
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
 
 from drivers.asterisk.simulator import Simulator
+from tests.agent.test_state_integrity import garble
 from tests.integration.daemon_harness import (
     cli,
     start_daemon,
@@ -19,8 +19,6 @@ from tests.integration.daemon_harness import (
     wait_for,
     write_config,
 )
-
-PAGE = 4096
 
 
 async def run_until_first_poll(config: Path) -> str:
@@ -46,15 +44,6 @@ async def refused_at_start(config: Path) -> str:
     assert code == 1, err[-2000:]
     assert f"pbx-agent state recover --config {config}" in err
     return err
-
-
-def garble(db: Path, count: int = 20) -> None:
-    pages = db.stat().st_size // PAGE
-    assert pages >= 8
-    first = max(1, pages // 4)
-    with db.open("r+b") as fh:
-        fh.seek(first * PAGE)
-        fh.write(os.urandom(min(count, pages - first - 1) * PAGE))
 
 
 @pytest.mark.parametrize("damage", ["emptied", "garbled"])

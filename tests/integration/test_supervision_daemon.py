@@ -10,35 +10,22 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import daemon as daemon_module
 from agent.config import load_config
 from agent.daemon import Daemon
-from agent.logs import configure_logging
 from drivers.asterisk.simulator import Simulator
 from tests.integration.daemon_harness import AMI_SECRET, cli, write_config
 from tests.integration.test_telemetry_daemon import BASE, mqtt_section
 from tests.mosquitto import Broker
 from tests.mqtt_watch import Watcher, client_for
 from tests.telemetry.test_commands import signed
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("info", "json", stream=stream, secrets=[AMI_SECRET])
-    yield stream
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
 
 
 def task_events(watcher: Watcher, kind: str) -> list[dict[str, Any]]:
