@@ -653,7 +653,7 @@ def state_recover(config_path: Path, yes: bool) -> None:
       systemctl start pbx-agent
     """
     from agent.config import load_config
-    from agent.state.recover import describe, recover
+    from agent.state.recover import describe, diagnose, recover
 
     try:
         cfg = load_config(config_path)
@@ -668,6 +668,11 @@ def state_recover(config_path: Path, yes: bool) -> None:
     else:
         _fail("the daemon is running: stop it first (systemctl stop pbx-agent)", EXIT_FAILED)
     path = cfg.state.dir / "state.db"
+    damage = diagnose(path)
+    if damage is None:
+        click.echo(f"{path} is whole (quick_check ok): nothing to recover")
+        return
+    click.echo(f"{path}: {damage.splitlines()[0][:300]}")
     if not yes and not click.confirm(
         f"Move {path} aside and start a new state store with what can be read of it?",
         default=False,

@@ -71,9 +71,31 @@ def _move_aside(path: Path, now: datetime) -> Path | None:
     return moved
 
 
+def diagnose(path: Path) -> str | None:
+    """Why the store at `path` needs recovering, or None when it is whole (read only)."""
+    if integrity.is_empty(path):
+        return "missing or empty"
+    try:
+        conn = _read_only(path)
+        try:
+            integrity.quick_check(conn, path)
+        finally:
+            conn.close()
+    except (StateError, sqlite3.Error) as exc:
+        return str(exc)
+    return None
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes `path` (no checkpoint of its journal on close)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    conn.execute("PRAGMA user_version").fetchone()
+    return conn
+
+
 def _salvage(kept: Path, new: sqlite3.Connection, result: Recovery) -> None:
     try:
-        old = sqlite3.connect(kept, timeout=10)
+        old = _read_only(kept)
     except sqlite3.Error as exc:
         result.lost["*"] = str(exc)
         return

@@ -75,7 +75,7 @@ async def test_a_damaged_state_store_is_refused_until_recovered(
     assert await run_until_first_poll(config) == key, "the agent keeps its identity"
 
 
-async def test_recover_refuses_while_the_daemon_runs(
+async def test_recover_refuses_while_the_daemon_runs_and_leaves_a_whole_store(
     ami_simulator: Simulator, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, ami_simulator.port)
@@ -85,7 +85,9 @@ async def test_recover_refuses_while_the_daemon_runs(
         await asyncio.to_thread(wait_for, status_when(sock, lambda r: True), 30, "the daemon")
         refused = await cli("state", "recover", "--config", str(config), "--yes")
         assert refused.returncode == 1 and "the daemon is running" in refused.stderr
-        assert not list((tmp_path / "state").glob("state.db.damaged-*"))
     finally:
         code, _, err = await asyncio.to_thread(stop_daemon, proc)
     assert code == 0, err[-2000:]
+    whole = await cli("state", "recover", "--config", str(config), "--yes")
+    assert whole.returncode == 0 and "nothing to recover" in whole.stdout
+    assert not list((tmp_path / "state").glob("state.db.damaged-*"))
