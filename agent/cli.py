@@ -287,6 +287,9 @@ def _show_licence(config_path: Path, socket_path: Path | None, command: str, as_
         _print_json(result)
     else:
         click.echo(render.licence(result))
+    if command == "licence-refresh" and result.get("last_error"):
+        reason = str(result["last_error"]).splitlines()[0]
+        _fail(f"licence refresh failed: {reason}", EXIT_FAILED)
 
 
 @cli.command("features")
@@ -631,6 +634,62 @@ def config_check(file: Path, as_json: bool) -> None:
         _print_json({"file": str(file), "valid": True, "site_id": cfg.site_id})
     else:
         click.echo(f"{file}: OK (site {cfg.site_id})")
+
+
+@cli.group("state")
+def state_group() -> None:
+    """The agent's state store (state.db)."""
+
+
+@state_group.command("recover")
+@config_option
+@click.option("--yes", is_flag=True, help="Do it without asking.")
+def state_recover(config_path: Path, yes: bool) -> None:
+    """Start a new state store when state.db is missing, empty or damaged.
+
+    The daemon must be stopped. The old file is kept beside the new one
+    (state.db.damaged-TIME); every row that can still be read is copied into the new
+    store, and what could not be read is listed. Signed commands issued before the
+    recovery are refused afterwards (their used nonces may be lost).
+
+    \b
+    Example:
+      systemctl stop pbx-agent
+      pbx-agent state recover
+      systemctl start pbx-agent
+    """
+    from agent.config import load_config
+    from agent.state.recover import describe, diagnose, recover
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        _fail(f"config error: {exc}", EXIT_USAGE)
+    try:
+        request(cfg.control.socket, "ping", timeout=5)
+    except DaemonNotRunning:
+        pass
+    except ControlError as exc:
+        _fail(f"cannot tell whether the daemon is running ({exc}); stop it first", EXIT_FAILED)
+    else:
+        _fail("the daemon is running: stop it first (systemctl stop pbx-agent)", EXIT_FAILED)
+    path = cfg.state.dir / "state.db"
+    damage = diagnose(path)
+    if damage is None:
+        click.echo(f"{path} is whole (quick_check ok): nothing to recover")
+        return
+    click.echo(f"{path}: {damage.splitlines()[0][:300]}")
+    if not yes and not click.confirm(
+        f"Move {path} aside and start a new state store with what can be read of it?",
+        default=False,
+    ):
+        _fail("nothing changed", EXIT_FAILED)
+    try:
+        result = recover(path)
+    except AgentError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    for line in describe(result, path):
+        click.echo(line)
 
 
 @cli.group()

@@ -79,6 +79,8 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
         )
     elif "telemetry" in result:
         lines.append("Telemetry  MQTT off (events kept locally: pbx-agent events)")
+    if "tasks" in result:
+        lines.append(f"Tasks      {tasks(result['tasks'])}")
     problems = sorted(k for k, v in (result.get("health") or {}).items() if v == "problem")
     if "health" in result:
         lines.append(
@@ -88,6 +90,20 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
         lines.append("")
         lines.append(endpoint_table(good["endpoints"]))
     return "\n".join(lines)
+
+
+def tasks(states: Mapping[str, Mapping[str, Any]]) -> str:
+    """Every supervised task and its state; a task not running is marked FAIL."""
+    parts = []
+    for name, task in states.items():
+        if task["state"] == "running":
+            parts.append(f"{name} running")
+        else:
+            parts.append(
+                f"{name} FAIL {task['state']} ({task['restarts']} restarts, "
+                f"last: {task['last_error']})"
+            )
+    return ", ".join(parts) or "none"
 
 
 def endpoint_table(endpoints: Sequence[Mapping[str, Any]]) -> str:

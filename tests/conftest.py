@@ -3,11 +3,15 @@ sshd servers (the PBX, the archive host) and real Mosquitto brokers."""
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
+from agent.logs import configure_logging
 from drivers.asterisk.sim.office import load_office
 from drivers.asterisk.simulator import Simulator
 from tests import mosquitto as mosquitto_module
@@ -80,3 +84,14 @@ def mosquitto_tls(tmp_path: Path) -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The agent's logging as in production (JSON lines, the AMI secret registered for
+    redaction), written to a buffer the test reads."""
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream=stream, secrets=[AGENT_SECRET])
+    yield stream
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()

@@ -13,7 +13,12 @@ from pydantic import SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from agent.config.schema import AgentConfig, AmiConfig, Section
-from agent.config.secrets import environ_or_default, read_credential, read_secret_file
+from agent.config.secrets import (
+    environ_or_default,
+    read_age_identity,
+    read_credential,
+    read_secret_file,
+)
 from agent.errors import ConfigError
 
 # Keys holding paths; relative values are taken from the config file's directory.
@@ -53,6 +58,11 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
         raise ConfigError(f"{path}: cannot read: {exc.strerror}", file=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", file=str(path)) from exc
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: not valid TOML for this agent: arrays or tables nested too deeply",
+            file=str(path),
+        ) from None
     for key, instead in INLINE_SECRETS.items():
         table: Any = data
         for part in key.split(".")[:-1]:
@@ -80,6 +90,8 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
         )
     ami = ami.model_copy(update={"secret": SecretStr(secret)})
     pbx = cfg.pbx.model_copy(update={"ami": ami})
+    if cfg.backup.identity_file is not None:
+        read_age_identity(cfg.backup.identity_file, config=path, key="backup.identity_file")
     mqtt = cfg.mqtt
     if mqtt.password_file is not None:
         password = read_secret_file(mqtt.password_file, config=path, key="mqtt.password_file")

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -125,13 +125,17 @@ class BackupConfig(Section):
     ssh: BackupSshConfig | None = None
     offsite: OffsiteConfig | None = None
 
+    @field_validator("recipients")
+    @classmethod
+    def _age_recipients(cls, recipients: tuple[str, ...]) -> tuple[str, ...]:
+        for recipient in recipients:
+            _check_age_recipient(recipient)
+        return recipients
+
     @model_validator(mode="after")
     def _complete(self) -> BackupConfig:
         if self.enabled and not self.recipients:
             raise ValueError('backups need at least one age recipient (recipients = ["age1..."])')
-        for recipient in self.recipients:
-            if not recipient.startswith("age1"):
-                raise ValueError(f"recipient {recipient[:20]!r} is not an age X25519 public key")
         if self.enabled and self.source == "sftp" and self.ssh is None:
             raise ValueError('source = "sftp" needs a [backup.ssh] table')
         try:
@@ -141,6 +145,18 @@ class BackupConfig(Section):
         except ValueError as exc:
             raise ValueError(f"schedule {self.schedule!r} is not a cron expression: {exc}") from exc
         return self
+
+
+def _check_age_recipient(recipient: str) -> None:
+    import pyrage
+
+    try:
+        pyrage.x25519.Recipient.from_str(recipient)
+    except Exception:  # pyrage.RecipientError, or anything its parser raises
+        raise ValueError(
+            f"recipient {recipient[:70]!r} is not an age X25519 public key "
+            "(age1 followed by 58 characters, as age-keygen prints it)"
+        ) from None
 
 
 def _check_ed25519_keys(name: str, keys: dict[str, str]) -> None:

@@ -290,9 +290,12 @@ async def _licence(cfg: AgentConfig) -> list[Check]:
         return [_fail("licence-server", str(exc), "check licence.url and the network path")]
     checks = [_pass("licence-server", f"{lic.url}: answered")]
     now = dt.datetime.now(dt.UTC)
-    if answer.date:
-        server = email.utils.parsedate_to_datetime(answer.date)
-        skew = (now - server).total_seconds()
+    try:
+        server = email.utils.parsedate_to_datetime(answer.date) if answer.date else None
+        skew = (now - server).total_seconds() if server else None
+    except (TypeError, ValueError):  # a Date header that is no date: no clock check
+        skew = None
+    if skew is not None:
         text = f"{skew:+.0f} s against the licence server"
         if abs(skew) <= 60:
             checks.append(_pass("clock", text))
@@ -300,7 +303,7 @@ async def _licence(cfg: AgentConfig) -> list[Check]:
             bad = _warn if abs(skew) <= 300 else _fail
             checks.append(bad("clock", text, "enable NTP: timedatectl set-ntp true"))
     try:
-        licence = verify_token(answer.token, public_keys(lic.keys), cfg.site_id)
+        licence = verify_token(answer.token, public_keys(lic.keys), cfg.site_id, now=now)
     except AgentError as exc:
         checks.append(_fail("licence-token", str(exc), "ask the reseller to check the licence"))
         return checks
@@ -398,6 +401,24 @@ async def _daemon(cfg: AgentConfig, socket: Path | None) -> list[Check]:
         ]
     depth = (status.get("telemetry") or {}).get("outbox_depth", 0)
     value = f"running, pid {status['daemon']['pid']}, outbox {depth} messages"
+    checks = [_pass("daemon", value)]
     if depth > cfg.health.outbox_backlog:
-        return [_warn("daemon", value, "messages are waiting: check the broker")]
-    return [_pass("daemon", value)]
+        checks = [_warn("daemon", value, "messages are waiting: check the broker")]
+    return [*checks, _tasks(status.get("tasks") or {})]
+
+
+def _tasks(tasks: dict[str, Any]) -> Check:
+    """FAIL while any of the daemon's long-running tasks is dead or restarting."""
+    failing = {name: t for name, t in tasks.items() if t.get("state") != "running"}
+    if not failing:
+        return _pass("daemon-tasks", f"{len(tasks)} running: {', '.join(tasks)}")
+    text = "; ".join(
+        f"{name} {t.get('state')} ({t.get('restarts')} restarts, last: {t.get('last_error')})"
+        for name, t in failing.items()
+    )
+    return _fail(
+        "daemon-tasks",
+        text,
+        "the daemon restarts it with back-off; journalctl -u pbx-agent shows the error's "
+        "traceback, pbx-agent events the agent_task_failed problem",
+    )

@@ -5,7 +5,8 @@ again after it, and its resolution still refers to it.
 
 Checks, by key: `pbx_reachable` (critical), `ami_slow`, `trunk:{name}` per outbound
 registration, `trunks_all` (critical: every trunk down), `phones_unreachable`, `backup_age`,
-`backup_failed`, `offsite_failed`, `outbox_backlog`, `disk_space`. One-off notices: PBX
+`backup_failed`, `offsite_failed`, `outbox_backlog`, `disk_space`, `agent_task_failed:{task}`
+(a long-running task of the daemon failed; raised by its supervisor). One-off notices: PBX
 restarted or reloaded, PBX version changed, system clock jumped, copies removed from the
 archive host by retention (`offsite_pruned`).
 """
@@ -65,8 +66,10 @@ class HealthMonitor:
         return {key: check.state for key, check in sorted(self._checks.items())}
 
     def _threshold(self, key: str) -> int:
-        # A failed backup or copy is one run, hours apart: report it at once.
-        return 1 if key in ("backup_failed", "offsite_failed") else self._cfg.health.flap_count
+        # A failed backup or copy is one run, hours apart, and a failed agent task is one
+        # crash (the supervisor damps its restarts): report them at once.
+        once = key in ("backup_failed", "offsite_failed") or key.startswith("agent_task_failed:")
+        return 1 if once else self._cfg.health.flap_count
 
     async def observe(self, finding: Finding) -> None:
         async with self._lock:
