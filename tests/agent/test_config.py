@@ -13,6 +13,8 @@ import pytest
 from agent.config import AgentConfig, ami_settings, load_config
 from agent.config.schema import Section
 from agent.errors import ConfigError
+from drivers.registry import available
+from drivers.settings import DriverSettings
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "agent.example.toml"
 
@@ -127,12 +129,16 @@ def test_both_or_neither_secret_source_is_an_error(tmp_path: Path) -> None:
     assert "exactly one of secret_file and secret_credential" in error_of(write(tmp_path, both))
 
 
-def _keys(model: type[Section], prefix: str = "") -> set[str]:
+def _keys(model: type[Section] | type[DriverSettings], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         if field.exclude:
             continue
         annotation = field.annotation
+        if annotation is DriverSettings:  # [pbx.<table>]: every driver's own settings model
+            for cls in available().values():
+                keys |= _keys(cls.settings_model, f"{prefix}{cls.settings_table}.")
+            continue
         options = [a for a in typing.get_args(annotation) if isinstance(a, type)] or [annotation]
         annotation = next(
             (a for a in options if isinstance(a, type) and issubclass(a, Section)), annotation
