@@ -663,6 +663,41 @@ def simulate_asterisk(office: Path, host: str, port: int) -> None:
         _fail(str(exc), EXIT_USAGE)
 
 
+@simulate.command("freeswitch")
+@click.option(
+    "--office",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Office description (TOML) naming its FreeSWITCH configuration tree.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8021, show_default=True)
+def simulate_freeswitch(office: Path, host: str, port: int) -> None:
+    """Serve an office over FreeSWITCH's event socket (ESL) protocol.
+
+    \b
+    Example:
+      pbx-agent simulate freeswitch --office tests/fixtures/offices/bayside-coastal.toml \\
+        --port 18021
+    """
+    from drivers.freeswitch.sim.xmldoc import XmlError
+    from drivers.freeswitch.simulator import serve
+
+    def ready(bound: int) -> None:
+        click.echo(f"ESL simulator serving {office} on {host}:{bound}", err=True)
+
+    try:
+        asyncio.run(serve(office, host, port, ready=ready))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILED)
+    except XmlError as exc:
+        _fail(f"{office}: its configuration does not load: {exc}", EXIT_USAGE)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
 def _socket_from_config(config_path: Path) -> Path:
     """The control socket named in the config, read without loading secrets (which a
     technician's account may not be allowed to read)."""
