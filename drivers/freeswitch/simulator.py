@@ -81,6 +81,7 @@ class Simulator:
         self.faults = faults or Faults()
         self.state = SimState(office)
         self.state.sink = self._deliver
+        self.state.listening = self._listening
         self._scheduler_wanted = scheduler
         self._server: asyncio.Server | None = None
         self._sessions: set[Session] = set()
@@ -355,6 +356,9 @@ class Simulator:
         task = asyncio.get_running_loop().create_task(self.shutdown(), name="fs-sim-shutdown")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _listening(self, event: SimEvent) -> bool:
+        return any(s.authed and s.events.wants(event, filtered=False) for s in self._sessions)
 
     def _deliver(self, event: SimEvent) -> None:
         """Queue a fired event to every session that subscribed to it."""

@@ -103,7 +103,11 @@ def parse_sofia_status(text: str) -> tuple[SofiaEntry, ...]:
 
 
 def _fields(block: str) -> dict[str, str]:
-    return {m.group(1): unescape(m.group(2), _ENTITIES) for m in _TAG.finditer(block)}
+    fields = dict(_TAG.findall(block))
+    for key, value in fields.items():
+        if "&" in value:  # only contact and agent are escaped, and only when they need it
+            fields[key] = unescape(value, _ENTITIES)
+    return fields
 
 
 def _blocks(text: str, tag: str) -> Iterator[str]:

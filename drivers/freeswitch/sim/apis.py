@@ -158,7 +158,7 @@ def user_exists(state: SimState, arg: str, ctx: ApiContext) -> str:
     if len(words) < 3:
         return "false"
     _key, user, domain = words[:3]
-    return "true" if d.find_user(state.tree, user, domain) is not None else "false"
+    return "true" if state.user(user, domain) is not None else "false"
 
 
 @api("user_data")
@@ -169,7 +169,7 @@ def user_data(state: SimState, arg: str, ctx: ApiContext) -> str:
         return ""
     who, kind, key = words
     user_id, _, domain = who.partition("@")
-    found = d.find_user(state.tree, user_id, domain)
+    found = state.user(user_id, domain)
     if found is None:
         return ""
     if kind == "attr":
@@ -211,6 +211,7 @@ def list_users(state: SimState, arg: str, ctx: ApiContext) -> str:
         "userid|context|domain|group|contact|callgroup|effective_caller_id_name|"
         "effective_caller_id_number\n"
     ]
+    contacts = contact_index(state)
     for domain_element in d.domains(state.tree):
         name = domain_element.attr("name") or ""
         if "domain" in wanted and wanted["domain"].lower() != name.lower():
@@ -232,7 +233,7 @@ def list_users(state: SimState, arg: str, ctx: ApiContext) -> str:
             context = values.get("user_context", "")
             if "context" in wanted and wanted["context"].lower() != context.lower():
                 continue
-            contact = sofia_contact_of(state, "*", user.id, name)
+            contact = ",".join(contacts.get((user.id, name.lower()), [])) or NOT_REGISTERED
             lines.append(
                 f"{user.id}|{context}|{name}|{group}|{contact}|{values.get('callgroup', '')}|"
                 f"{values.get('effective_caller_id_name', '')}|"
@@ -242,16 +243,23 @@ def list_users(state: SimState, arg: str, ctx: ApiContext) -> str:
     return "".join(lines)
 
 
+NOT_REGISTERED = "error/user_not_registered"
+
+
+def contact_index(state: SimState, profile: str = "*") -> dict[tuple[str, str], list[str]]:
+    """Every registered contact as a dial string, by (user, domain), in sofia's row order."""
+    index: dict[tuple[str, str], list[str]] = {}
+    for row in state.registrations.values():
+        if profile in ("*", row.profile):
+            key = (row.user, row.realm.lower())
+            index.setdefault(key, []).append(f"sofia/{row.profile}/{row.uri}")
+    return index
+
+
 def sofia_contact_of(state: SimState, profile: str, user: str, domain: str) -> str:
-    """Every registered contact of user@domain, as dial strings (fact 21)."""
-    contacts = [
-        f"sofia/{row.profile}/{row.uri}"
-        for row in state.registrations.values()
-        if row.user == user
-        and row.realm.lower() == domain.lower()
-        and profile in ("*", row.profile)
-    ]
-    return ",".join(contacts) if contacts else "error/user_not_registered"
+    """Every registered contact of user@domain, comma-joined (fact 21)."""
+    contacts = contact_index(state, profile).get((user, domain.lower()), [])
+    return ",".join(contacts) if contacts else NOT_REGISTERED
 
 
 @api("vm_boxcount")

@@ -134,14 +134,3 @@ def users(domain_element: Element) -> Iterator[User]:
             yield User(user, domain_element, None)
 
 
-def find_user(root: Element, user_id: str, domain_name: str) -> User | None:
-    """A user by id or number-alias, pointers skipped (switch_xml_locate_user)."""
-    found = domain(root, domain_name)
-    if found is None:
-        return None
-    for user in users(found):
-        if (user.element.attr("type") or "") == "pointer":
-            continue
-        if user.id == user_id or user.element.attr("number-alias") == user_id:
-            return user
-    return None

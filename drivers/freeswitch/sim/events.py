@@ -216,7 +216,9 @@ class Subscription:
         self.filters.append((name, value))
         return f"+OK filter added. [{name}]=[{value}]"
 
-    def wants(self, event: SimEvent) -> bool:
+    def wants(self, event: SimEvent, *, filtered: bool = True) -> bool:
+        """Whether this session receives `event`; `filtered=False` skips the filters (which
+        need the event's core headers, given only when it is fired to someone)."""
         if not self.enabled:
             return False
         if "ALL" in self.types:
@@ -225,7 +227,7 @@ class Subscription:
             send = event.name != "CUSTOM" or event.subclass in self.subclasses
         else:
             send = False
-        if send and self.filters:
+        if send and filtered and self.filters:
             send = self._filtered(event)
         return send
 

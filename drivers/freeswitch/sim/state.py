@@ -145,6 +145,9 @@ class SimState:
         self.conf_dir = self.scratch / "freeswitch"
         shutil.copytree(office.config_dir, self.conf_dir)
         self.sink: Callable[[SimEvent], None] = lambda event: None
+        # Whether any session would receive an event: events nobody listens to are counted
+        # but not dated and serialised (most api calls fire one, fact: API events).
+        self.listening: Callable[[SimEvent], bool] = lambda event: True
         self.fired_hooks: list[Callable[[SimEvent], None]] = []
         self.sequence = 0
         self.boot(uptime=office.uptime, keep_registrations=False)
@@ -162,6 +165,7 @@ class SimState:
         processor = xmldoc.Preprocessor(self.variables)
         self.fsxml = processor.run(self.conf_dir / "freeswitch.xml")
         self.tree = xmldoc.parse(self.fsxml)
+        self._users: dict[tuple[str, str], d.User] | None = None
         self.variables = processor.variables
         self.variables["core_uuid"] = self.core_uuid
         self.acl = self._acl_lists()
@@ -209,7 +213,7 @@ class SimState:
             tree = xmldoc.parse(text)
         except xmldoc.XmlError as exc:
             return f"+OK [{exc}]\n"
-        self.fsxml, self.tree = text, tree
+        self.fsxml, self.tree, self._users = text, tree, None
         for name, value in processor.variables.items():
             self.variables.pop(name, None)
             self.variables[name] = value
@@ -218,6 +222,23 @@ class SimState:
     def reloadacl(self) -> None:
         self.reloadxml()
         self.acl = self._acl_lists()
+
+    def user(self, user_id: str, domain: str) -> d.User | None:
+        """A directory user by id or number-alias (switch_xml_locate_user), indexed once per
+        loaded tree."""
+        if self._users is None:
+            index: dict[tuple[str, str], d.User] = {}
+            for domain_element in d.domains(self.tree):
+                name = (domain_element.attr("name") or "").lower()
+                for found in d.users(domain_element):
+                    if (found.element.attr("type") or "") == "pointer":
+                        continue
+                    index.setdefault((name, found.id), found)
+                    alias = found.element.attr("number-alias")
+                    if alias:
+                        index.setdefault((name, alias), found)
+            self._users = index
+        return self._users.get((domain.lower(), user_id))
 
     def configuration(self, name: str) -> xmldoc.Element | None:
         conf = d.section(self.tree, "configuration")
@@ -315,6 +336,8 @@ class SimState:
 
     def fire(self, event: SimEvent) -> None:
         self.sequence += 1
+        if not self.fired_hooks and not self.listening(event):
+            return
         stamp(event, self.identity(), self.sequence, self.now())
         self.sink(event)
         for hook in list(self.fired_hooks):
@@ -360,7 +383,7 @@ class SimState:
         ]
         where = "sofia_reg_handle_register_token"
         self.custom("sofia::pre_register", [*base, ("user-agent", agent)], (SOFIA_REG, where, 1810))
-        found = d.find_user(self.tree, user, domain)
+        found = self.user(user, domain)
         refusal = self._refusal(found, ip)
         if refusal is not None:
             self.custom(
