@@ -155,6 +155,7 @@ class EslClient:
         self._lost_event = asyncio.Event()
         self._closing = False
         self.last_error: DriverError | None = None
+        self.last_notice: str | None = None  # what FreeSWITCH said when it last hung up
         self.last_heartbeat: wire.Event | None = None
         self.shutting_down = False  # FreeSWITCH announced SHUTDOWN on this connection
 
@@ -237,10 +238,14 @@ class EslClient:
     def _live(self) -> _Protocol:
         protocol = self._protocol
         if protocol is None or protocol.closed:
-            raise DriverConnectionError(
-                f"not connected to FreeSWITCH at {self.where}"
-                + (f" (last error: {self.last_error})" if self.last_error else "")
+            reason = (
+                f" (it said: {self.last_notice})"
+                if self.last_notice
+                else f" (last error: {self.last_error})"
+                if self.last_error
+                else ""
             )
+            raise DriverConnectionError(f"not connected to FreeSWITCH at {self.where}{reason}")
         return protocol
 
     async def _call(self, line: str, limit: float | None) -> wire.Message:
@@ -301,6 +306,7 @@ class EslClient:
             ) from exc
         self._protocol = protocol
         self.shutting_down = False
+        self.last_notice = None
         self._lost_event.clear()
         self.last_error = None
 
@@ -314,6 +320,7 @@ class EslClient:
 
     def _lost(self, protocol: _Protocol) -> None:
         if protocol is self._protocol:
+            self.last_notice = protocol.notice
             self._lost_event.set()
 
     def _event(self, event: wire.Event) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import gc
 import signal
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,8 @@ class Simulator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._scheduler: asyncio.Task[None] | None = None
         self.down = False  # shut down: connections are refused until `restart`
+        # The last commands received (tests check what a client asks), the auth secret masked.
+        self.received: deque[str] = deque(maxlen=100_000)
 
     @property
     def port(self) -> int:
@@ -274,6 +277,7 @@ class Simulator:
         if self.faults.stall:
             return
         command = request[0].split("\r", 1)[0]
+        self.received.append("auth ***" if command.lower().startswith("auth ") else command)
         headers = dict(line.split(": ", 1) for line in request[1:] if ": " in line)
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
