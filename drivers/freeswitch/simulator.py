@@ -30,6 +30,7 @@ from drivers.freeswitch.sim import (  # noqa: F401  (importing registers the api
     api_show,
     api_sofia,
     apis,
+    lifecycle,
     tables,
 )
 from drivers.freeswitch.sim import directory as d
@@ -121,82 +122,14 @@ class Simulator:
     async def shutdown(self) -> None:
         """``fsctl shutdown`` (fact 38): SHUTDOWN, every module unloaded (sofia's gateways
         and profiles with them), then every session gets the notice and EOF."""
-        state = self.state
-        state.shutting_down = True
-        state.fire(
-            SimEvent(
-                "SHUTDOWN",
-                [("Event-Info", "System Shutting Down")],
-                ("switch_core.c", "switch_core_destroy", 3023),
-            )
-        )
-        ikeys = {(i.kind, i.name): i.ikey for i in tables.interfaces()}
-        events = tables.unload_events()
-        last_sofia = max(
-            (
-                n
-                for n, e in enumerate(events)
-                if ikeys.get((dict(e)["type"], dict(e)["name"])) == "mod_sofia"
-            ),
-            default=-1,
-        )
-        for index, headers in enumerate(events):
-            fields = dict(headers)
-            state.fire(
-                SimEvent(
-                    "MODULE_UNLOAD",
-                    [pair for pair in headers if pair[0] != "_line"],
-                    (
-                        "switch_loadable_module.c",
-                        "switch_loadable_module_unprocess",
-                        int(fields.get("_line") or 1240),
-                    ),
-                )
-            )
-            if index == last_sofia:
-                self._sofia_teardown()
-            await asyncio.sleep(0)
+        for _ in lifecycle.shutdown(self.state):
+            await asyncio.sleep(0)  # sessions receive the events as they fire
         for session in list(self._sessions):
             await self._send(session, notice(SHUTTING_DOWN))
             session.closing = True
             session.writer.close()
         await self._stop_listening()
         self.down = True
-
-    def _sofia_teardown(self) -> None:
-        state = self.state
-        profiles = sorted(
-            state.profiles.values(),
-            key=lambda p: [*state.office.sofia_order, p.name].index(p.name),
-        )
-        for profile in profiles:
-            for gw in profile.gateways:
-                gw.status = "DOWN"
-                state.custom(
-                    "sofia::gateway_state",
-                    [("Gateway", gw.name), ("State", "DOWN"), ("Ping-Status", "DOWN")],
-                    ("sofia_reg.c", "sofia_reg_fire_custom_gateway_state_event", 156),
-                )
-            for gw in profile.gateways:
-                state.custom(
-                    "sofia::gateway_delete",
-                    [("profile-name", profile.name), ("Gateway", gw.name)],
-                    ("sofia_reg.c", "sofia_reg_check_gateway", 343),
-                )
-        for profile in profiles:
-            state.fire(
-                SimEvent(
-                    "UNPUBLISH",
-                    [
-                        ("service", "_sip._udp,_sip._tcp,_sip._sctp"),
-                        ("port", profile.param("sip-port", "5060")),
-                        ("module_name", "mod_sofia"),
-                        ("profile_name", profile.name),
-                        ("profile_uri", profile.url),
-                    ],
-                    ("sofia.c", "sofia_profile_thread_run", 3552),
-                )
-            )
 
     # -- serving ---------------------------------------------------------------------------
 

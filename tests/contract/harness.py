@@ -37,6 +37,10 @@ class Harness(Protocol):
         """The driver's ``[pbx.<table>]`` keys reaching the simulator (no secret)."""
         ...
 
+    def config_tree(self) -> Path:
+        """Where the simulated PBX keeps its configuration (what backups copy)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Vendor:

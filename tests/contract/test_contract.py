@@ -13,9 +13,11 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+import pyrage
 import pytest
 from structlog.testing import capture_logs
 
+from agent.backup.service import BackupService
 from agent.counting.explain import explain
 from agent.counting.rules import History
 from agent.counting.tenants import count_inventory
@@ -203,3 +205,21 @@ async def test_reconnects_after_a_restart(rig: Rig) -> None:
 
     after = await eventually(facts_again, 15)
     assert after.startup_time != before.startup_time
+
+
+async def test_backup_of_the_pbx_configuration(rig: Rig) -> None:
+    """The existing backup sources take the driver's configuration folder as it is."""
+    recipient = pyrage.x25519.Identity.generate().to_public()
+    tree = rig.harness.config_tree()
+    cfg = rig.config(
+        extra=f'[backup]\nenabled = true\nsource = "local"\npath = "{tree}"\n'
+        f'recipients = ["{recipient}"]\n'
+    )
+    store = await StateStore.open(cfg.state.dir / "state.db")
+    try:
+        row = await BackupService(store, cfg).backup_now()
+    finally:
+        await store.close()
+    assert row["status"] == "ok", row.get("error")
+    assert row["files"] == sum(1 for p in tree.rglob("*") if p.is_file())
+    assert (tree / rig.expected["config_file"]).is_file()

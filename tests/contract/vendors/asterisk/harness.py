@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from drivers.asterisk.sim.office import load_office
@@ -33,6 +34,9 @@ class Harness:
 
     async def shutdown(self) -> None:
         await self.simulator.shutdown()
+
+    def config_tree(self) -> Path:
+        return self.simulator.ctx.config.root
 
     def table(self) -> dict[str, Any]:
         return {"host": "127.0.0.1", "port": self.simulator.port, "username": "agent"}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from drivers.freeswitch.sim.office import load_office
@@ -30,6 +31,9 @@ class Harness:
 
     async def shutdown(self) -> None:
         await self.simulator.shutdown()
+
+    def config_tree(self) -> Path:
+        return self.simulator.state.conf_dir
 
     def table(self) -> dict[str, Any]:
         return {"host": "127.0.0.1", "port": self.simulator.port}
