@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import structlog
 
 from drivers.errors import DriverAuthError, DriverConnectionError, DriverError, DriverTimeout
 from drivers.freeswitch import wire
 from drivers.freeswitch.settings import EslSettings
+from drivers.link import SupervisedLink
 
 log = structlog.get_logger(__name__)
 
@@ -130,13 +131,14 @@ class _Protocol(asyncio.Protocol):
         return future
 
 
-class EslClient:
-    """One supervised ESL session.
-
-    `connect()` opens the first connection and raises if it fails; after that a lost
-    connection is re-established in the background with back-off, and calls made meanwhile
-    fail fast with `DriverConnectionError`. Events go to `on_event`.
+class EslClient(SupervisedLink):
+    """One supervised ESL session (`SupervisedLink`: the first `connect()` raises if it fails,
+    a lost connection is re-established in the background with back-off, calls made meanwhile
+    fail fast). Events go to `on_event`.
     """
+
+    label: ClassVar[str] = "ESL"
+    interface: ClassVar[str] = "FreeSWITCH's event socket"
 
     def __init__(
         self,
@@ -146,50 +148,15 @@ class EslClient:
         events: Sequence[str] = DEFAULT_EVENTS,
         max_body: int = wire.MAX_BODY,
     ) -> None:
+        super().__init__(settings)
         self.settings = settings
         self._on_event = on_event
         self._events = tuple(events)
         self._max_body = max_body
         self._protocol: _Protocol | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._lost_event = asyncio.Event()
-        self._closing = False
-        self.last_error: DriverError | None = None
         self.last_notice: str | None = None  # what FreeSWITCH said when it last hung up
         self.last_heartbeat: wire.Event | None = None
         self.shutting_down = False  # FreeSWITCH announced SHUTDOWN on this connection
-
-    @property
-    def where(self) -> str:
-        return f"{self.settings.host}:{self.settings.port}"
-
-    @property
-    def connected(self) -> bool:
-        return self._protocol is not None and not self._protocol.closed
-
-    async def connect(self) -> None:
-        """Open the session; idempotent: once connected, the reconnect loop owns the link."""
-        if self._supervisor is not None and not self._supervisor.done():
-            return
-        self._closing = False
-        await self._open()
-        self._supervisor = asyncio.create_task(self._supervise(), name="esl-reconnect")
-
-    async def close(self) -> None:
-        """Say goodbye and close; never raises."""
-        self._closing = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._supervisor
-            self._supervisor = None
-        protocol, self._protocol = self._protocol, None
-        if protocol is not None and not protocol.closed:
-            with contextlib.suppress(DriverError, TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await protocol.send("exit")
-            if protocol.transport is not None:
-                protocol.transport.close()
 
     async def api(self, command: str, *, limit: float | None = None) -> str:
         """Run ``api COMMAND`` and return its body as text. Errors are in the body, in
@@ -264,64 +231,40 @@ class EslClient:
                 f"{' '.join(what)}: no answer from {self.where} within {limit:g} s"
             ) from exc
 
-    async def _open(self) -> None:
+    async def _handshake(self) -> _Protocol:
         s = self.settings
         loop = asyncio.get_running_loop()
-        protocol: _Protocol | None = None
-        try:
-            async with asyncio.timeout(s.connect_timeout):
-                _, protocol = await loop.create_connection(
-                    lambda: _Protocol(self, self._max_body), s.host, s.port
+        _, protocol = await loop.create_connection(
+            lambda: _Protocol(self, self._max_body), s.host, s.port
+        )
+        self._opening = protocol
+        await protocol.banner
+        reply = await protocol.send(f"auth {_one_line(s.password)}")
+        if reply.reply_text.strip() != "+OK accepted":
+            raise DriverAuthError(
+                f"FreeSWITCH at {self.where} refused the event socket password "
+                f"({reply.reply_text.strip()[:60] or 'no reason'}): check event_socket.conf.xml"
+            )
+        if self._events:
+            answer = await protocol.send(f"event plain {' '.join(self._events)}")
+            if not answer.reply_text.startswith("+OK"):
+                log.warning(
+                    "FreeSWITCH refused the event subscription", reply=answer.reply_text[:80]
                 )
-                await protocol.banner
-                reply = await protocol.send(f"auth {_one_line(s.password)}")
-                if reply.reply_text.strip() != "+OK accepted":
-                    raise DriverAuthError(
-                        f"FreeSWITCH at {self.where} refused the event socket password "
-                        f"({reply.reply_text.strip()[:60] or 'no reason'}): check "
-                        "event_socket.conf.xml"
-                    )
-                if self._events:
-                    answer = await protocol.send(f"event plain {' '.join(self._events)}")
-                    if not answer.reply_text.startswith("+OK"):
-                        log.warning(
-                            "FreeSWITCH refused the event subscription",
-                            reply=answer.reply_text[:80],
-                        )
-        except TimeoutError as exc:
-            self._drop(protocol)
-            raise self._remember(
-                DriverTimeout(f"ESL at {self.where}: no login within {s.connect_timeout:g} s")
-            ) from exc
-        except DriverError as exc:
-            self._drop(protocol)
-            raise self._remember(exc) from exc
-        except OSError as exc:
-            self._drop(protocol)
-            raise self._remember(
-                DriverConnectionError(
-                    f"cannot connect to FreeSWITCH's event socket at {self.where}: "
-                    f"{exc.strerror or exc}"
-                )
-            ) from exc
-        self._protocol = protocol
+        return protocol
+
+    async def _goodbye(self, protocol: _Protocol) -> None:
+        async with asyncio.timeout(1.0):
+            await protocol.send("exit")
+
+    def _opened(self) -> None:
         self.shutting_down = False
         self.last_notice = None
-        self._lost_event.clear()
-        self.last_error = None
 
-    def _drop(self, protocol: _Protocol | None) -> None:
-        if protocol is not None and protocol.transport is not None and not protocol.closed:
-            protocol.transport.close()
-
-    def _remember(self, exc: DriverError) -> DriverError:
-        self.last_error = exc
-        return exc
-
-    def _lost(self, protocol: _Protocol) -> None:
-        if protocol is self._protocol:
+    def _lost(self, protocol: Any) -> None:
+        if isinstance(protocol, _Protocol) and protocol is self._protocol:
             self.last_notice = protocol.notice
-            self._lost_event.set()
+        super()._lost(protocol)
 
     def _event(self, event: wire.Event) -> None:
         name = event.name
@@ -334,25 +277,6 @@ class EslClient:
                 self._on_event(event)
             except Exception:  # a faulty subscriber must not break the connection
                 log.exception("ESL event callback failed")
-
-    async def _supervise(self) -> None:
-        s = self.settings
-        while not self._closing:
-            await self._watch()
-            if self._closing:
-                return
-            log.warning("FreeSWITCH connection lost; reconnecting", address=self.where)
-            delay = s.reconnect_initial
-            while not self._closing:
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter
-                try:
-                    await self._open()
-                except DriverError as exc:
-                    log.debug("ESL reconnect attempt failed", error=str(exc))
-                    delay = min(delay * 2, s.reconnect_max)
-                    continue
-                log.info("FreeSWITCH connection restored", address=self.where)
-                break
 
     async def _watch(self) -> None:
         """Return when the connection is lost, or silent for longer than allowed."""
