@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_CONFIG = ROOT / "tests/fixtures/asterisk-ami/pbx-config"
@@ -171,48 +172,48 @@ asyncio.run(main(int(sys.argv[1])))
 """
 
 
-def measure(size: int, workdir: Path) -> dict[str, float]:
-    office = write_office(workdir / str(size), size)
+def best_of(
+    pbx: str, office: Path, agent: str, secret: str, runs: int, start_timeout: float = 60
+) -> tuple[dict[str, Any], int]:
+    """Serve `office` with `pbx-agent simulate PBX` and count it `runs` times, each in a fresh
+    agent process running `agent`; the fastest run, and how many ran."""
     port = free_port()
+    simulate = [sys.executable, "-m", "agent", "simulate", pbx, "--office", str(office)]
     sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent",
-            "simulate",
-            "asterisk",
-            "--office",
-            str(office),
-            "--port",
-            str(port),
-        ],
+        [*simulate, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=ROOT,
     )
     try:
-        wait_port(port, sim)
-        runs = []
-        for _ in range(5 if size <= 1000 else 3):  # best of several: the small sizes are noisy
+        wait_port(port, sim, start_timeout)
+        results = []
+        for _ in range(runs):
             out = subprocess.run(
-                [sys.executable, "-c", AGENT, str(port), SECRET],
+                [sys.executable, "-c", agent, str(port), secret],
                 capture_output=True,
                 text=True,
                 check=True,
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     finally:
         sim.terminate()
         sim.wait(10)
-    best = min(runs, key=lambda r: r["seconds"])
+    return min(results, key=lambda r: r["seconds"]), len(results)
+
+
+def measure(size: int, workdir: Path) -> dict[str, float]:
+    office = write_office(workdir / str(size), size)
+    # best of several: the small sizes are noisy
+    best, runs = best_of("asterisk", office, AGENT, SECRET, 5 if size <= 1000 else 3)
     expected = size  # one seat per extension; apps merge into theirs
     if best["billable"] != expected:
         raise SystemExit(f"{size}: counted {best['billable']}, expected {expected}")
     print(
         f"{size:>6} extensions: {best['seconds']:.3f} s, peak RSS {best['peak_rss_mb']:.1f} MB, "
-        f"{best['billable']} seats, {best['warnings']} warnings (best of {len(runs)})"
+        f"{best['billable']} seats, {best['warnings']} warnings (best of {runs})"
     )
     return best
 
@@ -369,31 +370,7 @@ asyncio.run(main(int(sys.argv[1])))
 
 def measure_freeswitch(users: int, domains: int, workdir: Path) -> dict[str, float]:
     office, expected = write_freeswitch_office(workdir / f"fs-{users}", users, domains)
-    port = free_port()
-    command = [sys.executable, "-m", "agent", "simulate", "freeswitch", "--office", str(office)]
-    sim = subprocess.Popen(
-        [*command, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
-    try:
-        wait_port(port, sim, timeout=180)
-        runs = []
-        for _ in range(3):
-            out = subprocess.run(
-                [sys.executable, "-c", FS_AGENT, str(port), FS_PASSWORD],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    finally:
-        sim.terminate()
-        sim.wait(10)
-    best = min(runs, key=lambda r: r["seconds"])
+    best, runs = best_of("freeswitch", office, FS_AGENT, FS_PASSWORD, 3, start_timeout=180)
     if best["billable"] != expected or best["tenants"] != domains:
         raise SystemExit(
             f"freeswitch: counted {best['billable']} in {best['tenants']} tenants, "
@@ -402,7 +379,7 @@ def measure_freeswitch(users: int, domains: int, workdir: Path) -> dict[str, flo
     print(
         f"{users:>6} FreeSWITCH users over {domains} domains: {best['seconds']:.3f} s, "
         f"peak RSS {best['peak_rss_mb']:.1f} MB, {best['billable']} seats, "
-        f"{best['warnings']} warnings (best of {len(runs)})"
+        f"{best['warnings']} warnings (best of {runs})"
     )
     return best
 

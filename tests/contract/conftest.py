@@ -18,6 +18,7 @@ from agent.daemon import create_driver
 from drivers.base import Driver
 from drivers.registry import driver_class
 from tests.contract.harness import Harness, Vendor, vendors
+from tests.integration.daemon_harness import write_config
 
 VENDORS = vendors()
 
@@ -37,28 +38,14 @@ class Rig:
     def expected(self) -> dict[str, Any]:
         return self.vendor.expected
 
-    def config(self, *, secret: str | None = None, extra: str = "", **table: Any) -> AgentConfig:
+    def config(self, *, secret: str | None = None, extra: str = "") -> AgentConfig:
         """A config file for this vendor's driver, loaded by the agent's own loader."""
-        secret_file = self.tmp / "pbx-secret"
-        secret_file.write_text((self.harness.secret if secret is None else secret) + "\n")
-        secret_file.chmod(0o600)
-        keys = {
-            **self.harness.table(),
-            "connect_timeout": 2.0,
-            "action_timeout": 2.0,
-            "reconnect_initial": 0.1,
-            "reconnect_max": 0.5,
-            **table,
-        }
-        body = "\n".join(f"{k} = {_toml(v)}" for k, v in keys.items())
         name = driver_class(self.harness.driver).settings_table
-        path = self.tmp / "agent.toml"
-        path.write_text(
-            f'site_id = "contract"\n[pbx]\ndriver = "{self.harness.driver}"\n'
-            f'[pbx.{name}]\n{body}\nsecret_file = "pbx-secret"\n'
-            f'[state]\ndir = "state"\n[control]\nsocket = "state/control.sock"\n{extra}\n'
-        )
-        return load_config(path)
+        keys = "".join(f"{k} = {_toml(v)}\n" for k, v in self.harness.table().items())
+        pbx = f'[pbx]\ndriver = "{self.harness.driver}"\n[pbx.{name}]\n{keys}'
+        pbx += 'secret_file = "pbx-secret"\n'
+        secret = self.harness.secret if secret is None else secret
+        return load_config(write_config(self.tmp, 0, secret=secret, extra=extra, pbx=pbx))
 
     def driver(self, **kw: Any) -> Driver:
         driver = create_driver(self.config(**kw))

@@ -15,7 +15,14 @@ import pytest
 from drivers.freeswitch.sim.office import load_office
 from drivers.freeswitch.simulator import Simulator
 from tests.conftest import FIXTURES
-from tests.integration.daemon_harness import cli, start_daemon, status_when, stop_daemon, wait_for
+from tests.integration.daemon_harness import (
+    cli,
+    start_daemon,
+    status_when,
+    stop_daemon,
+    wait_for,
+    write_config,
+)
 
 PASSWORD = "Fake-Esl-Pass-2024"
 
@@ -30,41 +37,15 @@ async def freeswitch() -> AsyncIterator[Simulator]:
         await sim.stop()
 
 
-def write_config(tmp: Path, port: int, secret: str = PASSWORD) -> Path:
-    secret_file = tmp / "esl-password"
-    secret_file.write_text(secret + "\n")
-    secret_file.chmod(0o600)
-    config = tmp / "agent.toml"
-    config.write_text(
-        f"""
-site_id = "test-site"
-[pbx]
-driver = "freeswitch"
-[pbx.esl]
-port = {port}
-secret_file = "esl-password"
-connect_timeout = 2.0
-action_timeout = 2.0
-reconnect_initial = 0.1
-reconnect_max = 0.5
-[poll]
-interval = 5
-[state]
-dir = "state"
-[control]
-socket = "state/control.sock"
-[logging]
-level = "debug"
-format = "json"
-"""
-    )
-    return config
+def esl_config(tmp: Path, port: int, secret: str = PASSWORD) -> Path:
+    pbx = f'[pbx]\ndriver = "freeswitch"\n[pbx.esl]\nport = {port}\nsecret_file = "pbx-secret"\n'
+    return write_config(tmp, 0, secret=secret, pbx=pbx)
 
 
 async def test_the_daemon_counts_each_tenant_and_signs_the_domains(
     freeswitch: Simulator, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, freeswitch.port)
+    config = esl_config(tmp_path, freeswitch.port)
     sock = tmp_path / "state" / "control.sock"
     proc = start_daemon(config)
     try:
@@ -118,10 +99,10 @@ async def diag(config: Path) -> tuple[int, dict[str, dict[str, Any]]]:
 async def test_diag_names_what_to_fix_on_the_event_socket(
     freeswitch: Simulator, tmp_path: Path
 ) -> None:
-    code, checks = await diag(write_config(tmp_path, freeswitch.port, secret="not-it"))
+    code, checks = await diag(esl_config(tmp_path, freeswitch.port, secret="not-it"))
     assert code == 1 and checks["pbx-esl"]["status"] == "FAIL"
     assert "event_socket.conf.xml" in checks["pbx-esl"]["hint"]
     freeswitch.faults.refuse_connections = True
-    code, checks = await diag(write_config(tmp_path, freeswitch.port))
+    code, checks = await diag(esl_config(tmp_path, freeswitch.port))
     assert checks["pbx-esl"]["status"] == "FAIL"
     assert "mod_event_socket" in checks["pbx-esl"]["hint"]

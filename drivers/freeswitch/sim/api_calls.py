@@ -41,86 +41,49 @@ def _created(channel: Channel) -> tuple[str, str]:
     return when, str(int(channel.created))
 
 
+def _values(state: SimState, c: Channel) -> dict[str, str]:
+    """A channel's columns as the core's channels table holds them (unlisted ones empty)."""
+    when, epoch = _created(c)
+    codec = {"codec": "L16", "rate": "8000", "bit_rate": "128000"}
+    return {
+        "uuid": c.uuid,
+        "direction": c.direction,
+        "created": when,
+        "created_epoch": epoch,
+        "name": c.name,
+        "state": "CS_EXECUTE",
+        "cid_name": c.cid_name,
+        "cid_num": c.cid_num,
+        "dest": c.dest,
+        "application": c.application,
+        "application_data": c.application_data,
+        "dialplan": "xml",
+        "context": c.context,
+        **{f"{way}_{key}": value for way in ("read", "write") for key, value in codec.items()},
+        "hostname": state.hostname,
+        "callstate": "ACTIVE",
+        "callee_name": c.callee_name,
+        "callee_num": c.callee_num,
+        "callee_direction": c.callee_direction,
+        "call_uuid": c.call_uuid,
+        "initial_cid_name": c.initial_cid_name,
+        "initial_cid_num": c.initial_cid_num,
+        "initial_dest": c.dest,
+        "initial_dialplan": "xml",
+        "initial_context": c.context,
+    }
+
+
 def channel_rows(state: SimState) -> list[list[str]]:
-    rows = []
-    for c in state.channels:
-        when, epoch = _created(c)
-        rows.append(
-            [
-                c.uuid,
-                c.direction,
-                when,
-                epoch,
-                c.name,
-                "CS_EXECUTE",
-                c.cid_name,
-                c.cid_num,
-                "",
-                c.dest,
-                c.application,
-                c.application_data,
-                "xml",
-                c.context,
-                "L16",
-                "8000",
-                "128000",
-                "L16",
-                "8000",
-                "128000",
-                "",
-                state.hostname,
-                "",
-                "",
-                "",
-                "ACTIVE",
-                c.callee_name,
-                c.callee_num,
-                c.callee_direction,
-                c.call_uuid,
-                "",
-                "",
-                c.initial_cid_name,
-                c.initial_cid_num,
-                "",
-                c.dest,
-                "xml",
-                c.context,
-            ]
-        )
-    return rows
+    rows = [_values(state, c) for c in state.channels]
+    return [[row.get(column, "") for column in CHANNEL_COLUMNS] for row in rows]
 
 
 def call_rows(state: SimState) -> list[list[str]]:
-    rows = []
-    for c in state.channels:
-        when, epoch = _created(c)
-        rows.append(
-            [
-                c.uuid,
-                c.direction,
-                when,
-                epoch,
-                c.name,
-                "CS_EXECUTE",
-                c.cid_name,
-                c.cid_num,
-                "",
-                c.dest,
-                "",
-                "",
-                "",
-                "ACTIVE",
-                c.callee_name,
-                c.callee_num,
-                c.callee_direction,
-                c.call_uuid,
-                state.hostname,
-                "",
-                "",
-                *([""] * 20),
-            ]
-        )
-    return rows
+    """Calls as the basic_calls view shows them: a loopback leg is a call of its own
+    (fact 43); no leg here is bridged, so every b_ column is empty."""
+    rows = [_values(state, c) for c in state.channels]
+    return [[row.get(column, "") for column in CALL_COLUMNS] for row in rows]
 
 
 def _dialplan_app(state: SimState, context: str, dest: str) -> tuple[str, str]:

@@ -46,10 +46,7 @@ class Registrar:
         profile: str = "internal",
     ) -> int:
         """A REGISTER with the right credentials from a device; FreeSWITCH's SIP answer."""
-        base = [
-            ("profile-name", profile),
-            ("from-user", user),
-            ("from-host", domain),
+        common = [
             ("contact", f'"" <{uri}>'),
             ("call-id", call_id),
             ("rpid", "unknown"),
@@ -60,6 +57,8 @@ class Registrar:
             ("network-ip", ip),
             ("network-port", port),
         ]
+        sender = [("profile-name", profile), ("from-user", user), ("from-host", domain)]
+        base = [*sender, *common]
         where = "sofia_reg_handle_register_token"
         self.custom("sofia::pre_register", [*base, ("user-agent", agent)], (SOFIA_REG, where, 1810))
         found = self.user(user, domain)
@@ -122,24 +121,7 @@ class Registrar:
         self.registrations[uri] = row
         self.core_rows.pop((user, domain), None)
         self.core_rows[(user, domain)] = replace(row)  # the core keeps its own copy
-        headers = [
-            ("profile-name", profile),
-            ("from-user", user),
-            ("from-host", domain),
-            ("presence-hosts", "n/a"),
-            ("contact", f'"" <{uri}>'),
-            ("call-id", call_id),
-            ("rpid", "unknown"),
-            ("status", "Registered(UDP)"),
-            ("expires", str(expires)),
-            ("to-user", user),
-            ("to-host", domain),
-            ("network-ip", ip),
-            ("network-port", port),
-            ("username", user),
-            ("realm", domain),
-            ("user-agent", agent),
-        ]
+        headers = [*sender, ("presence-hosts", "n/a"), *common, *auth]
         if update:
             headers.append(("update-reg", "true"))
         self.custom("sofia::register", headers + variables, (SOFIA_REG, where, 2059))
