@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import signal
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from drivers.freeswitch.sim.office import Office, load_office
 from drivers.freeswitch.sim.state import SimState
 from drivers.gc_pause import paused_gc
 from drivers.sim_faults import Faults
+from drivers.sim_server import SimServer, serve_until_signal
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +65,10 @@ class Session:
     closing: bool = False
 
 
-class Simulator:
+class Simulator(SimServer):
     """Serves `office` on host:port (port 0 picks a free one; see `port`)."""
+
+    max_request = MAX_REQUEST
 
     def __init__(
         self,
@@ -77,33 +79,21 @@ class Simulator:
         faults: Faults | None = None,
         scheduler: bool = True,
     ) -> None:
+        super().__init__(host, port)
         self.office = office
-        self.host = host
-        self._requested_port = port
         self.faults = faults or Faults()
         self.state = SimState(office)
         self.state.sink = self._deliver
         self.state.listening = self._listening
         self._scheduler_wanted = scheduler
-        self._server: asyncio.Server | None = None
         self._sessions: set[Session] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._scheduler: asyncio.Task[None] | None = None
         self.down = False  # shut down: connections are refused until `restart`
         # The last commands received (tests check what a client asks), the auth secret masked.
         self.received: deque[str] = deque(maxlen=100_000)
 
-    @property
-    def port(self) -> int:
-        if not self._requested_port:
-            raise RuntimeError("the simulator was never started")
-        return self._requested_port
-
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self.host, self._requested_port, limit=MAX_REQUEST
-        )
-        self._requested_port = int(self._server.sockets[0].getsockname()[1])
+        await super().start()
         self.down = False
         if self._scheduler_wanted:
             self._scheduler = asyncio.create_task(self._tick(), name="fs-sim-scheduler")
@@ -142,19 +132,12 @@ class Simulator:
             if not self.down and not self.state.shutting_down:
                 self.state.scheduler_tick(check_ip=ticks * interval % 60 == 0)
 
-    async def _stop_listening(self) -> None:
+    def _drop_sessions(self) -> None:
         if self._scheduler is not None:
             self._scheduler.cancel()
             self._scheduler = None
-        if self._server is not None:
-            self._server.close()
-            self._server = None
         for session in list(self._sessions):
             session.writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2)
 
     def _socket_acl(self) -> str | None:
         conf = self.state.configuration("event_socket.conf")
@@ -169,9 +152,6 @@ class Simulator:
         )
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         session = Session(writer)
         try:
             if self.faults.refuse_connections or self.down:
@@ -203,8 +183,6 @@ class Simulator:
             log.debug("ESL simulator session ended", reason=type(exc).__name__)
         finally:
             self._sessions.discard(session)
-            self._tasks.discard(task)
-            writer.close()
 
     async def _answer(self, session: Session, request: list[str]) -> None:
         if self.faults.stall:
@@ -347,14 +325,4 @@ async def serve(
     """Serve the office until cancelled or SIGTERM/SIGINT (`pbx-agent simulate freeswitch`)."""
     simulator = Simulator(load_office(office_path), host=host, port=port)
     gc.freeze()  # the loaded office lives as long as the process: keep it out of GC scans
-    await simulator.start()
-    if ready is not None:
-        ready(simulator.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await simulator.stop()
+    await serve_until_signal(simulator, ready)

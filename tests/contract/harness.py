@@ -42,6 +42,43 @@ class Harness(Protocol):
         ...
 
 
+class SimulatedPbx(Protocol):
+    """What a vendor simulator offers (drivers.sim_server.SimServer and its life events)."""
+
+    faults: Faults
+
+    @property
+    def port(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def restart(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+class SimulatorHarness:
+    """The usual harness: the life events are the simulator's own; a vendor adds the rest."""
+
+    def __init__(self, simulator: SimulatedPbx) -> None:
+        self.simulator = simulator
+        self.faults: Faults = simulator.faults
+
+    async def start(self) -> None:
+        await self.simulator.start()
+
+    async def stop(self) -> None:
+        await self.simulator.stop()
+
+    async def restart(self) -> None:
+        await self.simulator.restart()
+
+    async def shutdown(self) -> None:
+        await self.simulator.shutdown()
+
+
 @dataclass(frozen=True)
 class Vendor:
     name: str

@@ -24,10 +24,11 @@ ping_time = 0.69   # milliseconds
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from drivers.sim_server import OfficeError, read_office
 
 DEFAULT_GLOBALS = (
     ("hostname", "freeswitch"),
@@ -38,10 +39,6 @@ DEFAULT_GLOBALS = (
     ("conf_dir", "/etc/freeswitch"),
     ("log_dir", "/var/log/freeswitch"),
 )
-
-
-class OfficeError(ValueError):
-    """The office file is missing, is not TOML, or a key is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +112,8 @@ def _device(path: Path, index: int, entry: Any) -> Device:
 
 
 def load_office(path: Path) -> Office:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise OfficeError(f"{path}: office file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OfficeError(f"{path}: cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise OfficeError(f"{path}: not valid TOML: {exc}") from exc
+    raw, config_dir = read_office(path)
     pbx = raw.get("pbx", {})
-    for key, table in (("name", raw), ("config_dir", raw), ("version", pbx)):
-        if not isinstance(table.get(key), str):
-            where = key if table is raw else f"pbx.{key}"
-            raise OfficeError(f"{path}: {where}: required string is missing")
-    config_dir = (path.parent / raw["config_dir"]).resolve()
     if not (config_dir / "freeswitch.xml").is_file():
         raise OfficeError(f"{path}: config_dir: {config_dir} has no freeswitch.xml")
     variables = raw.get("globals", {})

@@ -8,32 +8,20 @@ from typing import Any
 
 from drivers.freeswitch.sim.office import load_office
 from drivers.freeswitch.simulator import Simulator
-from drivers.sim_faults import Faults
 from tests.conftest import FIXTURES
+from tests.contract.harness import SimulatorHarness
 
 
-class Harness:
+class Harness(SimulatorHarness):
     driver = "freeswitch"
     secret = "Fake-Esl-Pass-2024"
 
     def __init__(self) -> None:
-        self.simulator = Simulator(load_office(FIXTURES / "offices" / "bayside-coastal.toml"))
-        self.faults: Faults = self.simulator.faults
-
-    async def start(self) -> None:
-        await self.simulator.start()
-
-    async def stop(self) -> None:
-        await self.simulator.stop()
-
-    async def restart(self) -> None:
-        await self.simulator.restart()
-
-    async def shutdown(self) -> None:
-        await self.simulator.shutdown()
+        self.esl = Simulator(load_office(FIXTURES / "offices" / "bayside-coastal.toml"))
+        super().__init__(self.esl)
 
     def config_tree(self) -> Path:
-        return self.simulator.state.conf_dir
+        return self.esl.state.conf_dir
 
     def table(self) -> dict[str, Any]:
-        return {"host": "127.0.0.1", "port": self.simulator.port}
+        return {"host": "127.0.0.1", "port": self.esl.port}
