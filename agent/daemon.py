@@ -18,7 +18,7 @@ import structlog
 
 from agent import __version__
 from agent.backup.service import BackupService
-from agent.config import AgentConfig, ami_settings
+from agent.config import AgentConfig
 from agent.control import Arg, ControlServer
 from agent.counting.history import usage_reports
 from agent.counting.service import CountingService
@@ -62,9 +62,9 @@ CONTROL_ARGS: dict[str, dict[str, Arg]] = {
 
 
 def create_driver(cfg: AgentConfig) -> Driver:
-    """The configured driver, built from its vendor settings."""
-    cls = driver_class(cfg.pbx.driver)
-    return cls(ami_settings(cfg))  # type: ignore[call-arg]  # one vendor so far: AMI settings
+    """The configured driver, built from its own settings table: the registry knows the
+    vendors, the agent does not."""
+    return driver_class(cfg.pbx.driver).from_settings(cfg.pbx.settings)
 
 
 class Daemon:
@@ -89,12 +89,12 @@ class Daemon:
         )
         key = await asyncio.to_thread(keys.load_or_create, self.cfg.state.dir)
         driver = create_driver(self.cfg)
-        ami = self.cfg.pbx.ami
+        link = self.cfg.pbx.settings
         poller = PbxPoller(
             driver,
             store,
             interval=self.cfg.poll.interval,
-            cycle_timeout=ami.connect_timeout + 3 * ami.action_timeout,
+            cycle_timeout=link.connect_timeout + 3 * link.action_timeout,
         )
         self._poller = poller
         self._driver = driver
@@ -416,8 +416,8 @@ class Daemon:
         return self._poller.last.to_json()
 
     def _poller_cycle_budget(self) -> float:
-        ami = self.cfg.pbx.ami
-        return ami.connect_timeout + 3 * ami.action_timeout + 5
+        link = self.cfg.pbx.settings
+        return link.connect_timeout + 3 * link.action_timeout + 5
 
     async def _status(self, _args: Mapping[str, Any]) -> dict[str, Any]:
         poller = self._poller
@@ -433,7 +433,7 @@ class Daemon:
             },
             "pbx": {
                 "driver": self.cfg.pbx.driver,
-                "address": f"{self.cfg.pbx.ami.host}:{self.cfg.pbx.ami.port}",
+                "address": self.cfg.pbx.settings.address,
                 "polls": poller.cycles,
                 "last_poll": poller.last.to_json() if poller.last else None,
                 "last_good_poll": poller.last_good.to_json() if poller.last_good else None,

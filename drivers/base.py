@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from drivers.config_files import ConfigFiles
-from drivers.errors import UnsupportedOperation
+from drivers.errors import DriverError, UnsupportedOperation
 from drivers.models import (
     AgentLine,
     Capability,
@@ -17,6 +17,7 @@ from drivers.models import (
     PbxFacts,
     Registration,
 )
+from drivers.settings import DriverSettings
 
 
 class Driver(ABC):
@@ -25,10 +26,28 @@ class Driver(ABC):
     Subclasses set `name` and `capabilities` and implement the operations they declare;
     the default implementations raise `UnsupportedOperation`. Call `require` before an
     optional operation when the caller wants the check without the call.
+
+    How a driver is configured is declared too, so the agent builds any driver without
+    knowing its vendor: `settings_table` names its ``[pbx.<table>]``, `settings_model`
+    validates it, `from_settings` builds the driver from the validated table, and
+    `default_config_dir` is where the PBX keeps its configuration (what backups copy).
     """
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    settings_table: ClassVar[str] = ""
+    settings_model: ClassVar[type[DriverSettings]] = DriverSettings
+    default_config_dir: ClassVar[str] = ""
+
+    @classmethod
+    def from_settings(cls, settings: DriverSettings) -> Driver:
+        """The driver for its validated ``[pbx.<settings_table>]`` (secret loaded)."""
+        raise UnsupportedOperation(f"driver {cls.name!r} cannot be built from settings")
+
+    @classmethod
+    def connection_hint(cls, settings: DriverSettings, error: DriverError) -> str:
+        """What a technician should check when connecting failed with `error` (diag)."""
+        return "is the PBX up, its management interface enabled, and its port open from here?"
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

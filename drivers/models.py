@@ -121,6 +121,8 @@ class Endpoint:
         identify: it is matched by source address (a trunk does).
         outbound_registration: the PBX registers it to a provider (a trunk does).
         pbx_link: the extension the PBX itself associates it with, if the PBX records one.
+        cannot_register: why no device can register to it, when the PBX says so (e.g. a
+            FreeSWITCH user with ``sip-forbid-register``); such an endpoint is no seat.
     """
 
     name: str
@@ -135,6 +137,7 @@ class Endpoint:
     identify: bool = False
     outbound_registration: bool = False
     pbx_link: str | None = None
+    cannot_register: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +193,12 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    """Everything on the PBX that the counting rules look at, in a stable order."""
+    """Everything on the PBX that the counting rules look at, in a stable order.
+
+    A multi-tenant PBX (FreeSWITCH: one directory domain per customer) gives one inventory
+    per tenant in `tenants`, each with its `tenant` name; the objects of the outer inventory
+    are then those no tenant owns (gateways on a shared profile, for instance).
+    """
 
     facts: PbxFacts
     endpoints: tuple[Endpoint, ...] = ()
@@ -203,6 +211,8 @@ class Inventory:
     dialplan: tuple[DialplanObject, ...] = ()
     manager_users: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    tenant: str | None = None
+    tenants: tuple[Inventory, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,9 @@ from importlib.metadata import entry_points
 from drivers.asterisk.driver import AsteriskDriver
 from drivers.base import Driver
 from drivers.errors import UnsupportedOperation
+from drivers.freeswitch.driver import FreeswitchDriver
 
-BUILTIN: dict[str, type[Driver]] = {"asterisk": AsteriskDriver}
+BUILTIN: dict[str, type[Driver]] = {"asterisk": AsteriskDriver, "freeswitch": FreeswitchDriver}
 ENTRY_POINT_GROUP = "pbx_agent.drivers"
 
 

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
-from agent.config.schema import AgentConfig, AmiConfig, Section
+from agent.config.schema import AgentConfig, Section
 from agent.config.secrets import (
     environ_or_default,
     read_age_identity,
@@ -20,12 +20,14 @@ from agent.config.secrets import (
     read_secret_file,
 )
 from agent.errors import ConfigError
+from drivers.base import Driver
+from drivers.registry import available
+from drivers.settings import DriverSettings
 
 # Keys holding paths; relative values are taken from the config file's directory.
 PATH_KEYS = (
     ("state", "dir"),
     ("control", "socket"),
-    ("pbx", "ami", "secret_file"),
     ("backup", "store"),
     ("backup", "identity_file"),
     ("backup", "ssh", "key_file"),
@@ -40,11 +42,12 @@ PATH_KEYS = (
 )
 
 
-# Secret keys refused when written inline, with what to use instead.
+# Secret keys refused when written inline, with what to use instead. Every driver's
+# settings table is also checked for DriverSettings.INLINE_SECRET_KEYS.
 INLINE_SECRETS = {
-    "pbx.ami.secret": "secret_file (mode 0600) or secret_credential (systemd LoadCredential=)",
     "mqtt.password": "password_file (mode 0600)",
 }
+PBX_SECRET_INSTEAD = "secret_file (mode 0600) or secret_credential (systemd LoadCredential=)"
 
 
 def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
@@ -63,33 +66,31 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
             f"{path}: not valid TOML for this agent: arrays or tables nested too deeply",
             file=str(path),
         ) from None
-    for key, instead in INLINE_SECRETS.items():
-        table: Any = data
-        for part in key.split(".")[:-1]:
-            table = table.get(part) if isinstance(table, dict) else None
-        if isinstance(table, dict) and key.rsplit(".", 1)[-1] in table:
-            raise ConfigError(
-                f"{path}: {key}: secrets are never written in the config; use {instead}",
-                file=str(path),
-                key=key,
-            )
-    _resolve_paths(data, path.parent)
+    drivers = available()
+    inline = _inline_secret_keys(data, drivers)
+    if inline:
+        key, instead = inline[0]
+        raise ConfigError(
+            f"{path}: {key}: secrets are never written in the config; use {instead}",
+            file=str(path),
+            key=key,
+        )
+    _resolve_paths(data, path.parent, drivers)
+    errors: list[str] = []
+    cls = _driver_settings(data, drivers, errors, path)
+    cfg: AgentConfig | None = None
     try:
         cfg = AgentConfig.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{path}: {_describe(err)}" for err in exc.errors()]
-        raise ConfigError("\n".join(lines), file=str(path)) from None
-    ami = cfg.pbx.ami
-    env = environ_or_default(environ)
-    if ami.secret_file is not None:
-        secret = read_secret_file(ami.secret_file, config=path, key="pbx.ami.secret_file")
-    else:
-        assert ami.secret_credential is not None
-        secret = read_credential(
-            ami.secret_credential, config=path, key="pbx.ami.secret_credential", environ=env
-        )
-    ami = ami.model_copy(update={"secret": SecretStr(secret)})
-    pbx = cfg.pbx.model_copy(update={"ami": ami})
+        errors += [
+            f"{path}: {_describe(err)}"
+            for err in exc.errors()
+            if not (errors and tuple(err["loc"][:2]) == ("pbx", "settings"))
+        ]
+    if errors or cls is None or cfg is None:
+        raise ConfigError("\n".join(errors) or f"{path}: pbx: invalid", file=str(path)) from None
+    pbx_settings = _with_secret(cfg.pbx.settings, cls.settings_table, path, environ)
+    pbx = cfg.pbx.model_copy(update={"settings": pbx_settings})
     if cfg.backup.identity_file is not None:
         read_age_identity(cfg.backup.identity_file, config=path, key="backup.identity_file")
     mqtt = cfg.mqtt
@@ -99,23 +100,113 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
     return cfg.model_copy(update={"pbx": pbx, "mqtt": mqtt, "source": path.resolve()})
 
 
-def _resolve_paths(data: dict[str, Any], base: Path) -> None:
-    for keys in PATH_KEYS:
+def _inline_secret_keys(
+    data: dict[str, Any], drivers: Mapping[str, type[Driver]]
+) -> list[tuple[str, str]]:
+    found = []
+    for key, instead in INLINE_SECRETS.items():
         table: Any = data
-        for key in keys[:-1]:
+        for part in key.split(".")[:-1]:
+            table = table.get(part) if isinstance(table, dict) else None
+        if isinstance(table, dict) and key.rsplit(".", 1)[-1] in table:
+            found.append((key, instead))
+    pbx = data.get("pbx")
+    if isinstance(pbx, dict):
+        for cls in drivers.values():
+            table = pbx.get(cls.settings_table)
+            if isinstance(table, dict):
+                for name in cls.settings_model.INLINE_SECRET_KEYS:
+                    if name in table:
+                        found.append((f"pbx.{cls.settings_table}.{name}", PBX_SECRET_INSTEAD))
+    return found
+
+
+def _driver_settings(
+    data: dict[str, Any], drivers: Mapping[str, type[Driver]], errors: list[str], path: Path
+) -> type[Driver] | None:
+    """Validate the configured driver's own table with the model it declares, so its errors
+    name `pbx.<table>.<key>`; the validated settings replace the table in `data`."""
+    pbx = data.get("pbx")
+    if not isinstance(pbx, dict):
+        return None  # AgentConfig reports the missing or malformed [pbx]
+    name = pbx.get("driver", "asterisk")
+    cls = drivers.get(name) if isinstance(name, str) else None
+    if cls is None:
+        errors.append(
+            f"{path}: pbx.driver: unknown PBX driver {name!r}; known drivers: "
+            f"{', '.join(sorted(drivers))}"
+        )
+        return None
+    tables = {c.settings_table: n for n, c in drivers.items()}
+    known = ["driver", cls.settings_table]
+    for key in [k for k in pbx if k not in known]:
+        if key in tables:
+            errors.append(
+                f"{path}: pbx.{key}: [pbx.{key}] configures driver {tables[key]!r}, "
+                f"but pbx.driver is {name!r}"
+            )
+        else:
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f' (did you mean "{hint[0]}"?)' if hint else ""
+            errors.append(
+                f'{path}: pbx.{key}: unknown key "{key}" in [pbx]{suggestion}; '
+                f"known keys: {', '.join(known)}"
+            )
+        del pbx[key]
+    table = pbx.pop(cls.settings_table, None)
+    if not isinstance(table, dict):
+        errors.append(
+            f"{path}: pbx.{cls.settings_table}: required table is missing "
+            f"([pbx.{cls.settings_table}] configures driver {name!r})"
+        )
+        return cls
+    try:
+        pbx["settings"] = cls.settings_model.model_validate(table)
+    except ValidationError as exc:
+        prefix = ("pbx", cls.settings_table)
+        errors += [f"{path}: {_describe(err, prefix, cls.settings_model)}" for err in exc.errors()]
+    return cls
+
+
+def _with_secret(
+    settings: DriverSettings, table: str, path: Path, environ: Mapping[str, str] | None
+) -> DriverSettings:
+    env = environ_or_default(environ)
+    if settings.secret_file is not None:
+        secret = read_secret_file(settings.secret_file, config=path, key=f"pbx.{table}.secret_file")
+    else:
+        assert settings.secret_credential is not None
+        secret = read_credential(
+            settings.secret_credential,
+            config=path,
+            key=f"pbx.{table}.secret_credential",
+            environ=env,
+        )
+    return settings.model_copy(update={"secret": SecretStr(secret)})
+
+
+def _resolve_paths(
+    data: dict[str, Any], base: Path, drivers: Mapping[str, type[Driver]]
+) -> None:
+    keys = [*PATH_KEYS, *(("pbx", c.settings_table, "secret_file") for c in drivers.values())]
+    for path_keys in keys:
+        table: Any = data
+        for key in path_keys[:-1]:
             table = table.get(key) if isinstance(table, dict) else None
-        if isinstance(table, dict) and isinstance(table.get(keys[-1]), str):
-            value = Path(table[keys[-1]]).expanduser()
-            table[keys[-1]] = value if value.is_absolute() else (base / value).resolve()
+        if isinstance(table, dict) and isinstance(table.get(path_keys[-1]), str):
+            value = Path(table[path_keys[-1]]).expanduser()
+            table[path_keys[-1]] = value if value.is_absolute() else (base / value).resolve()
 
 
-def _describe(err: ErrorDetails) -> str:
-    loc = [str(part) for part in err["loc"]]
+def _describe(
+    err: ErrorDetails, prefix: tuple[str, ...] = (), root: type[BaseModel] = AgentConfig
+) -> str:
+    loc = [*prefix, *(str(part) for part in err["loc"])]
     key = ".".join(loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
         parent = ".".join(loc[:-1])
-        known = _known_keys(loc[:-1])
+        known = _known_keys(loc[len(prefix) : -1], root)
         hint = difflib.get_close_matches(loc[-1], known, n=1)
         suggestion = f' (did you mean "{hint[0]}"?)' if hint else ""
         where = f"in [{parent}]" if parent else "at top level"
@@ -127,16 +218,16 @@ def _describe(err: ErrorDetails) -> str:
     return f"{key}: {err['msg'].removeprefix('Value error, ')}{shown}"
 
 
-def _known_keys(loc: list[str]) -> list[str]:
-    model: type[Section] = AgentConfig
+def _known_keys(loc: list[str], root: type[BaseModel]) -> list[str]:
+    model: type[BaseModel] = root
     for part in loc:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, Section)):
+        if not (isinstance(annotation, type) and issubclass(annotation, (Section, BaseModel))):
             return []
         model = annotation
-    hidden = {"source", "secret", "password"}
+    hidden = {"source", "secret", "password", "settings"}
     return [name for name in model.model_fields if name not in hidden]
 
 
-__all__ = ["AmiConfig", "load_config"]
+__all__ = ["load_config"]

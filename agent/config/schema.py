@@ -4,43 +4,46 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from drivers.asterisk.settings import AmiConfig
+from drivers.errors import UnsupportedOperation
+from drivers.registry import driver_class
+from drivers.settings import DriverSettings, Seconds
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Seconds = Annotated[float, Field(gt=0, le=3600)]
+class PbxConfig(Section):
+    """Which driver talks to the PBX, and its own settings table (``[pbx.ami]`` for
+    Asterisk, ``[pbx.esl]`` for FreeSWITCH, ...), validated by the loader with the model the
+    driver declares (`drivers.base.Driver.settings_model`)."""
 
-
-class AmiConfig(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(5038, ge=1, le=65535)
-    username: str = Field(min_length=1)
-    secret_file: Path | None = None
-    secret_credential: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
-    connect_timeout: Seconds = 5.0
-    action_timeout: Seconds = 10.0
-    reconnect_initial: Seconds = 1.0
-    reconnect_max: Seconds = 60.0
-    # Filled by the loader from secret_file or secret_credential; never in the TOML.
-    secret: SecretStr | None = Field(None, exclude=True)
+    driver: str = "asterisk"
+    settings: DriverSettings
 
     @model_validator(mode="after")
-    def _one_secret_source(self) -> AmiConfig:
-        if (self.secret_file is None) == (self.secret_credential is None):
-            raise ValueError("set exactly one of secret_file and secret_credential")
-        if self.reconnect_max < self.reconnect_initial:
-            raise ValueError("reconnect_max must be at least reconnect_initial")
+    def _driver_known(self) -> PbxConfig:
+        cls = driver_class(self.driver)  # raises, naming the known drivers
+        if not isinstance(self.settings, cls.settings_model):
+            raise ValueError(f"driver {self.driver!r} is configured by [pbx.{cls.settings_table}]")
         return self
 
+    @property
+    def table(self) -> str:
+        """The name of the driver's settings table, e.g. ``esl`` for ``[pbx.esl]``."""
+        return driver_class(self.driver).settings_table
 
-class PbxConfig(Section):
-    driver: Literal["asterisk"] = "asterisk"
-    ami: AmiConfig
+    @property
+    def ami(self) -> AmiConfig:
+        """The Asterisk settings (for Asterisk-only callers)."""
+        if not isinstance(self.settings, AmiConfig):
+            raise ValueError(f"driver {self.driver!r} has no [pbx.ami] settings")
+        return self.settings
 
 
 class PollConfig(Section):
@@ -112,7 +115,7 @@ class BackupConfig(Section):
     enabled: bool = False
     schedule: str = "30 2 * * *"  # cron: minute hour day month weekday (site time)
     source: Literal["sftp", "local"] = "sftp"
-    path: str = "/etc/asterisk"
+    path: str = "/etc/asterisk"  # default: the configured driver's config folder
     excludes: tuple[str, ...] = ()
     store: Path | None = None  # default: <state.dir>/backups
     recipients: tuple[str, ...] = ()
@@ -279,7 +282,23 @@ class AgentConfig(Section):
     # The file this was loaded from (set by the loader).
     source: Path = Field(Path("<memory>"), exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _backup_path_default(cls, data: Any) -> Any:
+        """Backups copy the configured driver's config folder unless `backup.path` says."""
+        if not isinstance(data, dict):
+            return data
+        pbx, backup = data.get("pbx"), data.get("backup", {})
+        driver = pbx.get("driver", "asterisk") if isinstance(pbx, dict) else "asterisk"
+        if isinstance(backup, dict) and not backup.get("path") and isinstance(driver, str):
+            try:
+                folder = driver_class(driver).default_config_dir
+            except UnsupportedOperation:
+                return data  # the pbx table reports the unknown driver
+            data = {**data, "backup": {**backup, "path": folder}}
+        return data
+
     def secret_values(self) -> list[str]:
         """Every loaded secret value, for the log redactor."""
-        secrets = (self.pbx.ami.secret, self.mqtt.password)
+        secrets = (self.pbx.settings.secret, self.mqtt.password)
         return [s.get_secret_value() for s in secrets if s is not None]

@@ -26,16 +26,40 @@ def _merge(seat: Mapping[str, Any]) -> str:
     return "; ".join(rules) or "single endpoint"
 
 
+def _seat_line(seat: Mapping[str, Any]) -> str:
+    stale = " STALE" if seat["stale"] else ""
+    name = f" {seat['name']!r}" if seat["name"] else ""
+    head = f"SEAT {seat['extension']}{name} [{seat['kind']}]{stale}"
+    return f"{head}: {_devices(seat)}; {_merge(seat)}"
+
+
+def _excluded_line(item: Mapping[str, Any]) -> str:
+    return f"NOT COUNTED {item['kind']} {item['name']}: {item['reason']}"
+
+
+def _by_tenant(report: Mapping[str, Any]) -> list[str]:
+    """A multi-tenant PBX: each tenant's seats and objects, then what no tenant owns."""
+    parts = ", ".join(f"{t['tenant']} {t['billable']}" for t in report["tenants"])
+    lines = [f"Billable users (seats): {report['billable']} ({parts})"]
+    for tenant in report["tenants"]:
+        name = tenant["tenant"]
+        lines += ["", f"Tenant {name}: {tenant['billable']} seats"]
+        lines += [_seat_line(s) for s in report["seats"] if s.get("tenant") == name]
+        lines += [_excluded_line(x) for x in report["excluded"] if x.get("tenant") == name]
+    shared = [x for x in report["excluded"] if not x.get("tenant")]
+    if shared:
+        lines += ["", "Shared by every tenant:", *(_excluded_line(x) for x in shared)]
+    return lines
+
+
 def explain(report: Mapping[str, Any]) -> str:
-    lines = [f"Billable users (seats): {report['billable']}", ""]
-    for seat in report["seats"]:
-        stale = " STALE" if seat["stale"] else ""
-        name = f" {seat['name']!r}" if seat["name"] else ""
-        head = f"SEAT {seat['extension']}{name} [{seat['kind']}]{stale}"
-        lines.append(f"{head}: {_devices(seat)}; {_merge(seat)}")
-    lines.append("")
-    for item in report["excluded"]:
-        lines.append(f"NOT COUNTED {item['kind']} {item['name']}: {item['reason']}")
+    if report.get("tenants"):
+        lines = _by_tenant(report)
+    else:
+        lines = [f"Billable users (seats): {report['billable']}", ""]
+        lines += [_seat_line(seat) for seat in report["seats"]]
+        lines.append("")
+        lines += [_excluded_line(item) for item in report["excluded"]]
     if report["warnings"]:
         lines.append("")
         lines += [f"WARNING {w}" for w in report["warnings"]]

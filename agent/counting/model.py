@@ -40,6 +40,7 @@ class Seat:
     registered: bool
     last_registered: str | None
     stale: bool
+    tenant: str | None = None  # the tenant (FreeSWITCH domain) on a multi-tenant PBX
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,19 @@ class Excluded:
     kind: str  # endpoint, trunk, registration, mailbox, ivr, queue, ring_group, ...
     name: str
     reason: str
+    tenant: str | None = None  # None on a multi-tenant PBX: shared by every tenant
+
+
+@dataclass(frozen=True, slots=True)
+class TenantCount:
+    """One tenant's part of a multi-tenant PBX's count."""
+
+    tenant: str
+    billable: int
+    excluded: int
+    stale: int
+    warnings: int
+    totals: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +75,7 @@ class CountReport:
     stale: tuple[str, ...]
     warnings: tuple[str, ...]
     totals: dict[str, int] = field(default_factory=dict)
+    tenants: tuple[TenantCount, ...] = ()  # each tenant of a multi-tenant PBX; () otherwise
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config.schema import AgentConfig
 from agent.counting import history
-from agent.counting.rules import count
+from agent.counting.tenants import count_inventory
 from agent.listeners import Listener, notify
 from agent.state import StateStore
 from agent.usage.chain import GENESIS, USAGE_SCHEMA, digest, sign
@@ -69,7 +69,9 @@ class CountingService:
                 self._failing = False
             now = datetime.now(UTC)
             seen = await self._store.call(history.load_history, now)
-            report = count(inventory, self._cfg.counting, seen, site_id=self._cfg.site_id, now=now)
+            report = count_inventory(
+                inventory, self._cfg.counting, seen, site_id=self._cfg.site_id, now=now
+            )
             changes = await self._store.call(history.record_count, report, now)
             envelope = await self._sign(report.to_json(), changes, now)
             log.info(
@@ -103,10 +105,15 @@ class CountingService:
                     "extension": s["extension"],
                     "kind": s["kind"],
                     "first_seen": changes["first_seen"].get(s["extension"]),
+                    **({"tenant": s["tenant"]} if s.get("tenant") else {}),
                 }
                 for s in report["seats"]
             ],
         }
+        if report.get("tenants"):  # a multi-tenant PBX: each tenant's count (its domain)
+            payload["tenants"] = [
+                {"tenant": t["tenant"], "billable": t["billable"]} for t in report["tenants"]
+            ]
         envelope = sign(payload, self._key)
         await self._store.call(
             history.append_usage, seq + 1, now.isoformat(), envelope, digest(envelope)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.config import AgentConfig, ami_settings, load_config
+from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ async def run_checks(path: Path, socket: Path | None = None) -> list[Check]:
         return [_fail("config", first, hint), *await asyncio.to_thread(_permissions, path, None)]
     checks: list[Check] = [_pass("config", f"{path} is valid")]
     steps: list[tuple[str, Callable[[], Awaitable[list[Check]]]]] = [
-        ("pbx-ami", lambda: _ami(cfg)),
+        (f"pbx-{cfg.pbx.table}", lambda: _pbx(cfg)),
         ("pbx-ssh", lambda: _ssh(cfg)),
         ("archive-host", lambda: asyncio.to_thread(_archive, cfg)),
         ("mqtt-broker", lambda: _broker(cfg)),
@@ -92,38 +92,32 @@ async def run_checks(path: Path, socket: Path | None = None) -> list[Check]:
 # -- the PBX -------------------------------------------------------------------------------
 
 
-async def _ami(cfg: AgentConfig) -> list[Check]:
-    from drivers.asterisk.ami import AmiClient
-    from drivers.errors import DriverAuthError, DriverError
+async def _pbx(cfg: AgentConfig) -> list[Check]:
+    """Connect and log in through the configured driver and read the PBX's facts (AMI for
+    Asterisk, the event socket for FreeSWITCH: `pbx-ami`, `pbx-esl`)."""
+    from drivers.errors import DriverError
+    from drivers.registry import driver_class
 
-    ami = cfg.pbx.ami
-    where = f"{ami.host}:{ami.port}"
-    client = AmiClient(ami_settings(cfg))
+    name = f"pbx-{cfg.pbx.table}"
+    settings = cfg.pbx.settings
+    cls = driver_class(cfg.pbx.driver)
+    driver = cls.from_settings(settings)
     try:
         started = time.monotonic()
-        await client.connect()
-        await client.action("Ping")
+        await driver.connect()
+        facts = await driver.facts()
         rtt = (time.monotonic() - started) * 1000
-    except DriverAuthError as exc:
-        return [
-            _fail(
-                "pbx-ami",
-                f"{where}: login refused ({exc})",
-                f"check pbx.ami.username and its secret against manager.conf [{ami.username}]",
-            )
-        ]
     except DriverError as exc:
-        return [
-            _fail(
-                "pbx-ami",
-                f"{where}: {exc}",
-                "is the PBX up, the AMI enabled (manager.conf [general] enabled = yes, "
-                "bindaddr, port), and the port open from this host?",
-            )
-        ]
+        return [_fail(name, f"{settings.address}: {exc}", cls.connection_hint(settings, exc))]
     finally:
-        await client.close()
-    return [_pass("pbx-ami", f"{where}: login ok, connect+login+ping {rtt:.0f} ms")]
+        await driver.close()
+    return [
+        _pass(
+            name,
+            f"{settings.address}: {facts.vendor} {facts.version}, login ok, "
+            f"connect+login+facts {rtt:.0f} ms",
+        )
+    ]
 
 
 async def _ssh(cfg: AgentConfig) -> list[Check]:
@@ -368,7 +362,7 @@ def _permissions(path: Path, cfg: AgentConfig | None) -> list[Check]:
         problems.append(f"{path} is writable by everyone (chmod o-w)")
     secrets = []
     if cfg is not None:
-        secrets = [p for p in (cfg.pbx.ami.secret_file, cfg.mqtt.password_file) if p]
+        secrets = [p for p in (cfg.pbx.settings.secret_file, cfg.mqtt.password_file) if p]
         if cfg.mqtt.tls and cfg.mqtt.tls.key_file:
             secrets.append(cfg.mqtt.tls.key_file)
         if cfg.backup.identity_file:

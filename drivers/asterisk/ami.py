@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from panoramisk.actions import Action as _PanoramiskAction
@@ -30,6 +29,7 @@ from drivers.errors import (
     DriverTimeout,
     PermissionDenied,
 )
+from drivers.link import SupervisedLink
 
 log = structlog.get_logger(__name__)
 
@@ -179,57 +179,27 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         if not self.banner.done():
             self.banner.set_exception(error)
         self.closed = True
-        self._client._on_connection_lost(self)
+        self._client._lost(self)
 
 
-class AmiClient:
-    """One supervised AMI session.
-
-    `connect()` opens the first connection and raises if it fails. After that, a lost
-    connection is re-established in the background with back-off; calls made meanwhile fail
-    fast with `DriverConnectionError`. Unsolicited events go to `on_event`.
+class AmiClient(SupervisedLink):
+    """One supervised AMI session (`SupervisedLink`: the first `connect()` raises if it fails,
+    a lost connection is re-established in the background with back-off, calls made meanwhile
+    fail fast). Unsolicited events go to `on_event`.
     """
 
+    label: ClassVar[str] = "AMI"
+    interface: ClassVar[str] = "the AMI"
+
     def __init__(self, settings: AmiSettings, *, on_event: EventCallback | None = None) -> None:
+        super().__init__(settings)
         self.settings = settings
         self._on_event = on_event
         self._protocol: _Protocol | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._lost = asyncio.Event()
-        self._closing = False
-        self.last_error: DriverError | None = None
         self.api_version: str | None = None
         # The attributes panoramisk's protocol expects of its factory.
         self.forgetable_actions: tuple[str, ...] = ()
         self.awaiting_actions: list[Any] = []
-
-    @property
-    def connected(self) -> bool:
-        return self._protocol is not None and not self._protocol.closed
-
-    async def connect(self) -> None:
-        """Open the session; idempotent: once connected, the reconnect loop owns the link."""
-        if self._supervisor is not None and not self._supervisor.done():
-            return
-        self._closing = False
-        await self._open()
-        if self._supervisor is None or self._supervisor.done():
-            self._supervisor = asyncio.create_task(self._supervise(), name="ami-reconnect")
-
-    async def close(self) -> None:
-        """Log off and close; never raises."""
-        self._closing = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._supervisor
-            self._supervisor = None
-        protocol = self._protocol
-        if protocol is not None and not protocol.closed:
-            with contextlib.suppress(DriverError, asyncio.CancelledError):
-                await self._send(protocol, {"Action": "Logoff"}, limit=1.0)
-            protocol.transport.close()
-        self._protocol = None
 
     async def action(self, name: str, *, keep: Keep | None = None, **headers: str) -> wire.Message:
         """Send one action and return its response; raises on ``Response: Error``."""
@@ -268,7 +238,7 @@ class AmiClient:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             raise DriverConnectionError(
-                f"not connected to the AMI at {self._where()}"
+                f"not connected to the AMI at {self.where}"
                 + (f" (last error: {self.last_error})" if self.last_error else "")
             )
         try:
@@ -297,79 +267,24 @@ class AmiClient:
         except TimeoutError as exc:
             protocol.responses.pop(action.id, None)
             raise DriverTimeout(
-                f"{headers['Action']}: no complete answer from {self._where()} within {limit:g} s"
+                f"{headers['Action']}: no complete answer from {self.where} within {limit:g} s"
             ) from exc
 
-    async def _open(self) -> None:
+    async def _handshake(self) -> _Protocol:
         s = self.settings
         loop = asyncio.get_running_loop()
-        protocol: _Protocol | None = None
-        try:
-            async with asyncio.timeout(s.connect_timeout):
-                _, protocol = await loop.create_connection(lambda: _Protocol(self), s.host, s.port)
-                assert protocol is not None
-                self.api_version = await protocol.banner
-                login = _ListAction({"Action": "Login", "Username": s.username, "Secret": s.secret})
-                reply = await protocol.send(login, as_list=False)
-        except TimeoutError as exc:
-            self._drop(protocol)
-            raise self._remember(
-                DriverTimeout(f"AMI at {self._where()}: no login within {s.connect_timeout:g} s")
-            ) from exc
-        except DriverError as exc:
-            self._drop(protocol)
-            raise self._remember(exc) from exc
-        except OSError as exc:
-            self._drop(protocol)
-            raise self._remember(
-                DriverConnectionError(
-                    f"cannot connect to the AMI at {self._where()}: {exc.strerror or exc}"
-                )
-            ) from exc
-        message = _to_pairs(reply)
+        _, protocol = await loop.create_connection(lambda: _Protocol(self), s.host, s.port)
+        self._opening = protocol
+        self.api_version = await protocol.banner
+        login = _ListAction({"Action": "Login", "Username": s.username, "Secret": s.secret})
+        message = _to_pairs(await protocol.send(login, as_list=False))
         if (wire.get(message, "Response") or "").lower() != "success":
-            self._drop(protocol)
             reason = wire.get(message, "Message") or "login refused"
-            raise self._remember(
-                DriverAuthError(f"AMI at {self._where()} refused user {s.username!r}: {reason}")
-            )
-        self._protocol = protocol
-        self._lost.clear()
-        self.last_error = None
+            raise DriverAuthError(f"AMI at {self.where} refused user {s.username!r}: {reason}")
+        return protocol
 
-    def _drop(self, protocol: _Protocol | None) -> None:
-        if protocol is not None and not protocol.closed:
-            protocol.transport.close()
-
-    def _remember(self, exc: DriverError) -> DriverError:
-        self.last_error = exc
-        return exc
-
-    def _on_connection_lost(self, protocol: _Protocol) -> None:
-        if protocol is self._protocol:
-            self._lost.set()
-
-    async def _supervise(self) -> None:
-        s = self.settings
-        while not self._closing:
-            await self._lost.wait()
-            if self._closing:
-                return
-            log.warning("AMI connection lost; reconnecting", address=self._where())
-            delay = s.reconnect_initial
-            while not self._closing:
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter
-                try:
-                    await self._open()
-                except DriverError as exc:
-                    log.debug("AMI reconnect attempt failed", error=str(exc))
-                    delay = min(delay * 2, s.reconnect_max)
-                    continue
-                log.info("AMI connection restored", address=self._where())
-                break
-
-    def _where(self) -> str:
-        return f"{self.settings.host}:{self.settings.port}"
+    async def _goodbye(self, protocol: _Protocol) -> None:
+        await self._send(protocol, {"Action": "Logoff"}, limit=1.0)
 
 
 def _raise_for_error(action: str, message: wire.Message) -> None:

@@ -12,9 +12,10 @@ from drivers.asterisk.conftext import UnsafeEdit
 from drivers.asterisk.enforce import AsteriskEnforcer
 from drivers.asterisk.features import SWITCHES, feature_lines
 from drivers.asterisk.inventory import collect
-from drivers.asterisk.settings import AmiSettings
+from drivers.asterisk.settings import AmiConfig, AmiSettings
 from drivers.base import Driver
 from drivers.config_files import ConfigFiles
+from drivers.errors import DriverAuthError, DriverError
 from drivers.models import (
     AgentLine,
     Capability,
@@ -24,6 +25,7 @@ from drivers.models import (
     PbxFacts,
     Registration,
 )
+from drivers.settings import DriverSettings
 
 
 class AsteriskDriver(Driver):
@@ -38,6 +40,27 @@ class AsteriskDriver(Driver):
             Capability.FEATURES,
         }
     )
+    settings_table: ClassVar[str] = "ami"
+    settings_model: ClassVar[type[DriverSettings]] = AmiConfig
+    default_config_dir: ClassVar[str] = "/etc/asterisk"
+
+    @classmethod
+    def from_settings(cls, settings: DriverSettings) -> AsteriskDriver:
+        if not isinstance(settings, AmiConfig):
+            raise TypeError("the Asterisk driver is configured by [pbx.ami]")
+        return cls(settings.to_settings())
+
+    @classmethod
+    def connection_hint(cls, settings: DriverSettings, error: DriverError) -> str:
+        if isinstance(error, DriverAuthError) and isinstance(settings, AmiConfig):
+            return (
+                "check pbx.ami.username and its secret against manager.conf "
+                f"[{settings.username}]"
+            )
+        return (
+            "is the PBX up, the AMI enabled (manager.conf [general] enabled = yes, "
+            "bindaddr, port), and the port open from this host?"
+        )
 
     def __init__(self, settings: AmiSettings) -> None:
         self.settings = settings

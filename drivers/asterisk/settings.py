@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import Field
+
+from drivers.settings import DriverSettings
+
 
 @dataclass(frozen=True, slots=True)
 class AmiSettings:
@@ -25,3 +29,22 @@ class AmiSettings:
     action_timeout: float = 10.0
     reconnect_initial: float = 1.0
     reconnect_max: float = 60.0
+
+
+class AmiConfig(DriverSettings):
+    """The ``[pbx.ami]`` settings table: a manager.conf user on the AMI listener."""
+
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = Field(min_length=1)
+
+    def to_settings(self) -> AmiSettings:
+        return AmiSettings(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            secret=self.secret_value(),
+            connect_timeout=self.connect_timeout,
+            action_timeout=self.action_timeout,
+            reconnect_initial=self.reconnect_initial,
+            reconnect_max=self.reconnect_max,
+        )

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from drivers.asterisk.sim.dispatch import dispatch
 from drivers.asterisk.sim.faults import Faults
 from drivers.asterisk.sim.office import Office, load_office
 from drivers.gc_pause import paused_gc
+from drivers.sim_server import SimServer, serve_until_signal
 
 log = structlog.get_logger(__name__)
 
@@ -51,8 +51,10 @@ class _Connection:
         self.writer.close()
 
 
-class Simulator:
+class Simulator(SimServer):
     """Serves `office` on host:port (port 0 picks a free one; see `port`)."""
+
+    max_request = MAX_REQUEST
 
     def __init__(
         self,
@@ -62,27 +64,11 @@ class Simulator:
         port: int = 0,
         faults: Faults | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.office = office
-        self.host = host
-        self._requested_port = port
         self.faults = faults or Faults()
         self.ctx: SimContext = office.context()
-        self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        """The TCP port, kept across a crash or shutdown so a restart comes back on it."""
-        if not self._requested_port:
-            raise RuntimeError("the simulator was never started")
-        return self._requested_port
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self.host, self._requested_port, limit=MAX_REQUEST
-        )
-        self._requested_port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         await self._stop_listening()
@@ -140,21 +126,11 @@ class Simulator:
                 with contextlib.suppress(OSError):
                     await self._write(conn, wire.encode(message))
 
-    async def _stop_listening(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+    def _drop_sessions(self) -> None:
         for conn in list(self._connections):
             conn.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         conn = _Connection(reader, writer)
         self._connections.add(conn)
         try:
@@ -174,8 +150,6 @@ class Simulator:
             log.debug("simulator session ended", reason=type(exc).__name__)
         finally:
             self._connections.discard(conn)
-            self._tasks.discard(task)
-            writer.close()
 
     async def _answer(self, conn: _Connection, request: wire.Message) -> bool:
         """Handle one request; False when the connection must close."""
@@ -225,10 +199,7 @@ class Simulator:
 
     async def _crash(self) -> None:
         log.warning("simulated Asterisk crash (manager reload with setvar, fixture fact 19)")
-        if self._server is not None:
-            self._server.close()
-        for conn in list(self._connections):
-            conn.close()
+        self._close_server()
 
 
 async def serve(
@@ -238,14 +209,4 @@ async def serve(
     simulator = Simulator(load_office(office_path), host=host, port=port)
     simulator.ctx.loaded("pjsip.conf")  # parse the office once, up front
     gc.freeze()  # what is loaded now lives as long as the process: keep it out of GC scans
-    await simulator.start()
-    if ready is not None:
-        ready(simulator.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await simulator.stop()
+    await serve_until_signal(simulator, ready)

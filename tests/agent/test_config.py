@@ -13,6 +13,8 @@ import pytest
 from agent.config import AgentConfig, ami_settings, load_config
 from agent.config.schema import Section
 from agent.errors import ConfigError
+from drivers.registry import available
+from drivers.settings import DriverSettings
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "agent.example.toml"
 
@@ -127,12 +129,16 @@ def test_both_or_neither_secret_source_is_an_error(tmp_path: Path) -> None:
     assert "exactly one of secret_file and secret_credential" in error_of(write(tmp_path, both))
 
 
-def _keys(model: type[Section], prefix: str = "") -> set[str]:
+def _keys(model: type[Section] | type[DriverSettings], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         if field.exclude:
             continue
         annotation = field.annotation
+        if annotation is DriverSettings:  # [pbx.<table>]: every driver's own settings model
+            for cls in available().values():
+                keys |= _keys(cls.settings_model, f"{prefix}{cls.settings_table}.")
+            continue
         options = [a for a in typing.get_args(annotation) if isinstance(a, type)] or [annotation]
         annotation = next(
             (a for a in options if isinstance(a, type) and issubclass(a, Section)), annotation
@@ -177,3 +183,51 @@ def test_mqtt_password_comes_from_a_0600_file_and_is_redacted(tmp_path: Path) ->
     assert "command_keys.central: not a base64 Ed25519 public key" in error_of(
         write(tmp_path, GOOD + bad_key)
     )
+
+
+ESL = """
+site_id = "site-1"
+[pbx]
+driver = "freeswitch"
+[pbx.esl]
+secret_file = "ami-secret"
+domains = ["bayside.example", "coastal.example"]
+[state]
+dir = "state"
+"""
+
+
+def test_freeswitch_driver_has_its_own_table_and_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ESL))
+    assert cfg.pbx.driver == "freeswitch" and cfg.pbx.table == "esl"
+    settings = cfg.pbx.settings
+    assert settings.host == "127.0.0.1" and settings.port == 8021
+    assert settings.domains == ("bayside.example", "coastal.example")
+    assert cfg.backup.path == "/etc/freeswitch", "backups copy FreeSWITCH's config folder"
+    assert cfg.secret_values() == ["s3cret-value"] and "s3cret-value" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "expected"),
+    [
+        (("[pbx.esl]", "[pbx.esl]\nport = 0"), "pbx.esl.port", "greater than or equal"),
+        (("[pbx.esl]", "[pbx.esl]\nprot = 1"), "pbx.esl.prot", 'did you mean "port"'),
+        (('domains = ["bayside.example", ', 'domains = ["bay side", '), "pbx.esl.domains", "name"),
+        (("[pbx.esl]", "[pbx.esl]\naction_timeout = -1"), "pbx.esl.action_timeout", "greater"),
+        (("[pbx.esl]", '[pbx.esl]\npassword = "x"'), "pbx.esl.password", "never written"),
+        (('driver = "freeswitch"', 'driver = "yate"'), "pbx.driver", "asterisk, freeswitch"),
+        (("[state]", '[pbx.ami]\nusername = "a"\n[state]'), "pbx.ami", "driver 'asterisk'"),
+    ],
+)
+def test_freeswitch_table_errors_name_the_key(
+    tmp_path: Path, edit: tuple[str, str], key: str, expected: str
+) -> None:
+    path = write(tmp_path, ESL.replace(*edit))
+    message = error_of(path)
+    assert f": {key}: " in message and expected in message, message
+
+
+def test_the_drivers_own_table_is_required(tmp_path: Path) -> None:
+    text = ESL.replace("[pbx.esl]\n", "[backup]\n").replace("domains = [", "excludes = [")
+    message = error_of(write(tmp_path, text))
+    assert "pbx.esl: required table is missing" in message

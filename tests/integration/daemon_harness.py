@@ -19,22 +19,27 @@ from agent.errors import ControlError
 AMI_SECRET = "nwT3st-ami-agent-8Kq2"
 
 
-def write_config(tmp: Path, ami_port: int, *, secret: str = AMI_SECRET, extra: str = "") -> Path:
-    secret_file = tmp / "ami-secret"
+def write_config(
+    tmp: Path, ami_port: int, *, secret: str = AMI_SECRET, extra: str = "", pbx: str = ""
+) -> Path:
+    """A daemon config reaching the AMI simulator on `ami_port`, or the PBX named by `pbx`
+    (a ``[pbx]`` section whose table reads its secret from ``secret_file = "pbx-secret"``)."""
+    secret_file = tmp / ("pbx-secret" if pbx else "ami-secret")
     secret_file.write_text(secret + "\n")
     secret_file.chmod(0o600)
-    cfg = tmp / "agent.toml"
-    cfg.write_text(
-        f"""
-site_id = "test-site"
-[pbx]
+    pbx = pbx or f"""[pbx]
 driver = "asterisk"
 [pbx.ami]
 host = "127.0.0.1"
 port = {ami_port}
 username = "agent"
 secret_file = "ami-secret"
-connect_timeout = 2.0
+"""
+    cfg = tmp / "agent.toml"
+    cfg.write_text(
+        f"""
+site_id = "test-site"
+{pbx}connect_timeout = 2.0
 action_timeout = 2.0
 reconnect_initial = 0.1
 reconnect_max = 0.5

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,7 @@ from typing import Any
 from drivers.asterisk.sim.base import SimContext
 from drivers.asterisk.sim.conffile import ConfigStore
 from drivers.asterisk.sim.live import LiveState
-
-
-class OfficeError(ValueError):
-    """The office file is missing, is not TOML, or lacks a required key."""
+from drivers.sim_server import OfficeError, read_office
 
 
 @dataclass(frozen=True)
@@ -57,20 +53,8 @@ class Office:
 
 
 def load_office(path: Path) -> Office:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise OfficeError(f"{path}: office file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OfficeError(f"{path}: cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise OfficeError(f"{path}: not valid TOML: {exc}") from exc
+    raw, config_dir = read_office(path)
     pbx = raw.get("pbx", {})
-    for key, table in (("name", raw), ("config_dir", raw), ("version", pbx)):
-        if not isinstance(table.get(key), str):
-            where = key if table is raw else f"pbx.{key}"
-            raise OfficeError(f"{path}: {where}: required string is missing")
-    config_dir = (path.parent / raw["config_dir"]).resolve()
     if not config_dir.is_dir():
         raise OfficeError(f"{path}: config_dir: {config_dir} is not a directory")
     return Office(
