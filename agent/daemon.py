@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from agent import __version__
+from agent import __version__, restore_target
 from agent.backup.service import BackupService
 from agent.config import AgentConfig, ami_settings
 from agent.control import ControlServer
@@ -306,7 +306,9 @@ class Daemon:
         return await self._backups.verify(str(args["id"]))
 
     async def _backup_restore(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        return await self._backups.restore(str(args["id"]), Path(str(args["to"])))
+        target, allowed = Path(str(args["to"])), self.cfg.state.dir / "restore"
+        await asyncio.to_thread(restore_target.claim, target, str(args.get("token", "")), allowed)
+        return await self._backups.restore(str(args["id"]), target)
 
     async def _backup_restore_pbx(self, args: Mapping[str, Any]) -> dict[str, Any]:
         return await self._backups.restore_to_pbx(str(args["id"]), bool(args.get("apply")))

@@ -4,6 +4,7 @@ what was expected; relative paths resolve against the config file's directory.""
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,7 +43,11 @@ INLINE_SECRETS = {
 }
 
 
-def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
+def load_config(
+    path: Path, *, environ: Mapping[str, str] | None = None, read_secrets: bool = True
+) -> AgentConfig:
+    """The validated config in `path`, its secrets read (`read_secrets=False` leaves them None:
+    for `diag` run by an account that may not read them)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
@@ -69,6 +74,8 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
     except ValidationError as exc:
         lines = [f"{path}: {_describe(err)}" for err in exc.errors()]
         raise ConfigError("\n".join(lines), file=str(path)) from None
+    if not read_secrets:
+        return cfg.model_copy(update={"source": path.resolve()})
     ami = cfg.pbx.ami
     env = environ_or_default(environ)
     if ami.secret_file is not None:
@@ -85,6 +92,24 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
         password = read_secret_file(mqtt.password_file, config=path, key="mqtt.password_file")
         mqtt = mqtt.model_copy(update={"password": SecretStr(password)})
     return cfg.model_copy(update={"pbx": pbx, "mqtt": mqtt, "source": path.resolve()})
+
+
+def load_config_outside_unit(path: Path, *, read_secrets: bool = True) -> AgentConfig:
+    """The config as a command run by hand (`config check`, `diag`, `backup pin-host-key`)
+    loads it. Outside the unit there is no `$CREDENTIALS_DIRECTORY`; the installer keeps the
+    files that the unit's `LoadCredential=` hands to the service beside the config, so a
+    `*_credential` secret is read from the config's folder then."""
+    env = {**os.environ, "CREDENTIALS_DIRECTORY": str(_credentials_dir(path))}
+    return load_config(path, environ=env, read_secrets=read_secrets)
+
+
+def credential_path(name: str, config: Path) -> Path:
+    """The file `load_config_outside_unit` reads the credential `name` from."""
+    return _credentials_dir(config) / name
+
+
+def _credentials_dir(config: Path) -> Path:
+    return Path(os.environ.get("CREDENTIALS_DIRECTORY") or Path(config).resolve().parent)
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
@@ -127,4 +152,4 @@ def _known_keys(loc: list[str]) -> list[str]:
     return [name for name in model.model_fields if name not in hidden]
 
 
-__all__ = ["AmiConfig", "load_config"]
+__all__ = ["AmiConfig", "credential_path", "load_config", "load_config_outside_unit"]
