@@ -12,12 +12,10 @@ the container's namespaces through `nsenter` into its PID 1 (no machined registr
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -218,11 +216,3 @@ def _container_init(nspawn: int) -> int:
                 return pid
         todo += [int(child) for child in children]
     return 0
-
-
-def scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="pbx-agent-systemd-"))
-
-
-def as_root() -> bool:
-    return os.geteuid() == 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -186,8 +187,6 @@ def listing(text: str) -> set[str]:
 
 @pytest.fixture
 def container(tmp_path: Path, ami_simulator: Simulator) -> Container:
-    import os
-
     if os.geteuid() != 0:
         pytest.skip("needs root: systemd-nspawn boots the container (scripts/test runs as root)")
     if missing := missing_tools():
