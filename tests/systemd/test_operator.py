@@ -26,9 +26,11 @@ from typing import Any
 import pyrage
 import pytest
 
+from drivers.asterisk.ami import AmiClient
+from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.simulator import Simulator
-from tests import sshd as sshd_module
 from tests.conftest import AGENT_SECRET
+from tests.integration.daemon_harness import ssh_table
 from tests.licence_server import LicenceServer, now
 from tests.sshd import SshServer
 from tests.systemd.container import (
@@ -149,14 +151,8 @@ path = "{path}"
 recipients = ["{identity}"]
 identity_file = "{ETC}/backup-identity.txt"
 
-[backup.ssh]
-host = "127.0.0.1"
-port = {sshd.port}
-username = "{sshd.user}"
-key_file = "{ETC}/backup_ed25519"
-timeout = 10
-
-{licence.config(lan_subnets='["127.0.0.0/24"]')}"""
+{ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, Path(ETC) / "backup_ed25519")}
+{licence.config(lan_subnets='["127.0.0.0/24"]', integration_accounts='["crm"]')}"""
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -191,8 +187,6 @@ def container(tmp_path: Path, ami_simulator: Simulator) -> Container:
         pytest.skip("needs root: systemd-nspawn boots the container (scripts/test runs as root)")
     if missing := missing_tools():
         pytest.skip(f"missing Debian packages {', '.join(missing)} (scripts/test installs them)")
-    if not sshd_module.available():
-        pytest.skip("OpenSSH sshd is not installed (scripts/test installs it as root)")
     root = rootfs(tmp_path / "debootstrap.log")
     wheels = wheelhouse(tmp_path / "pip-wheel.log")
     source = clone(tmp_path / "clone")
@@ -202,9 +196,8 @@ def container(tmp_path: Path, ami_simulator: Simulator) -> Container:
 
 @pytest.mark.timeout(1800)
 async def test_operator_section_under_systemd(
-    container: Container, ami_simulator: Simulator, tmp_path: Path
+    container: Container, ami_simulator: Simulator, sshd: SshServer
 ) -> None:
-    sshd = await asyncio.to_thread(sshd_module.start, tmp_path / "sshd")
     licence = LicenceServer(site_id=SITE).start()
     licence.issue(expires_at=now() + timedelta(days=200))
     try:
@@ -218,7 +211,6 @@ async def test_operator_section_under_systemd(
             await asyncio.to_thread(container.stop)
     finally:
         licence.stop()
-        sshd.stop()
 
 
 async def walk_through_the_readme(
@@ -262,13 +254,13 @@ async def walk_through_the_readme(
     assert f"OK (site {SITE})" in checked.stdout
     # Failure 3: pinned as root, readable by the service.
     pinned = await site.op("pbx-agent backup pin-host-key", input="y\n")
-    assert "SHA256:" in pinned.stdout and f"pinned in {STATE}/known_hosts" in pinned.stdout
+    assert "SHA256:" in pinned.stdout and f"{STATE}/known_hosts" in pinned.stdout
     assert await site.ok(f"stat -c '%U:%G' {STATE}/known_hosts") == "pbx-agent:pbx-agent\n"
 
     # -- start: READY, then the day-to-day commands as root and as alice ----------------------
     await site.op("systemctl start pbx-agent")
-    state = await site.unit("ActiveState", "SubState", "Type", "StatusText")
-    assert (state["ActiveState"], state["SubState"]) == ("active", "running"), state
+    state = await site.unit("ActiveState", "SubState")  # Type=notify: READY=1 was sent
+    assert state == {"ActiveState": "active", "SubState": "running"}, state
     for user in (None, "alice"):
         shown = await site.op("pbx-agent status", user=user)
         assert SITE in shown.stdout
@@ -290,13 +282,12 @@ async def walk_through_the_readme(
     listed = await site.op("pbx-agent backup list")
     assert backup_id in listed.stdout
     target = f"{STATE}/restore/{backup_id}"
-    restored = await site.op("pbx-agent backup restore ID --to /var/lib/pbx-agent/restore/ID",
-                             id=backup_id)
+    restore = "pbx-agent backup restore ID --to /var/lib/pbx-agent/restore/ID"
+    restored = await site.op(restore, id=backup_id)
     assert f"restored into {target}" in restored.stdout
-    sums = await site.ok(f"cd {target} && find . -type f -exec sha256sum {{}} + | sort -k2")
-    assert {name[2:]: digest for digest, name in map(str.split, sums.splitlines())} == digests(
-        pbx
-    )
+    sums = await site.ok(f"cd {target} && find . -type f -exec sha256sum {{}} +")
+    landed = {name.removeprefix("./"): digest for digest, name in map(str.split, sums.splitlines())}
+    assert landed == digests(pbx), "the backup's files, where the operator asked"
     for refused, why in (
         ("/tmp/restore-check", "the service does not see that folder"),
         ("/srv/restore-check", "read-only file system for the service (user pbx-agent)"),
@@ -312,23 +303,26 @@ async def walk_through_the_readme(
     await site.op("pbx-agent config check /etc/pbx-agent/agent.toml")
     await site.op("systemctl restart pbx-agent")
     await backup_now(site, expected_files=len(digests(pbx)))
-    pristine = tree(pbx)
+    pristine, acls = tree(pbx), await endpoint_acls(sim)
     licence.issue(expires_at=now() + timedelta(days=200), status="lapsed")
     lapsed = await site.op("pbx-agent licence refresh")
     assert "lapsed" in lapsed.stdout, lapsed.stdout
     features = json.loads(await site.ok("pbx-agent features --json"))
     enforced = {f["feature"] for f in features if f["wanted"] == "off" and f["enforced"]}
-    assert {"softphone_app", "offsite_devices"} <= enforced, features
+    assert {"softphone_app", "offsite_devices", "integrations"} <= enforced, features
     shown = await site.op("pbx-agent features")
     assert "softphone_app" in shown.stdout
     changed = [name for name, data in tree(pbx).items() if pristine.get(name) != data]
     assert "pjsip.conf" in changed, changed
     assert ";pbx-agent:softphone_app" in (pbx / "pjsip.conf").read_text()
     assert await site.ok("stat -c %G /etc/asterisk/pjsip.conf") == "asterisk\n"
+    switched = await endpoint_acls(sim)  # in effect: what the PBX now answers for them
+    assert all(switched[e] != acls[e] for e in ("102-app", "100")), (acls, switched)
     licence.issue(expires_at=now() + timedelta(days=400), issued_at=now())
     renewed = await site.op("pbx-agent licence refresh")
     assert "active" in renewed.stdout, renewed.stdout
     assert tree(pbx) == pristine, "renewal puts every file back byte for byte"
+    assert await endpoint_acls(sim) == acls
 
     # -- the watchdog restarts a stopped process -------------------------------------------
     await watchdog_restarts_a_stopped_agent(site)
@@ -377,6 +371,20 @@ async def walk_through_the_readme(
     assert listing(await site.ok(LISTING)) ^ before == set()
 
     assert site.followed == set(site.readme), set(site.readme) - site.followed
+
+
+async def endpoint_acls(sim: Simulator) -> dict[str, list[str]]:
+    """The ACLs the PBX reports for an app endpoint and a desk phone (PJSIPShowEndpoint)."""
+    client = AmiClient(AmiSettings("127.0.0.1", sim.port, "agent", AGENT_SECRET))
+    await client.connect()
+    try:
+        acls = {}
+        for endpoint in ("102-app", "100"):
+            answer = await client.list_action("PJSIPShowEndpoint", Endpoint=endpoint)
+            acls[endpoint] = [value for message in answer for key, value in message if key == "Acl"]
+        return acls
+    finally:
+        await client.close()
 
 
 async def backup_now(site: Site, expected_files: int) -> str:
