@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -122,10 +122,10 @@ def configure_logging(
     )
 
 
-def is_journal(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+def is_journal(stream: TextIO) -> bool:
     """Whether `stream` is the journal: systemd sets `$JOURNAL_STREAM` to the device and inode
-    of the stream it connected to stdout/stderr (sd_journal_stream_fd(3))."""
-    expected = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    of the stream it connected to stdout/stderr (systemd.exec(5))."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
     device, _, inode = expected.partition(":")
     if not (device.isdigit() and inode.isdigit()):
         return False

@@ -288,6 +288,11 @@ async def walk_through_the_readme(
     sums = await site.ok(f"cd {target} && find . -type f -exec sha256sum {{}} +")
     landed = {name.removeprefix("./"): digest for digest, name in map(str.split, sums.splitlines())}
     assert landed == digests(pbx), "the backup's files, where the operator asked"
+    helped = await site.ok("pbx-agent backup restore --help")
+    example = next(line.split() for line in helped.splitlines() if " --to /" in line)
+    assert example[:3] == ["pbx-agent", "backup", "restore"], example
+    example[3] = backup_id  # the --help example, as installed
+    assert "files restored" in await site.ok(" ".join(example))
     for refused, why in (
         ("/tmp/restore-check", "the service does not see that folder"),
         ("/srv/restore-check", "read-only file system for the service (user pbx-agent)"),
