@@ -293,6 +293,9 @@ def _show_licence(config_path: Path, socket_path: Path | None, command: str, as_
         _print_json(result)
     else:
         click.echo(render.licence(result))
+    if command == "licence-refresh" and result.get("last_error"):
+        reason = str(result["last_error"]).splitlines()[0]
+        _fail(f"licence refresh failed: {reason}", EXIT_FAILED)
 
 
 @cli.command("features")
@@ -333,9 +336,10 @@ def diag_command(
 ) -> None:
     """Check everything the agent depends on: PASS/WARN/FAIL, the value, a hint.
 
-    Config, PBX AMI login and round trip, SSH host key, MQTT broker (TLS, credentials),
-    licence server and token, certificate expiry, clock skew, disk, permissions, and the
-    daemon with its outbox. Exit 1 when any check FAILs.
+    Config, PBX AMI login and round trip, SSH host key, the archive host (reachable, key
+    pinned, writable, free space), MQTT broker (TLS, credentials), licence server and token,
+    certificate expiry, clock skew, disk, permissions, and the daemon with its outbox.
+    Exit 1 when any check FAILs.
 
     \b
     Examples:
@@ -460,6 +464,8 @@ def backup_now(config_path: Path, socket_path: Path | None, as_json: bool) -> No
     else:
         changed = "changed" if row["changed"] else "unchanged"
         click.echo(f"backup {row['id']}: {row['files']} files, {row['size']} bytes, {changed}")
+        if row.get("offsite"):
+            click.echo(f"off-site copy: {row['offsite']}")
 
 
 @backup.command("list")
@@ -467,7 +473,12 @@ def backup_now(config_path: Path, socket_path: Path | None, as_json: bool) -> No
 @socket_option
 @json_option
 def backup_list(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
-    """List the backups in the catalog, oldest first.
+    """List the backups in the catalog, oldest first, with their off-site copy.
+
+    OFFSITE: copied (a verified copy is on the archive host), MISSING (retention keeps it
+    there, the last upload failed: the reason follows the table), queued, off (licence),
+    not kept; rows "archive-only" are files the archive host still holds of backups no
+    longer kept here (orphans, removals not yet confirmed).
 
     \b
     Example:
@@ -477,18 +488,7 @@ def backup_list(config_path: Path, socket_path: Path | None, as_json: bool) -> N
     if as_json:
         _print_json(rows)
         return
-    table = [
-        [
-            r["id"],
-            r["status"],
-            str(r["files"] or "-"),
-            str(r["size"] or "-"),
-            {1: "changed", 0: "unchanged"}.get(r["changed"], "-"),
-            (r["error"] or "")[:60],
-        ]
-        for r in rows
-    ]
-    click.echo(render.table(["ID", "STATUS", "FILES", "BYTES", "CONTENT", "ERROR"], table))
+    click.echo(render.backup_list(rows))
 
 
 @backup.command("verify")
@@ -585,15 +585,22 @@ def _restore_to(config_path: Path, socket_path: Path | None, backup_id: str, tar
 
 @backup.command("pin-host-key")
 @config_option
+@click.option(
+    "--offsite",
+    is_flag=True,
+    help="Pin the archive host's key ([backup.offsite]) instead of the PBX's ([backup.ssh]).",
+)
 @click.option("--yes", is_flag=True, help="Pin without asking (after checking the fingerprint).")
-def backup_pin_host_key(config_path: Path, yes: bool) -> None:
-    """Fetch the PBX's SSH host key, show its fingerprint, and pin it after confirmation.
+def backup_pin_host_key(config_path: Path, offsite: bool, yes: bool) -> None:
+    """Fetch the PBX's (or with --offsite the archive host's) SSH host key, show its
+    fingerprint, and pin it after confirmation.
 
     \b
-    Example:
+    Examples:
       pbx-agent backup pin-host-key
+      pbx-agent backup pin-host-key --offsite
     """
-    from agent.backup.service import BackupService
+    from agent.backup.service import archive_settings, pbx_ssh_settings
     from agent.config.load import load_config_outside_unit
     from drivers.errors import DriverError
     from drivers.sftp_source import fetch_host_key, fingerprint, pin_host_key
@@ -602,25 +609,28 @@ def backup_pin_host_key(config_path: Path, yes: bool) -> None:
         cfg = load_config_outside_unit(config_path)
     except ConfigError as exc:
         _fail(f"config error: {exc}", EXIT_USAGE)
-    ssh = cfg.backup.ssh
-    if ssh is None:
+    if offsite and cfg.backup.offsite is None:
+        _fail(f"{config_path}: backup.offsite: no archive host configured", EXIT_USAGE)
+    if not offsite and cfg.backup.ssh is None:
         _fail(f"{config_path}: backup.ssh: no SSH server configured", EXIT_USAGE)
+    settings = archive_settings(cfg) if offsite else pbx_ssh_settings(cfg)
     try:
-        key = fetch_host_key(ssh.host, ssh.port, ssh.timeout)
+        key = fetch_host_key(settings.host, settings.port, settings.timeout)
     except DriverError as exc:
         _fail(str(exc), EXIT_FAILED)
-    click.echo(f"{ssh.host}:{ssh.port} offers {key.get_name()} {fingerprint(key)}")
+    click.echo(f"{settings.host}:{settings.port} offers {key.get_name()} {fingerprint(key)}")
+    check = "with the archive host's administrator" if offsite else "on the PBX"
     if not yes and not click.confirm(
-        "Is this the PBX's key (check it on the PBX)? Pin it", default=False
+        f"Is this {settings.role}'s key (check it {check})? Pin it", default=False
     ):
         _fail("not pinned", EXIT_FAILED)
-    known_hosts = BackupService.known_hosts_path(cfg)
-    pin_host_key(known_hosts, ssh.host, ssh.port, key)
+    known_hosts = settings.known_hosts
+    pin_host_key(known_hosts, settings.host, settings.port, key)
     if os.geteuid() == 0:  # the service reads it: root pins with the folder's owner
         folder = known_hosts.parent.stat()
         os.chown(known_hosts, folder.st_uid, folder.st_gid)
         known_hosts.chmod(0o640)  # host keys are public; the service may read it as the group
-    click.echo(f"pinned in {known_hosts}")
+    click.echo(f"pinned {settings.role}'s key in {known_hosts}")
 
 
 @cli.group("config")
@@ -654,6 +664,66 @@ def config_check(file: Path, as_json: bool) -> None:
         _print_json({"file": str(file), "valid": True, "site_id": cfg.site_id})
     else:
         click.echo(f"{file}: OK (site {cfg.site_id})")
+
+
+@cli.group("state")
+def state_group() -> None:
+    """The agent's state store (state.db)."""
+
+
+@state_group.command("recover")
+@config_option
+@click.option("--yes", is_flag=True, help="Do it without asking.")
+def state_recover(config_path: Path, yes: bool) -> None:
+    """Start a new state store when state.db is missing, empty or damaged.
+
+    The daemon must be stopped. The old file is kept beside the new one
+    (state.db.damaged-TIME); every row that can still be read is copied into the new
+    store, and what could not be read is listed. Signed commands issued before the
+    recovery are refused afterwards (their used nonces may be lost).
+
+    \b
+    Example:
+      systemctl stop pbx-agent
+      pbx-agent state recover
+      systemctl start pbx-agent
+    """
+    from agent.config.load import load_config_outside_unit
+    from agent.state.recover import describe, diagnose, recover
+
+    try:
+        cfg = load_config_outside_unit(config_path)
+    except ConfigError as exc:
+        _fail(f"config error: {exc}", EXIT_USAGE)
+    try:
+        request(cfg.control.socket, "ping", timeout=5)
+    except DaemonNotRunning:
+        pass
+    except ControlError as exc:
+        _fail(f"cannot tell whether the daemon is running ({exc}); stop it first", EXIT_FAILED)
+    else:
+        _fail("the daemon is running: stop it first (systemctl stop pbx-agent)", EXIT_FAILED)
+    path = cfg.state.dir / "state.db"
+    damage = diagnose(path)
+    if damage is None:
+        click.echo(f"{path} is whole (quick_check ok): nothing to recover")
+        return
+    click.echo(f"{path}: {damage.splitlines()[0][:300]}")
+    if not yes and not click.confirm(
+        f"Move {path} aside and start a new state store with what can be read of it?",
+        default=False,
+    ):
+        _fail("nothing changed", EXIT_FAILED)
+    try:
+        result = recover(path)
+    except AgentError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    if os.geteuid() == 0:  # the service opens it: run by root, it takes the folder's owner
+        folder = path.parent.stat()
+        for made in path.parent.glob(f"{path.name}*"):
+            os.chown(made, folder.st_uid, folder.st_gid)
+    for line in describe(result, path):
+        click.echo(line)
 
 
 @cli.group()

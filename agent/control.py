@@ -4,6 +4,9 @@ connection, each a single line. The CLI uses it to ask the running daemon.
 Request: ``{"command": "status", "args": {...}}``.
 Reply: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``.
 The socket file is mode 0660, so members of the daemon's group may use it and nobody else.
+A request is bounded (size, nesting, numbers) before it is parsed, and its arguments are
+checked against what the command takes before the command runs; a bad request gets a one-line
+reason, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,28 +18,67 @@ import json
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from agent.errors import ControlError, DaemonNotRunning
+from agent import bounded_json
+from agent.errors import AgentError, ControlError, DaemonNotRunning
+from drivers.errors import DriverError
 
 log = structlog.get_logger(__name__)
 
 MAX_REQUEST = 64 * 1024
 MAX_REPLY = 16 * 1024 * 1024
 REQUEST_TIMEOUT = 5.0
+REQUEST_LIMITS = bounded_json.Limits(MAX_REQUEST, max_depth=4, max_number_chars=24)
 
 ControlHandler = Callable[[Mapping[str, Any]], Awaitable[Any]]
 
 
-class ControlServer:
-    """Serves `handlers` (command name -> coroutine taking the request's args) on `path`."""
+class BadRequest(ControlError):
+    """A request the daemon refuses before running anything."""
 
-    def __init__(self, path: Path, handlers: Mapping[str, ControlHandler]) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument a command takes: its type, and for int its range, for str its length."""
+
+    kind: type[int] | type[str] | type[bool]
+    minimum: int = 0
+    maximum: int = 1_000_000
+    required: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        if self.kind is int:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise BadRequest(f"argument {name!r} must be an integer")
+            if not self.minimum <= value <= self.maximum:
+                raise BadRequest(f"argument {name!r} must be {self.minimum}..{self.maximum}")
+        elif self.kind is str:
+            if not isinstance(value, str) or not 1 <= len(value) <= self.maximum:
+                raise BadRequest(f"argument {name!r} must be a string of 1-{self.maximum} chars")
+            if any(ord(c) < 32 for c in value):
+                raise BadRequest(f"argument {name!r} holds control characters")
+        elif not isinstance(value, bool):
+            raise BadRequest(f"argument {name!r} must be true or false")
+
+
+class ControlServer:
+    """Serves `handlers` (command name -> coroutine taking the request's args) on `path`;
+    `args` names the arguments each command takes (a command not listed takes none)."""
+
+    def __init__(
+        self,
+        path: Path,
+        handlers: Mapping[str, ControlHandler],
+        args: Mapping[str, Mapping[str, Arg]] | None = None,
+    ) -> None:
         self.path = path
         self._handlers = dict(handlers)
+        self._args = {name: dict(spec) for name, spec in (args or {}).items()}
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -82,21 +124,56 @@ class ControlServer:
     async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
         try:
             line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
-            request = json.loads(line)
         except (ValueError, asyncio.LimitOverrunError):
-            return {"ok": False, "error": "malformed request: expected one JSON line"}
-        if not isinstance(request, dict) or not isinstance(request.get("command"), str):
-            return {"ok": False, "error": 'malformed request: expected {"command": ...}'}
-        name = request["command"]
-        args = request.get("args") or {}
-        handler = self._handlers.get(name)
-        if handler is None or not isinstance(args, dict):
-            return {"ok": False, "error": f"unknown command {name!r}"}
+            return _refused(f"malformed request: longer than {MAX_REQUEST} bytes")
         try:
-            return {"ok": True, "result": await handler(args)}
+            name, args = self._parse(line)
+        except BadRequest as exc:
+            log.info("control request refused", reason=str(exc))
+            return _refused(str(exc))
+        try:
+            return {"ok": True, "result": await self._handlers[name](args)}
+        except (AgentError, DriverError) as exc:
+            log.warning("control command failed", command=name, error=str(exc))
+            return _refused(str(exc))
+        except TimeoutError:
+            log.warning("control command timed out", command=name)
+            return _refused(f"{name}: timed out")
         except Exception as exc:  # one catch-all: a failing command never stops the daemon
             log.exception("control command failed", command=name)
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return _refused(
+                f"{name} failed: internal error ({type(exc).__name__}); the daemon's log "
+                "(journalctl -u pbx-agent) has the details"
+            )
+
+    def _parse(self, line: bytes) -> tuple[str, dict[str, Any]]:
+        """The command's name and checked arguments, or `BadRequest`."""
+        if not line.endswith(b"\n"):
+            raise BadRequest("malformed request: expected one JSON line ending in a newline")
+        request = bounded_json.loads(line, REQUEST_LIMITS, "malformed request", BadRequest)
+        if not isinstance(request, dict) or not isinstance(request.get("command"), str):
+            raise BadRequest('malformed request: expected {"command": "...", "args": {...}}')
+        name = request["command"]
+        args = request.get("args", {})
+        if name not in self._handlers:
+            raise BadRequest(f"unknown command {name[:64]!r}")
+        if not isinstance(args, dict):
+            raise BadRequest("malformed request: args must be an object")
+        spec = self._args.get(name, {})
+        for key, value in args.items():
+            if key not in spec:
+                raise BadRequest(f"{name} takes no argument {key[:64]!r}")
+            spec[key].check(key, value)
+        missing = [key for key, arg in spec.items() if arg.required and key not in args]
+        if missing:
+            raise BadRequest(f"{name} needs the argument {missing[0]!r}")
+        return name, args
+
+
+def _refused(error: str) -> dict[str, Any]:
+    """A refusal: one line, short."""
+    lines = error.strip().splitlines() or ["refused"]
+    return {"ok": False, "error": lines[0][:500]}
 
 
 async def _answers(path: Path) -> bool:

@@ -19,17 +19,18 @@ import structlog
 from agent import __version__, restore_target
 from agent.backup.service import BackupService
 from agent.config import AgentConfig, ami_settings
-from agent.control import ControlServer
+from agent.control import Arg, ControlServer
 from agent.counting.history import usage_reports
 from agent.counting.service import CountingService
 from agent.errors import LicenceError
-from agent.health.monitor import HealthMonitor
+from agent.health.monitor import Finding, HealthMonitor
 from agent.licence.enforcement import Enforcement
 from agent.licence.features import feature_rows
 from agent.licence.service import LicenceService
 from agent.pbx_poller import PbxPoller
 from agent.sdnotify import Notifier
 from agent.state import StateStore
+from agent.supervisor import Supervisor, TaskInfo
 from agent.telemetry.service import Telemetry
 from agent.usage import keys
 from drivers.base import Driver
@@ -40,6 +41,25 @@ from drivers.sftp_source import remote_disk_free
 log = structlog.get_logger(__name__)
 
 STOP_TIMEOUT = 5.0
+# Supervised tasks: restarted after 1, 2, 4 ... 60 s; a run of 60 s ends a failure streak.
+TASK_BACKOFF_INITIAL = 1.0
+TASK_BACKOFF_MAX = 60.0
+TASK_STABLE_AFTER = 60.0
+
+# The arguments each control command takes (anything else is refused before it runs).
+CONTROL_ARGS: dict[str, dict[str, Arg]] = {
+    "count": {"cached": Arg(bool)},
+    "usage-export": {"limit": Arg(int, maximum=1_000_000)},
+    "backup-now": {"reason": Arg(str, maximum=200)},
+    "backup-verify": {"id": Arg(str, maximum=100, required=True)},
+    "backup-restore": {
+        "id": Arg(str, maximum=100, required=True),
+        "to": Arg(str, maximum=4096, required=True),
+        "token": Arg(str, maximum=100, required=True),  # restore_target's marker
+    },
+    "backup-restore-pbx": {"id": Arg(str, maximum=100, required=True), "apply": Arg(bool)},
+    "events": {"after": Arg(int, maximum=10**15), "limit": Arg(int, maximum=100_000)},
+}
 
 
 def create_driver(cfg: AgentConfig) -> Driver:
@@ -63,7 +83,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
-        store = await StateStore.open(self.cfg.state.dir / "state.db")
+        store = await StateStore.open(
+            self.cfg.state.dir / "state.db",
+            prior_state=self._prior_state(),
+            recovery=f"pbx-agent state recover --config {self.cfg.source}",
+        )
         key = await asyncio.to_thread(keys.load_or_create, self.cfg.state.dir)
         driver = create_driver(self.cfg)
         ami = self.cfg.pbx.ami
@@ -87,22 +111,29 @@ class Daemon:
             files = self._config_files()
             if files is not None:
                 driver.use_config_files(files)
-        control = ControlServer(self.cfg.control.socket, self._handlers())
-        tasks: list[asyncio.Task[None]] = []
+        control = ControlServer(self.cfg.control.socket, self._handlers(), CONTROL_ARGS)
+        tasks = self._tasks = Supervisor(
+            on_failure=self._task_health,
+            on_stable=self._task_health,
+            backoff_initial=TASK_BACKOFF_INITIAL,
+            backoff_max=TASK_BACKOFF_MAX,
+            stable_after=TASK_STABLE_AFTER,
+        )
         try:
             await self._start_telemetry()
             await control.start()
-            tasks.append(asyncio.create_task(poller.run(), name="pbx-poller"))
+            tasks.start("pbx-poller", poller.run)
             if not self.once:
-                tasks.append(asyncio.create_task(self._counting.run(), name="counting"))
+                tasks.start("counting", self._counting.run)
                 if self.cfg.backup.enabled:
-                    tasks.append(asyncio.create_task(self._backups.run(), name="backups"))
-                tasks.append(asyncio.create_task(self._telemetry.run(), name="telemetry"))
+                    tasks.start("backups", self._backups.run)
+                if self._telemetry.publisher is not None:
+                    tasks.start("publisher", self._telemetry.run)
                 if self.cfg.licence.enabled:
-                    tasks.append(asyncio.create_task(self._licence.run(), name="licence"))
-                tasks.append(asyncio.create_task(self._run_local_checks(), name="health"))
+                    tasks.start("licence", self._licence.run)
+                tasks.start("health", self._run_local_checks)
             if self._notifier.watchdog_interval:
-                tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+                tasks.start("watchdog", self._watchdog)
             self._notifier.ready()
             log.info(
                 "daemon started",
@@ -119,10 +150,7 @@ class Daemon:
             self._notifier.stopping()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._telemetry.stop(), STOP_TIMEOUT)
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            await tasks.stop(STOP_TIMEOUT)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(driver.close(), STOP_TIMEOUT)
             await control.stop()
@@ -140,6 +168,8 @@ class Daemon:
         self._poller.listeners.append(self._health.on_poll)
         self._backups.listeners.append(self._health.on_backup)
         self._backups.listeners.append(self._send_backup)
+        self._backups.offsite_listeners.append(self._health.on_offsite)
+        self._backups.licence_listeners.append(self._send_archive_licence)
         self._counting.listeners.append(self._send_usage)
         self._counting.listeners.append(self._licence.on_usage)
         self._counting.listeners.append(self._enforcement.on_count)
@@ -148,6 +178,32 @@ class Daemon:
         self._backups.offsite_allowed = lambda: self._licence.evaluation.features["config_archive"]
         await self._licence.open()
         await self._telemetry.start(self._heartbeat, self._command_handlers())
+
+    def _prior_state(self) -> list[Path]:
+        """What shows the agent ran here before: its key and its backup archives (the
+        folder as BackupService places it)."""
+        state = self.cfg.state.dir
+        return [state / keys.KEY_FILE, self.cfg.backup.store or state / "backups"]
+
+    async def _task_health(self, task: TaskInfo) -> None:
+        """The supervisor's report: a failed task is the `agent_task_failed` problem, the
+        same task running long enough again is its resolution."""
+        healthy = task.state == "running"
+        summary = (
+            f"agent task {task.name} running again"
+            if healthy
+            else f"agent task {task.name} failed ({task.last_error}); "
+            f"restarting it in {task.retry_in:g} s"
+        )
+        await self._health.observe(
+            Finding(
+                f"agent_task_failed:{task.name}",
+                healthy,
+                "warning",
+                summary,
+                {"task": task.name, "restarts": task.restarts},
+            )
+        )
 
     def _command_handlers(self) -> dict[str, Any]:
         """What the central server may ask for over MQTT (signed commands only)."""
@@ -215,6 +271,10 @@ class Daemon:
         body = {"backup_id": row["id"], **{k: row.get(k) for k in keys}}
         body["changed"] = None if body["changed"] is None else bool(body["changed"])
         await self._telemetry.send("backup", body)
+
+    async def _send_archive_licence(self, body: dict[str, Any]) -> None:
+        """An action under the archive's lapse policy, as a `licence` message."""
+        await self._telemetry.send("licence", {"state": self._licence.state, **body})
 
     async def _run_local_checks(self) -> None:
         last_good = self._backups.last_good if self.cfg.backup.enabled else None
@@ -381,6 +441,7 @@ class Daemon:
                 "last_poll": poller.last.to_json() if poller.last else None,
                 "last_good_poll": poller.last_good.to_json() if poller.last_good else None,
             },
+            "tasks": self._tasks.states(),
             "counting": self._counting_status(),
             "telemetry": self._telemetry.status(),
             "health": self._health.states(),

@@ -66,6 +66,12 @@ def add_secrets(values: Iterable[str]) -> None:
     _redactor.add(values)
 
 
+def scrub(text: str) -> str:
+    """`text` with every registered secret value masked (for text leaving the process other
+    than through a log line, e.g. an event's summary)."""
+    return _redactor.scrub(text)
+
+
 def configure_logging(
     level: str = "info",
     fmt: str = "auto",

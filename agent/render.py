@@ -79,6 +79,8 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
         )
     elif "telemetry" in result:
         lines.append("Telemetry  MQTT off (events kept locally: pbx-agent events)")
+    if "tasks" in result:
+        lines.append(f"Tasks      {tasks(result['tasks'])}")
     problems = sorted(k for k, v in (result.get("health") or {}).items() if v == "problem")
     if "health" in result:
         lines.append(
@@ -88,6 +90,20 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
         lines.append("")
         lines.append(endpoint_table(good["endpoints"]))
     return "\n".join(lines)
+
+
+def tasks(states: Mapping[str, Mapping[str, Any]]) -> str:
+    """Every supervised task and its state; a task not running is marked FAIL."""
+    parts = []
+    for name, task in states.items():
+        if task["state"] == "running":
+            parts.append(f"{name} running")
+        else:
+            parts.append(
+                f"{name} FAIL {task['state']} ({task['restarts']} restarts, "
+                f"last: {task['last_error']})"
+            )
+    return ", ".join(parts) or "none"
 
 
 def endpoint_table(endpoints: Sequence[Mapping[str, Any]]) -> str:
@@ -118,6 +134,44 @@ def push_plan(plan: Mapping[str, Any]) -> str:
         diff = plan["diffs"].get(path)
         lines += ["    " + line for line in diff.splitlines()] if diff else ["    (binary)"]
     lines += [f"  kept     {path}" for path in plan["only_on_pbx"]]
+    return "\n".join(lines)
+
+
+OFFSITE_LABELS = (  # the first word of a catalog row's off-site state -> its table label
+    ("ok", "copied"),
+    ("failed:", "MISSING"),
+    ("queued:", "queued"),
+    ("off:", "off (licence)"),
+    ("not kept", "not kept"),
+    ("deleting", "deleting"),
+    ("orphan:", "orphan"),
+)
+
+
+def backup_list(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The catalog as a table with each backup's off-site copy; the reasons behind the
+    off-site states that have one follow the table, once each."""
+    table_rows, reasons = [], []
+    for r in rows:
+        offsite = r.get("offsite") or ""
+        label = next((short for word, short in OFFSITE_LABELS if offsite.startswith(word)), "-")
+        detail = offsite.split(":", 1)[1].strip() if ":" in offsite else ""
+        if detail and label != "copied" and (label, detail) not in reasons:
+            reasons.append((label, detail))
+        table_rows.append(
+            [
+                r["id"],
+                r["status"],
+                str(r["files"] or "-"),
+                str(r["size"] or "-"),
+                {1: "changed", 0: "unchanged"}.get(r["changed"], "-"),
+                label,
+                (r["error"] or "")[:60],
+            ]
+        )
+    headers = ["ID", "STATUS", "FILES", "BYTES", "CONTENT", "OFFSITE", "ERROR"]
+    lines = [table(headers, table_rows)]
+    lines += [f"off-site {label}: {detail}" for label, detail in reasons]
     return "\n".join(lines)
 
 

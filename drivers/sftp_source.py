@@ -1,4 +1,5 @@
-"""A backup source on a remote host over SFTP (paramiko), with the host key pinned.
+"""SFTP to a remote host (paramiko) with the host key pinned: the PBX as a backup source, and
+the session the archive host and restores use.
 
 paramiko is blocking: use this from a worker thread. Its errors are translated here; an
 unknown or changed host key is refused (never auto-accepted) with the offered fingerprint and
@@ -14,12 +15,15 @@ import posixpath
 import shlex
 import socket
 import stat
+import struct
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Self, cast
 
 import paramiko
+from paramiko.sftp import CMD_EXTENDED, CMD_INIT, CMD_VERSION, CMD_WRITE, SFTPError, int64
 
 from drivers.errors import DriverAuthError, DriverConnectionError, DriverError, DriverTimeout
 from drivers.models import BackupFile
@@ -63,9 +67,94 @@ class SftpSettings:
     root: str = "/etc/asterisk"
     excludes: Sequence[str] = field(default_factory=tuple)
     timeout: float = 15.0
+    role: str = "the PBX"  # who the host is, in messages
+    pin_command: str = "pbx-agent backup pin-host-key"  # how its host key is pinned
 
 
-def open_sftp(s: SftpSettings) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
+@dataclass(frozen=True, slots=True)
+class RemoteSpace:
+    """A remote file system's size, as `statvfs@openssh.com` reports it."""
+
+    total: int
+    free: int  # bytes available to an unprivileged writer
+    read_only: bool
+
+
+WRITE_CHUNK = 32 * 1024  # the largest SFTP write request servers must accept
+WRITE_WINDOW = 64  # write requests in flight at once (2 MiB)
+
+
+class SftpClient(paramiko.SFTPClient):  # type: ignore[misc]
+    """paramiko's SFTP client, also keeping the extensions the server offers in its VERSION
+    packet (paramiko drops them), so `fsync@openssh.com` and `statvfs@openssh.com` are used
+    only where offered, and writing with every request's status checked."""
+
+    extensions: dict[str, bytes]
+
+    def _send_version(self) -> int:
+        # paramiko's own handshake (BaseSFTP._send_version), keeping the extension pairs.
+        init = paramiko.Message()
+        init.add_int(3)
+        self._send_packet(CMD_INIT, init)
+        kind, data = self._read_packet()
+        if kind != CMD_VERSION:
+            raise SFTPError("Incompatible sftp protocol")
+        self.extensions = {}
+        pairs = paramiko.Message(data[4:])
+        try:
+            while pairs.get_remainder():
+                name = pairs.get_text()
+                self.extensions[name] = pairs.get_binary()
+        except Exception:  # a malformed list: treated as offering nothing more
+            pass
+        return int(struct.unpack(">I", data[:4])[0])
+
+    def offers(self, extension: str) -> bool:
+        return extension in self.extensions
+
+    def statvfs(self, path: str) -> RemoteSpace | None:
+        """The file system holding `path`, or None when the server does not say."""
+        if not self.offers("statvfs@openssh.com"):
+            return None
+        _, reply = self._request(CMD_EXTENDED, "statvfs@openssh.com", path)
+        _bsize, frsize, blocks, _bfree, bavail = (reply.get_int64() for _ in range(5))
+        for _ in range(4):  # files, ffree, favail, fsid
+            reply.get_int64()
+        flags = reply.get_int64()
+        return RemoteSpace(blocks * frsize, bavail * frsize, bool(flags & 1))
+
+    def write_stream(self, path: str, source: BinaryIO) -> tuple[int, bool]:
+        """Create `path` with `source`'s bytes, then fsync it where the server offers
+        `fsync@openssh.com`; (bytes written, fsynced). Requests are pipelined and every
+        status is read: paramiko's pipelined writes drop failed statuses, which turns a full
+        disk into a later "size mismatch". Raises OSError as the server reports it."""
+        remote = self.open(path, "wb")
+        try:
+            pending: deque[int] = deque()
+            offset = 0
+            while chunk := source.read(WRITE_CHUNK):
+                pending.append(
+                    self._async_request(
+                        type(None), CMD_WRITE, remote.handle, int64(offset), chunk
+                    )
+                )
+                offset += len(chunk)
+                if len(pending) >= WRITE_WINDOW:
+                    self._read_response(pending.popleft())
+            while pending:
+                self._read_response(pending.popleft())
+            fsynced = self.offers("fsync@openssh.com")
+            if fsynced:
+                try:
+                    self._request(CMD_EXTENDED, "fsync@openssh.com", remote.handle)
+                except PermissionError:  # offered, but this account may not (sftp-server -P)
+                    fsynced = False
+        finally:
+            remote.close()
+        return offset, fsynced
+
+
+def open_sftp(s: SftpSettings) -> tuple[paramiko.SSHClient, SftpClient]:
     """An SFTP session to `s.host`, its host key checked against the pinned file."""
     client, session = _open(s, sftp=True)
     assert session is not None
@@ -77,7 +166,7 @@ def open_ssh(s: SftpSettings) -> paramiko.SSHClient:
     return _open(s, sftp=False)[0]
 
 
-def _open(s: SftpSettings, *, sftp: bool) -> tuple[paramiko.SSHClient, paramiko.SFTPClient | None]:
+def _open(s: SftpSettings, *, sftp: bool) -> tuple[paramiko.SSHClient, SftpClient | None]:
     where = f"{s.username}@{s.host}:{s.port}"
     client = paramiko.SSHClient()
     try:
@@ -89,6 +178,10 @@ def _open(s: SftpSettings, *, sftp: bool) -> tuple[paramiko.SSHClient, paramiko.
     client.set_missing_host_key_policy(_Refuse())
     try:
         pkey = paramiko.PKey.from_path(str(s.key_file))
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise DriverError(f"cannot use the SSH key {s.key_file}: {reason}") from exc
+    try:
         client.connect(
             s.host,
             s.port,
@@ -101,15 +194,15 @@ def _open(s: SftpSettings, *, sftp: bool) -> tuple[paramiko.SSHClient, paramiko.
             allow_agent=False,
             look_for_keys=False,
         )
-        session = client.open_sftp() if sftp else None
+        session = SftpClient.from_transport(client.get_transport()) if sftp else None
         if session is not None:
             session.get_channel().settimeout(s.timeout)
     except _Unknown as exc:
         client.close()
         raise HostKeyRefused(
             f"{where}: host key {exc.key.get_name()} {fingerprint(exc.key)} is not pinned "
-            f"in {s.known_hosts}; check it with the PBX's administrator, then pin it with "
-            "`pbx-agent backup pin-host-key`",
+            f"in {s.known_hosts}; check it with {s.role}'s administrator, then pin it with "
+            f"`{s.pin_command}`",
             host=s.host,
             port=s.port,
             key=exc.key,
@@ -118,8 +211,8 @@ def _open(s: SftpSettings, *, sftp: bool) -> tuple[paramiko.SSHClient, paramiko.
         client.close()
         raise HostKeyRefused(
             f"{where}: HOST KEY CHANGED: offered {exc.key.get_name()} {fingerprint(exc.key)}, "
-            f"pinned {fingerprint(exc.expected_key)}. This can be an attack; if the PBX was "
-            "reinstalled, pin the new key with `pbx-agent backup pin-host-key`",
+            f"pinned {fingerprint(exc.expected_key)}. This can be an attack; if {s.role} was "
+            f"reinstalled, pin the new key with `{s.pin_command}`",
             host=s.host,
             port=s.port,
             key=exc.key,
@@ -160,7 +253,7 @@ class SftpSource:
         self.settings = settings
         self.skipped: list[str] = []
         self._client: paramiko.SSHClient | None = None
-        self._sftp: paramiko.SFTPClient | None = None
+        self._sftp: SftpClient | None = None
 
     def __enter__(self) -> Self:
         self.connect()

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import paramiko
 
 from drivers.errors import DriverConnectionError, DriverError
-from drivers.sftp_source import SftpSource
+from drivers.sftp_source import SftpClient, SftpSource
 
 CHUNK = 32 * 1024  # one SFTP request
 
@@ -27,7 +27,7 @@ class SftpTarget(SftpSource):
     `settings.root`."""
 
     @property
-    def sftp(self) -> paramiko.SFTPClient:
+    def sftp(self) -> SftpClient:
         if self._sftp is None:
             raise DriverConnectionError("SFTP target used before connect()")
         return self._sftp

@@ -1,13 +1,17 @@
-"""Shared fixtures: the fixture office, an AMI simulator serving it on a free port, a real
-sshd and real Mosquitto brokers."""
+"""Shared fixtures: the fixture office, an AMI simulator serving it on a free port, real
+sshd servers (the PBX, the archive host) and real Mosquitto brokers."""
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
+from agent.logs import configure_logging
 from drivers.asterisk.sim.office import load_office
 from drivers.asterisk.simulator import Simulator
 from tests import mosquitto as mosquitto_module
@@ -36,16 +40,26 @@ async def ami_simulator(northwind_office_path: Path) -> AsyncIterator[Simulator]
         await simulator.stop()
 
 
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[SshServer]:
-    """A real OpenSSH server on loopback (skipped with the reason when sshd is missing)."""
+def _ssh_server(workdir: Path) -> Iterator[SshServer]:
     if not sshd_module.available():
         pytest.skip("OpenSSH sshd is not installed (scripts/test installs it as root)")
-    server = sshd_module.start(tmp_path / "sshd")
+    server = sshd_module.start(workdir)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SshServer]:
+    """A real OpenSSH server on loopback (skipped with the reason when sshd is missing)."""
+    yield from _ssh_server(tmp_path / "sshd")
+
+
+@pytest.fixture
+def archive_sshd(tmp_path: Path) -> Iterator[SshServer]:
+    """A second real OpenSSH server: the reseller's archive host (beside `sshd`, the PBX)."""
+    yield from _ssh_server(tmp_path / "archive-sshd")
 
 
 @pytest.fixture
@@ -70,3 +84,14 @@ def mosquitto_tls(tmp_path: Path) -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The agent's logging as in production (JSON lines, the AMI secret registered for
+    redaction), written to a buffer the test reads."""
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream=stream, secrets=[AGENT_SECRET])
+    yield stream
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()

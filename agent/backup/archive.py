@@ -42,7 +42,7 @@ class ArchiveResult:
     size: int
     sha256: str  # of the encrypted file, as stored: what `backup verify` checks first
     files: int
-    content_sha256: str  # of the (path, SHA-256) list: equal for an unchanged configuration
+    content_sha256: str  # of the (path, mode, SHA-256) list: equal for an unchanged configuration
     manifest: dict[str, Any]  # the manifest's header (its file list stays in the archive)
 
 
@@ -121,7 +121,7 @@ def _tar_into(
             digest = reader.digest.hexdigest()
             entry = {"path": item.path, "size": item.size, "mode": item.mode, "sha256": digest}
             listing.write((b"," if count else b"") + json.dumps(entry, sort_keys=True).encode())
-            content.update(f"{item.path}\0{digest}\n".encode())
+            content.update(f"{item.path}\0{item.mode:o}\0{digest}\n".encode())
             count += 1
         head = {"schema": MANIFEST_SCHEMA, "created_at": datetime.now(UTC).isoformat(), **meta}
         opening = (json.dumps(head, sort_keys=True)[:-1] + ', "files": [').encode()

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from agent.config.schema import BackupConfig
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -15,6 +17,17 @@ class Policy:
     weekly: int
     monthly: int
     yearly: int
+
+    @classmethod
+    def of(cls, backup: BackupConfig) -> Policy:
+        """The policy in `[backup]` (the local store and the archive host share it)."""
+        return cls(
+            backup.keep_last,
+            backup.keep_daily,
+            backup.keep_weekly,
+            backup.keep_monthly,
+            backup.keep_yearly,
+        )
 
 
 def keep(backups: Sequence[tuple[str, datetime]], policy: Policy) -> set[str]:

@@ -1,16 +1,17 @@
 """Backups in the daemon: on a cron schedule (APScheduler), caught up once at start-up when
 the last good backup is older than the schedule allows, and on demand; one at a time.
-Every run is a catalog row; a good one has a file that was fsynced and renamed first."""
+Every run is a catalog row; a good one has a file that was fsynced and renamed first. After
+each run (and at start-up, and every `retry_interval` while copies are missing) the archive
+host is synced (`offsite_sync`). Time comes from the injected `Clock`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from agent import __version__
-from agent.backup import retention
+from agent.backup import catalog, retention
 from agent.backup.archive import sha256_file, write_archive
-from agent.backup.offsite import OffsiteArchive
+from agent.backup.offsite_sync import OffsiteReport, OffsiteSync
 from agent.backup.push import PushPlan, push
 from agent.backup.restore import restore
-from agent.config.schema import AgentConfig
+from agent.clock import SYSTEM_CLOCK, Clock
+from agent.config.schema import AgentConfig, BackupSshConfig
 from agent.errors import BackupError
 from agent.listeners import Listener, notify
 from agent.state import StateStore
@@ -35,28 +37,16 @@ from drivers.sftp_target import SftpTarget
 
 log = structlog.get_logger(__name__)
 
-COLUMNS = (
-    "id",
-    "started_at",
-    "finished_at",
-    "status",
-    "file",
-    "size",
-    "sha256",
-    "files",
-    "content_sha256",
-    "changed",
-    "error",
-    "reason",
-    "offsite",
-)
+COLUMNS = catalog.COLUMNS
 
 
 class BackupService:
-    def __init__(self, store: StateStore, cfg: AgentConfig) -> None:
+    def __init__(self, store: StateStore, cfg: AgentConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self._store = store
         self._cfg = cfg
-        self._lock = asyncio.Lock()
+        self._clock = clock
+        self._lock = asyncio.Lock()  # one backup or off-site sync at a time
+        self._backups_wanted = 0  # backups running or waiting for the lock
         backup = cfg.backup
         self.directory = backup.store or cfg.state.dir / "backups"
         self.known_hosts = self.known_hosts_path(cfg)
@@ -65,6 +55,15 @@ class BackupService:
         self.listeners: list[Listener[dict[str, Any]]] = []
         # The licence's config_archive feature: off-site copies stop while it is off.
         self.offsite_allowed: Callable[[], bool] = lambda: True
+        self._offsite = OffsiteSync(
+            store, cfg, lambda: archive_settings(cfg), self.directory, clock
+        )
+        self._offsite.allowed = lambda: self.offsite_allowed()
+        # Called with the report of every off-site sync (health).
+        self.offsite_listeners: list[Listener[OffsiteReport]] = []
+        # Called with `licence` message bodies for actions under the archive's lapse policy.
+        self.licence_listeners = self._offsite.licence_listeners
+        self.last_offsite: OffsiteReport | None = None
 
     @staticmethod
     def known_hosts_path(cfg: AgentConfig) -> Path:
@@ -74,28 +73,52 @@ class BackupService:
     # -- scheduling ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Clean leftovers, catch up once if due, then follow the cron schedule."""
+        """Clean leftovers, catch up once if due (or sync the archive host), then follow the
+        cron schedule, syncing again every `retry_interval` while copies are missing."""
         await asyncio.to_thread(self.clean_temp_files)
         trigger = CronTrigger.from_crontab(self._cfg.backup.schedule)
         if await self._overdue(trigger):
             with contextlib.suppress(BackupError):
                 await self.backup_now("catch-up at start")
+        else:
+            await self._sync_guarded()
         scheduler = AsyncIOScheduler()
         scheduler.add_job(
-            self._scheduled, trigger, max_instances=1, coalesce=True, misfire_grace_time=3600
+            self.scheduled_run, trigger, max_instances=1, coalesce=True, misfire_grace_time=3600
         )
         scheduler.start()
         try:
-            await asyncio.Event().wait()
+            await self._retry_offsite()
         finally:
             scheduler.shutdown(wait=False)
 
-    async def _scheduled(self) -> None:
-        if self._lock.locked():
+    async def scheduled_run(self) -> None:
+        """What the schedule runs: a backup (and its off-site sync), unless one is running
+        or waiting (an off-site retry in progress only makes it wait)."""
+        if self._backups_wanted:
             log.info("scheduled backup skipped: one is running")
             return
         with contextlib.suppress(BackupError):
             await self.backup_now("schedule")
+
+    async def _retry_offsite(self) -> None:
+        offsite = self._cfg.backup.offsite
+        if offsite is None or not offsite.enabled:
+            await asyncio.Event().wait()  # nothing to retry: the schedule does the rest
+            return
+        while True:
+            await asyncio.sleep(offsite.retry_interval)
+            last = self.last_offsite
+            if last is not None and (last.error or last.missing or last.pending):
+                await self._sync_guarded()
+
+    async def _sync_guarded(self) -> None:
+        """A sync outside a backup run: whatever goes wrong is logged, and the schedule (this
+        task) carries on."""
+        try:
+            await self.sync_offsite()
+        except Exception:
+            log.exception("off-site sync failed")
 
     async def _overdue(self, trigger: CronTrigger) -> bool:
         """True when a scheduled time passed since the last good backup (or there is none)."""
@@ -103,11 +126,11 @@ class BackupService:
         if done is None:
             return True
         due = trigger.get_next_fire_time(None, done)
-        return due is not None and due <= datetime.now(due.tzinfo)
+        return due is not None and due <= self._clock.now()
 
     async def last_good(self) -> datetime | None:
         """When the newest good backup finished, if there is one."""
-        last = await self._store.call(_last_good)
+        last = await self._store.call(catalog.last_good)
         return None if last is None else datetime.fromisoformat(last)
 
     def clean_temp_files(self) -> None:
@@ -158,8 +181,15 @@ class BackupService:
 
     async def backup_now(self, reason: str = "on demand") -> dict[str, Any]:
         """One backup; a request made while another runs waits for it (never overlaps)."""
+        self._backups_wanted += 1
+        try:
+            return await self._backup(reason)
+        finally:
+            self._backups_wanted -= 1
+
+    async def _backup(self, reason: str) -> dict[str, Any]:
         async with self._lock:
-            started = datetime.now(UTC)
+            started = self._clock.now()
             backup_id = started.strftime("%Y%m%dT%H%M%S%fZ")
             row: dict[str, Any] = {
                 "id": backup_id,
@@ -168,13 +198,13 @@ class BackupService:
             }
             try:
                 row |= await asyncio.to_thread(self._write, backup_id)
-                previous = await self._store.call(_last_content)
+                previous = await self._store.call(catalog.last_content)
                 row |= {"status": "ok", "changed": int(previous != row["content_sha256"])}
             except (BackupError, DriverError, OSError) as exc:
                 row |= {"status": "failed", "error": str(exc)}
                 log.warning("backup failed", id=backup_id, error=str(exc))
-            row["finished_at"] = datetime.now(UTC).isoformat()
-            await self._store.call(_insert, row)
+            row["finished_at"] = self._clock.now().isoformat()
+            await self._store.call(catalog.insert, row)
             if row["status"] == "ok":
                 log.info(
                     "backup written",
@@ -183,69 +213,39 @@ class BackupService:
                     size=row["size"],
                     changed=bool(row["changed"]),
                 )
-                row["offsite"] = await self._copy_offsite(row)
                 await self.apply_retention()
+                report = await self._sync_offsite()
+                row["offsite"] = report.statuses.get(backup_id)
             await notify(self.listeners, row, "backup")
             if row["status"] == "ok":
                 return row
             raise BackupError(f"backup {backup_id} failed: {row['error']}")
 
-    async def _copy_offsite(self, row: dict[str, Any]) -> str | None:
-        """Copy a good backup to the archive host; its outcome goes in the catalog."""
-        offsite = self._cfg.backup.offsite
-        if offsite is None or not offsite.enabled:
-            return None
-        if not self.offsite_allowed():
-            status = "off: the config_archive feature is off (licence)"
-            await self._store.call(_set_offsite, row["id"], status)
-            return status
-        try:
-            await asyncio.to_thread(
-                OffsiteArchive(self._offsite_settings()).upload, self.directory / row["file"]
-            )
-            status = "ok"
-        except (BackupError, DriverError, OSError) as exc:
-            status = f"failed: {exc}"
-            log.warning("off-site copy failed", id=row["id"], error=str(exc))
-        await self._store.call(_set_offsite, row["id"], status)
-        return status
+    async def sync_offsite(self) -> OffsiteReport:
+        """Bring the archive host up to date now (uploads, retention there, lapse policy)."""
+        async with self._lock:
+            return await self._sync_offsite()
 
-    def _offsite_settings(self) -> SftpSettings:
-        o = self._cfg.backup.offsite
-        assert o is not None
-        return SftpSettings(
-            host=o.host,
-            port=o.port,
-            username=o.username,
-            key_file=o.key_file,
-            known_hosts=o.known_hosts or self.known_hosts,
-            root=o.remote_dir,
-            timeout=o.timeout,
-        )
+    async def _sync_offsite(self) -> OffsiteReport:
+        report = await self._offsite.run(await self._store.call(catalog.rows))
+        if report.mode != "disabled":
+            self.last_offsite = report
+            await notify(self.offsite_listeners, report, "off-site")
+        return report
 
     async def apply_retention(self) -> list[str]:
-        b = self._cfg.backup
-        policy = retention.Policy(
-            b.keep_last, b.keep_daily, b.keep_weekly, b.keep_monthly, b.keep_yearly
+        """Local retention: files and catalog rows of the backups the policy does not keep.
+        (The archive host's copies are pruned by the off-site sync, from what it holds.)"""
+        policy = retention.Policy.of(self._cfg.backup)
+        rows = await self._store.call(catalog.rows)
+        good = {r["id"]: r for r in rows if r["status"] == "ok"}
+        kept = retention.keep(
+            [(bid, datetime.fromisoformat(r["started_at"])) for bid, r in good.items()], policy
         )
-        rows = await self.list()
-        good = [
-            (r["id"], datetime.fromisoformat(r["started_at"])) for r in rows if r["status"] == "ok"
-        ]
-        kept = retention.keep(good, policy)
-        removed = [bid for bid, _ in good if bid not in kept]
-        offsite = self._cfg.backup.offsite
+        removed = [bid for bid in good if bid not in kept]
         for bid in removed:
-            row = next(r for r in rows if r["id"] == bid)
-            (self.directory / row["file"]).unlink(missing_ok=True)
-            if offsite is not None and offsite.enabled and row["offsite"] == "ok":
-                try:  # the same retention applies on the archive host
-                    await asyncio.to_thread(
-                        OffsiteArchive(self._offsite_settings()).delete, row["file"]
-                    )
-                except (DriverError, OSError) as exc:
-                    log.warning("off-site prune failed", id=bid, error=str(exc))
-            await self._store.call(_delete, bid)
+            (self.directory / good[bid]["file"]).unlink(missing_ok=True)
+            await self._store.call(catalog.delete, bid)
         if removed:
             log.info("old backups removed by retention", removed=removed)
         return removed
@@ -253,10 +253,30 @@ class BackupService:
     # -- catalog, verify, restore ----------------------------------------------------------
 
     async def list(self) -> list[dict[str, Any]]:
-        return await self._store.call(_rows)
+        """The local catalog, oldest first, then the files the archive host holds of backups
+        no longer kept here (`status` "archive-only": orphans, removals not yet confirmed)."""
+        rows = await self._store.call(catalog.rows)
+        if self._cfg.backup.offsite is None:
+            return rows
+        local = {r["id"] for r in rows}
+        remote = [
+            {
+                **dict.fromkeys(COLUMNS),
+                "id": c.backup_id,
+                "started_at": c.taken_at,
+                "status": "archive-only",
+                "file": c.name,
+                "size": c.size,
+                "sha256": c.sha256,
+                "offsite": _copy_status(c),
+            }
+            for c in await self._store.call(catalog.copies)
+            if c.backup_id not in local
+        ]
+        return rows + remote
 
     async def _row(self, backup_id: str) -> dict[str, Any]:
-        for row in await self.list():
+        for row in await self._store.call(catalog.rows):
             if row["id"] == backup_id:
                 if row["status"] != "ok":
                     raise BackupError(
@@ -317,20 +337,42 @@ class BackupService:
         return {"id": backup_id, "applied": apply, **result.as_dict()}
 
 
+def archive_settings(cfg: AgentConfig) -> SftpSettings:
+    """How the agent reaches the archive host ([backup.offsite]); its host key is pinned with
+    `pbx-agent backup pin-host-key --offsite`."""
+    offsite = cfg.backup.offsite
+    if offsite is None:
+        raise BackupError("no [backup.offsite] archive host configured")
+    return _sftp_settings(
+        offsite,
+        offsite.known_hosts or BackupService.known_hosts_path(cfg),
+        offsite.remote_dir,
+        role="the archive host",
+        pin_command="pbx-agent backup pin-host-key --offsite",
+    )
+
+
 def pbx_ssh_settings(cfg: AgentConfig) -> SftpSettings:
     """How the agent reaches the PBX's files over SSH ([backup.ssh], pinned host keys)."""
     ssh = cfg.backup.ssh
     if ssh is None:
         raise BackupError("no [backup.ssh] server configured")
+    known_hosts = BackupService.known_hosts_path(cfg)
+    return _sftp_settings(ssh, known_hosts, cfg.backup.path, excludes=cfg.backup.excludes)
+
+
+def _sftp_settings(
+    ssh: BackupSshConfig, known_hosts: Path, root: str, **more: Any
+) -> SftpSettings:
     return SftpSettings(
         host=ssh.host,
         port=ssh.port,
         username=ssh.username,
         key_file=ssh.key_file,
-        known_hosts=BackupService.known_hosts_path(cfg),
-        root=cfg.backup.path,
-        excludes=cfg.backup.excludes,
+        known_hosts=known_hosts,
+        root=root,
         timeout=ssh.timeout,
+        **more,
     )
 
 
@@ -341,38 +383,10 @@ def _identities(cfg: AgentConfig) -> list[str]:
     return [k for k in identity.read_text().split() if k.startswith("AGE-SECRET-KEY-")]
 
 
-def _insert(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    with conn:
-        conn.execute(
-            f"INSERT INTO backups ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-            [row.get(c) for c in COLUMNS],
-        )
-
-
-def _set_offsite(conn: sqlite3.Connection, backup_id: str, status: str) -> None:
-    with conn:
-        conn.execute("UPDATE backups SET offsite = ? WHERE id = ?", (status, backup_id))
-
-
-def _delete(conn: sqlite3.Connection, backup_id: str) -> None:
-    with conn:
-        conn.execute("DELETE FROM backups WHERE id = ?", (backup_id,))
-
-
-def _rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM backups ORDER BY started_at")
-    return [dict(zip(COLUMNS, r, strict=True)) for r in cursor.fetchall()]
-
-
-def _last_good(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute(
-        "SELECT finished_at FROM backups WHERE status = 'ok' ORDER BY started_at DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _last_content(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute(
-        "SELECT content_sha256 FROM backups WHERE status = 'ok' ORDER BY started_at DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else str(row[0])
+def _copy_status(copy: catalog.Copy) -> str:
+    if copy.state == "deleting":
+        error = f"; last try failed: {copy.delete_error}" if copy.delete_error else ""
+        return f"deleting: {copy.delete_reason}{error}"
+    if copy.state == "orphan":
+        return "orphan: on the archive host, not uploaded by this catalog (retention decides)"
+    return "ok" if copy.state == "present" else copy.state

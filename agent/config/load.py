@@ -14,7 +14,12 @@ from pydantic import SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from agent.config.schema import AgentConfig, AmiConfig, Section
-from agent.config.secrets import environ_or_default, read_credential, read_secret_file
+from agent.config.secrets import (
+    environ_or_default,
+    read_age_identity,
+    read_credential,
+    read_secret_file,
+)
 from agent.errors import ConfigError
 
 # Keys holding paths; relative values are taken from the config file's directory.
@@ -58,6 +63,11 @@ def load_config(
         raise ConfigError(f"{path}: cannot read: {exc.strerror}", file=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", file=str(path)) from exc
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: not valid TOML for this agent: arrays or tables nested too deeply",
+            file=str(path),
+        ) from None
     for key, instead in INLINE_SECRETS.items():
         table: Any = data
         for part in key.split(".")[:-1]:
@@ -87,6 +97,8 @@ def load_config(
         )
     ami = ami.model_copy(update={"secret": SecretStr(secret)})
     pbx = cfg.pbx.model_copy(update={"ami": ami})
+    if cfg.backup.identity_file is not None:
+        read_age_identity(cfg.backup.identity_file, config=path, key="backup.identity_file")
     mqtt = cfg.mqtt
     if mqtt.password_file is not None:
         password = read_secret_file(mqtt.password_file, config=path, key="mqtt.password_file")

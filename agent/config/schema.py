@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -95,11 +95,17 @@ class BackupSshConfig(Section):
 
 
 class OffsiteConfig(BackupSshConfig):
-    """The reseller's archive host. Copies go there while the `config_archive` entitlement
-    is on; until licences land (issue 6), `enabled` is that switch."""
+    """The reseller's archive host. Copies go there while `enabled` and the licence's
+    `config_archive` feature are on; `lapse` says what happens to them while it is off."""
 
     enabled: bool = True
     remote_dir: str = Field(min_length=1)
+    # While config_archive is off (licence lapse): "keep" leaves the archive host untouched;
+    # "delete" removes this site's copies there once the lapse is lapse_delete_days old.
+    lapse: Literal["keep", "delete"] = "keep"
+    lapse_delete_days: int = Field(30, ge=0, le=3650)
+    uploads_per_run: int = Field(5, ge=1, le=1000)  # missed copies caught up per run
+    retry_interval: float = Field(3600, ge=60, le=86400)  # while copies are missing
 
 
 class BackupConfig(Section):
@@ -119,13 +125,17 @@ class BackupConfig(Section):
     ssh: BackupSshConfig | None = None
     offsite: OffsiteConfig | None = None
 
+    @field_validator("recipients")
+    @classmethod
+    def _age_recipients(cls, recipients: tuple[str, ...]) -> tuple[str, ...]:
+        for recipient in recipients:
+            _check_age_recipient(recipient)
+        return recipients
+
     @model_validator(mode="after")
     def _complete(self) -> BackupConfig:
         if self.enabled and not self.recipients:
             raise ValueError('backups need at least one age recipient (recipients = ["age1..."])')
-        for recipient in self.recipients:
-            if not recipient.startswith("age1"):
-                raise ValueError(f"recipient {recipient[:20]!r} is not an age X25519 public key")
         if self.enabled and self.source == "sftp" and self.ssh is None:
             raise ValueError('source = "sftp" needs a [backup.ssh] table')
         try:
@@ -135,6 +145,18 @@ class BackupConfig(Section):
         except ValueError as exc:
             raise ValueError(f"schedule {self.schedule!r} is not a cron expression: {exc}") from exc
         return self
+
+
+def _check_age_recipient(recipient: str) -> None:
+    import pyrage
+
+    try:
+        pyrage.x25519.Recipient.from_str(recipient)
+    except Exception:  # pyrage.RecipientError, or anything its parser raises
+        raise ValueError(
+            f"recipient {recipient[:70]!r} is not an age X25519 public key "
+            "(age1 followed by 58 characters, as age-keygen prints it)"
+        ) from None
 
 
 def _check_ed25519_keys(name: str, keys: dict[str, str]) -> None:

@@ -87,5 +87,31 @@ def user_name() -> str:
         return str(os.geteuid())
 
 
+def read_age_identity(path: Path, *, config: Path, key: str) -> None:
+    """Check an age identity file (the backups' private key): a secret file (0600 or
+    stricter) holding at least one `AGE-SECRET-KEY-1...` line, every one valid."""
+    import pyrage
+
+    text = read_secret_file(path, config=config, key=key)
+    lines = [line.strip() for line in text.splitlines()]
+    found = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
+    if not found:
+        raise ConfigError(
+            f"{config}: {key}: {path} holds no age identity (an AGE-SECRET-KEY-1... line, "
+            "as age-keygen writes it)",
+            file=str(config),
+            key=key,
+        )
+    for number, identity in enumerate(found, 1):
+        try:
+            pyrage.x25519.Identity.from_str(identity)
+        except Exception:  # pyrage.IdentityError; the key itself is never shown
+            raise ConfigError(
+                f"{config}: {key}: identity {number} in {path} is not a valid age X25519 identity",
+                file=str(config),
+                key=key,
+            ) from None
+
+
 def environ_or_default(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if environ is None else environ

@@ -21,13 +21,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.backup.service import BackupService
 from agent.config import AgentConfig, ami_settings
 from agent.config.load import credential_path, load_config_outside_unit
 from agent.config.secrets import user_name
 from agent.errors import AgentError, ConfigError
+
+if TYPE_CHECKING:
+    from drivers.sftp_source import RemoteSpace
 
 TIMEOUT = 10.0
 AS_ROOT = "run pbx-agent diag as root to check it too"
@@ -85,9 +88,16 @@ async def run_checks(path: Path, socket: Path | None = None) -> list[Check]:
     ssh_files: list[Path | None] = []
     if cfg.backup.ssh is not None:
         ssh_files = [cfg.backup.ssh.key_file, BackupService.known_hosts_path(cfg)]
+    archive_files: list[Path | None] = []
+    if cfg.backup.offsite is not None:
+        from agent.backup.service import archive_settings
+
+        archive = archive_settings(cfg)
+        archive_files = [archive.key_file, archive.known_hosts]
     steps: list[tuple[str, list[Path | None], Callable[[], Awaitable[list[Check]]]]] = [
         ("pbx-ami", [ami_secret], lambda: _ami(cfg)),
         ("pbx-ssh", ssh_files, lambda: _ssh(cfg)),
+        ("archive-host", archive_files, lambda: asyncio.to_thread(_archive, cfg)),
         ("mqtt-broker", [mqtt.password_file, *tls_files], lambda: _broker(cfg)),
         ("licence", [cfg.licence.ca_file], lambda: _licence(cfg)),
         ("certificates", tls_files[:2], lambda: asyncio.to_thread(_certificates, cfg)),
@@ -187,6 +197,95 @@ async def _ssh(cfg: AgentConfig) -> list[Check]:
     return [_pass("pbx-ssh", f"{where}: host key pinned, login ok")]
 
 
+# -- the archive host ----------------------------------------------------------------------
+
+ARCHIVE_HINTS = {
+    "host_key": "check the fingerprint with the archive host's administrator, then "
+    "pbx-agent backup pin-host-key --offsite",
+    "login": "check backup.offsite.username and key_file against the account's authorized_keys",
+    "down": "is the archive host up and reachable from here (address, port, firewall)?",
+    "missing_folder": "create the folder on the archive host, or fix backup.offsite.remote_dir",
+    "disk_full": "the archive host's administrator must free space (or lower the keep_* counts)",
+    "read_only": "the archive host's file system is read-only: its administrator must fix it",
+    "permission": "the account needs to create, rename and delete files in remote_dir",
+}
+
+
+def _archive(cfg: AgentConfig) -> list[Check]:
+    """The archive host: reachable with its key pinned, the folder writable (a probe file
+    written, fsynced and removed), and room for the next copy."""
+    from agent.backup.offsite import ArchiveHost, OffsiteError
+    from agent.backup.service import archive_settings
+
+    offsite = cfg.backup.offsite
+    if offsite is None:
+        return [_pass("archive-host", "not configured (no [backup.offsite])")]
+    if not offsite.enabled:
+        return [_pass("archive-host", "off ([backup.offsite] enabled = false)")]
+    settings = archive_settings(cfg)
+    where = f"{settings.username}@{settings.host}:{settings.port}"
+    host = ArchiveHost(settings)
+
+    def failed(name: str, exc: OffsiteError) -> Check:
+        value = str(exc).split(";")[0] if exc.cause == "host_key" else str(exc)
+        return _fail(name, value, ARCHIVE_HINTS.get(exc.cause, "check [backup.offsite]"))
+
+    try:
+        host.__enter__()
+    except OffsiteError as exc:
+        return [failed("archive-host", exc)]
+    checks = [_pass("archive-host", f"{where}: host key pinned, login ok")]
+    try:
+        try:
+            host.listing()
+            fsynced = host.probe_write()
+        except OffsiteError as exc:
+            checks.append(failed("archive-write", exc))
+        else:
+            value = f"{settings.root}: writable"
+            if fsynced:
+                checks.append(_pass("archive-write", f"{value}, fsync offered"))
+            else:
+                hint = "copies are not fsynced there before the rename"
+                checks.append(_warn("archive-write", f"{value}, no fsync@openssh.com", hint))
+        try:
+            space = host.space()
+        except OffsiteError as exc:
+            checks.append(failed("archive-space", exc))
+        else:
+            checks.append(_archive_space(settings.root, space, _newest_archive(cfg)))
+    finally:
+        host.close()
+    return checks
+
+
+def _archive_space(folder: str, space: RemoteSpace | None, newest: int) -> Check:
+    if space is None:
+        return _warn(
+            "archive-space",
+            "free space unknown: the server does not offer statvfs@openssh.com",
+            "ask the archive host's administrator to watch its disk",
+        )
+    value = f"{folder}: {space.free / 1e6:.1f} MB free of {space.total / 1e6:.1f} MB"
+    if newest:
+        value += f", newest backup {newest / 1e6:.1f} MB"
+    if space.free < max(newest, 1):
+        return _fail("archive-space", value, ARCHIVE_HINTS["disk_full"])
+    if space.free < 3 * newest or space.free < space.total * 0.05:
+        return _warn("archive-space", value, "the archive host is nearly full: tell its admin")
+    return _pass("archive-space", value)
+
+
+def _newest_archive(cfg: AgentConfig) -> int:
+    """The size of the newest archive in the local store (0 when there is none)."""
+    store = cfg.backup.store or cfg.state.dir / "backups"
+    try:
+        archives = sorted(store.glob("*.tar.zst.age"))
+        return archives[-1].stat().st_size if archives else 0
+    except OSError:
+        return 0
+
+
 # -- upstream ------------------------------------------------------------------------------
 
 
@@ -244,9 +343,12 @@ async def _licence(cfg: AgentConfig) -> list[Check]:
         return [_fail("licence-server", str(exc), "check licence.url and the network path")]
     checks = [_pass("licence-server", f"{lic.url}: answered")]
     now = dt.datetime.now(dt.UTC)
-    if answer.date:
-        server = email.utils.parsedate_to_datetime(answer.date)
-        skew = (now - server).total_seconds()
+    try:
+        server = email.utils.parsedate_to_datetime(answer.date) if answer.date else None
+        skew = (now - server).total_seconds() if server else None
+    except (TypeError, ValueError):  # a Date header that is no date: no clock check
+        skew = None
+    if skew is not None:
         text = f"{skew:+.0f} s against the licence server"
         if abs(skew) <= 60:
             checks.append(_pass("clock", text))
@@ -254,7 +356,7 @@ async def _licence(cfg: AgentConfig) -> list[Check]:
             bad = _warn if abs(skew) <= 300 else _fail
             checks.append(bad("clock", text, "enable NTP: timedatectl set-ntp true"))
     try:
-        licence = verify_token(answer.token, public_keys(lic.keys), cfg.site_id)
+        licence = verify_token(answer.token, public_keys(lic.keys), cfg.site_id, now=now)
     except AgentError as exc:
         checks.append(_fail("licence-token", str(exc), "ask the reseller to check the licence"))
         return checks
@@ -388,6 +490,24 @@ async def _daemon(cfg: AgentConfig, socket: Path | None) -> list[Check]:
         ]
     depth = (status.get("telemetry") or {}).get("outbox_depth", 0)
     value = f"running, pid {status['daemon']['pid']}, outbox {depth} messages"
+    checks = [_pass("daemon", value)]
     if depth > cfg.health.outbox_backlog:
-        return [_warn("daemon", value, "messages are waiting: check the broker")]
-    return [_pass("daemon", value)]
+        checks = [_warn("daemon", value, "messages are waiting: check the broker")]
+    return [*checks, _tasks(status.get("tasks") or {})]
+
+
+def _tasks(tasks: dict[str, Any]) -> Check:
+    """FAIL while any of the daemon's long-running tasks is dead or restarting."""
+    failing = {name: t for name, t in tasks.items() if t.get("state") != "running"}
+    if not failing:
+        return _pass("daemon-tasks", f"{len(tasks)} running: {', '.join(tasks)}")
+    text = "; ".join(
+        f"{name} {t.get('state')} ({t.get('restarts')} restarts, last: {t.get('last_error')})"
+        for name, t in failing.items()
+    )
+    return _fail(
+        "daemon-tasks",
+        text,
+        "the daemon restarts it with back-off; journalctl -u pbx-agent shows the error's "
+        "traceback, pbx-agent events the agent_task_failed problem",
+    )

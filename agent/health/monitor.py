@@ -5,8 +5,10 @@ again after it, and its resolution still refers to it.
 
 Checks, by key: `pbx_reachable` (critical), `ami_slow`, `trunk:{name}` per outbound
 registration, `trunks_all` (critical: every trunk down), `phones_unreachable`, `backup_age`,
-`backup_failed`, `offsite_failed`, `outbox_backlog`, `disk_space`. One-off notices: PBX
-restarted or reloaded, PBX version changed, system clock jumped.
+`backup_failed`, `offsite_failed`, `outbox_backlog`, `disk_space`, `agent_task_failed:{task}`
+(a long-running task of the daemon failed; raised by its supervisor). One-off notices: PBX
+restarted or reloaded, PBX version changed, system clock jumped, copies removed from the
+archive host by retention (`offsite_pruned`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from agent.backup.offsite_sync import OffsiteReport
 from agent.config.schema import AgentConfig
 from agent.health.checks import CheckState, Transition
 from agent.pbx_poller import PollResult
@@ -63,8 +66,10 @@ class HealthMonitor:
         return {key: check.state for key, check in sorted(self._checks.items())}
 
     def _threshold(self, key: str) -> int:
-        # A failed backup or copy is one run, hours apart: report it at once.
-        return 1 if key in ("backup_failed", "offsite_failed") else self._cfg.health.flap_count
+        # A failed backup or copy is one run, hours apart, and a failed agent task is one
+        # crash (the supervisor damps its restarts): report them at once.
+        once = key in ("backup_failed", "offsite_failed") or key.startswith("agent_task_failed:")
+        return 1 if once else self._cfg.health.flap_count
 
     async def observe(self, finding: Finding) -> None:
         async with self._lock:
@@ -210,19 +215,48 @@ class HealthMonitor:
                 {"id": row.get("id")},
             )
         )
-        if ok:
-            offsite = str(row.get("offsite") or "")
-            if offsite and not offsite.startswith("off:"):
-                good = offsite == "ok"
-                await self.observe(
-                    Finding(
-                        "offsite_failed",
-                        good,
-                        "warning",
-                        "off-site copy ok" if good else f"off-site copy {offsite}",
-                        {"id": row.get("id")},
-                    )
+
+    async def on_offsite(self, report: OffsiteReport) -> None:
+        """After every off-site sync. `offsite_failed` is a problem while an upload or removal
+        fails, and resolved only when the archive host holds every backup retention keeps
+        there; a catch-up in progress (no failure, copies still queued) changes nothing, nor
+        does a licence lapse (the copies stop by policy, told as `licence` messages)."""
+        if report.mode != "active":
+            return
+        details = {
+            "wanted": report.wanted,
+            "held": report.held,
+            "missing": report.missing[:50],
+            "pending_removals": report.pending[:50],
+            "cause": report.cause,
+        }
+        if report.error is not None:
+            what = (
+                f"{len(report.missing)} of {report.wanted} backups kept off-site are missing "
+                "on the archive host"
+                if report.missing
+                else "the archive host is not healthy"
+            )
+            await self.observe(
+                Finding("offsite_failed", False, "warning", f"{what}: {report.error}", details)
+            )
+        elif report.complete:
+            await self.observe(
+                Finding(
+                    "offsite_failed",
+                    True,
+                    "warning",
+                    f"the archive host holds all {report.wanted} backups kept off-site",
+                    details,
                 )
+            )
+        if report.deleted:
+            await self.notice(
+                "offsite_pruned",
+                "info",
+                f"retention removed {len(report.deleted)} copies from the archive host",
+                removed=report.deleted[:50],
+            )
 
     # -- local checks, on a timer ----------------------------------------------------------
 

@@ -5,16 +5,17 @@ verified (against `ca_file` when given); plain http is accepted for loopback onl
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from agent import bounded_json
 from agent.errors import LicenceError
 
 MAX_ANSWER_BYTES = 64 * 1024
+ANSWER_LIMITS = bounded_json.Limits(MAX_ANSWER_BYTES, max_depth=4, max_number_chars=24)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -53,12 +54,7 @@ def fetch(url: str, site_id: str, *, timeout: float, ca_file: Path | None = None
             date = response.headers.get("Date")
     except requests.RequestException as exc:
         raise LicenceServerUnreachable(f"{target}: {type(exc).__name__}: {exc}") from exc
-    if len(body) > MAX_ANSWER_BYTES:
-        raise LicenceError(f"{target}: answer larger than {MAX_ANSWER_BYTES} bytes")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LicenceError(f"{target}: answer is not JSON") from exc
+    data = bounded_json.loads(body, ANSWER_LIMITS, f"{target}: answer", LicenceError)
     if not isinstance(data, dict):
         raise LicenceError(f"{target}: answer is not a JSON object")
     return Answer(data.get("token"), date)

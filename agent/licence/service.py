@@ -73,7 +73,7 @@ class LicenceService:
         cached = self._meta.get("licence_token")
         if cached:
             try:
-                self.licence = verify_token(cached, self._keys, self._cfg.site_id)
+                self.licence = verify_token(cached, self._keys, self._cfg.site_id, now=None)
             except TokenRejected as exc:
                 log.warning("cached licence token no longer verifies; ignored", reason=str(exc))
         await self.reevaluate()
@@ -96,7 +96,9 @@ class LicenceService:
                     fetch, lic.url, self._cfg.site_id, timeout=lic.timeout, ca_file=lic.ca_file
                 )
                 self.server_date = answer.date
-                candidate = verify_token(answer.token, self._keys, self._cfg.site_id)
+                candidate = verify_token(
+                    answer.token, self._keys, self._cfg.site_id, now=self._clock()
+                )
                 self._check_serial(candidate)
             except LicenceServerUnreachable as exc:
                 self.server_answered = False

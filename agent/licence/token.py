@@ -1,11 +1,14 @@
 """Licence tokens: `<base64url payload>.<base64url Ed25519 signature>`, verified against the
 vendor keys pinned in config (by `kid` in the payload when given, else any pinned key, so
 keys can rotate). A token that fails any check is rejected with the reason and never acted on.
+The payload is bounded (size, nesting, numbers) before it is parsed and read only once its
+signature verified; a payload issued more than a few minutes ahead of this host's clock is
+refused (it would pin the clock-behind check for good).
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +17,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent import wire_values
+from agent import bounded_json, wire_values
 from agent.errors import LicenceError
 
 FEATURES = (
@@ -28,6 +31,8 @@ FEATURES = (
 )
 STATUSES = ("active", "lapsed", "suspended")
 MAX_TOKEN_BYTES = 16 * 1024
+PAYLOAD_LIMITS = bounded_json.Limits(MAX_TOKEN_BYTES, max_depth=3, max_number_chars=20)
+KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class TokenRejected(LicenceError):
@@ -61,8 +66,12 @@ class Licence:
         }
 
 
-def verify_token(token: Any, keys: Mapping[str, Ed25519PublicKey], site_id: str) -> Licence:
-    """The verified licence in `token`, or `TokenRejected` saying why."""
+def verify_token(
+    token: Any, keys: Mapping[str, Ed25519PublicKey], site_id: str, *, now: datetime | None
+) -> Licence:
+    """The verified licence in `token`, or `TokenRejected` saying why. `now`: this host's
+    clock, against which `issued_at` is checked; None only for a token accepted before (the
+    cache), which must not be refused later because the clock went back."""
     if not isinstance(token, str) or not token:
         raise TokenRejected("no token in the answer")
     if len(token) > MAX_TOKEN_BYTES:
@@ -72,28 +81,31 @@ def verify_token(token: Any, keys: Mapping[str, Ed25519PublicKey], site_id: str)
         raise TokenRejected("not <payload>.<signature>")
     payload_bytes = wire_values.b64url(parts[0], "payload", TokenRejected)
     signature = wire_values.b64url(parts[1], "signature", TokenRejected)
-    try:
-        payload = json.loads(payload_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TokenRejected("payload is not JSON") from exc
+    # The signature is checked first, over the raw bytes, by every pinned key (the payload's
+    # `kid` names one, but is read only from a verified payload).
+    signers = [kid for kid, key in keys.items() if _verifies(key, signature, payload_bytes)]
+    if not signers:
+        raise TokenRejected("bad signature: not signed by a pinned vendor key")
+    payload = bounded_json.loads(payload_bytes, PAYLOAD_LIMITS, "payload", TokenRejected)
     if not isinstance(payload, dict):
         raise TokenRejected("payload is not a JSON object")
     kid = payload.get("kid")
-    candidates = [keys[kid]] if isinstance(kid, str) and kid in keys else list(keys.values())
-    if isinstance(kid, str) and kid not in keys:
-        raise TokenRejected(f"signed with key {kid[:40]!r}, which is not pinned")
-    for key in candidates:
-        try:
-            key.verify(signature, payload_bytes)
-            break
-        except InvalidSignature:
-            continue
-    else:
-        raise TokenRejected("bad signature: not signed by a pinned vendor key")
-    return _licence(payload, site_id, token)
+    if kid is not None and (not isinstance(kid, str) or not KID.fullmatch(kid)):
+        raise TokenRejected("kid must be 1-64 letters, digits, '.', '_', '-'")
+    if kid is not None and kid not in signers:
+        raise TokenRejected(f"signed with key {kid!r}, which is not pinned")
+    return _licence(payload, site_id, token, now)
 
 
-def _licence(payload: Mapping[str, Any], site_id: str, raw: str) -> Licence:
+def _verifies(key: Ed25519PublicKey, signature: bytes, data: bytes) -> bool:
+    try:
+        key.verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _licence(payload: Mapping[str, Any], site_id: str, raw: str, now: datetime | None) -> Licence:
     if payload.get("site_id") != site_id:
         raise TokenRejected(f"token is for site {str(payload.get('site_id'))[:64]!r}, not this one")
     status = payload.get("status")
@@ -117,7 +129,11 @@ def _licence(payload: Mapping[str, Any], site_id: str, raw: str) -> Licence:
         subscription_id=subscription,
         status=str(status),
         expires_at=wire_values.instant(payload.get("expires_at"), "expires_at", TokenRejected),
-        issued_at=wire_values.instant(payload.get("issued_at"), "issued_at", TokenRejected),
+        issued_at=(
+            wire_values.instant(payload.get("issued_at"), "issued_at", TokenRejected)
+            if now is None
+            else wire_values.issued_at(payload.get("issued_at"), now, TokenRejected)
+        ),
         serial=serial,
         max_users=max_users,
         entitlements={f: bool(entitlements[f]) for f in FEATURES},

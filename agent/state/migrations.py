@@ -110,4 +110,33 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX enforcement_journal_feature ON enforcement_journal (feature, state);
     """,
+    # 6 (issue 20): off-site copies as the archive host holds them, apart from the local
+    # catalog: one row per file of this site's there (`uploading` -> `present`, `orphan` for
+    # files the catalog did not upload, `deleting` until the host confirms a removal), and a
+    # log of every upload and removal. Copies recorded as "ok" before are adopted.
+    """
+    CREATE TABLE offsite_copies (
+        name TEXT PRIMARY KEY,
+        backup_id TEXT NOT NULL,
+        taken_at TEXT NOT NULL,
+        size INTEGER,
+        sha256 TEXT,
+        state TEXT NOT NULL,
+        fsynced INTEGER,
+        uploaded_at TEXT,
+        delete_reason TEXT,
+        delete_error TEXT,
+        delete_attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE offsite_log (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        action TEXT NOT NULL,
+        name TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    INSERT INTO offsite_copies (name, backup_id, taken_at, size, sha256, state, uploaded_at)
+        SELECT file, id, started_at, size, sha256, 'present', finished_at FROM backups
+        WHERE status = 'ok' AND offsite = 'ok' AND file IS NOT NULL;
+    """,
 )

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pwd
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import StateError
+from agent.state import integrity
 from agent.state.migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -40,11 +42,16 @@ class StateStore:
         self._conn = conn
 
     @classmethod
-    async def open(cls, path: Path) -> StateStore:
+    async def open(
+        cls, path: Path, *, prior_state: Iterable[Path] = (), recovery: str = integrity.RECOVERY
+    ) -> StateStore:
+        """Open (or create) the store at `path`. `prior_state`: files or folders whose presence
+        shows the agent ran here before, so a missing or empty file is refused, not recreated;
+        `recovery`: the command named in that refusal."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-store")
         loop = asyncio.get_running_loop()
         try:
-            conn = await loop.run_in_executor(executor, _open, path)
+            conn = await loop.run_in_executor(executor, connect, path, tuple(prior_state), recovery)
         except BaseException:
             executor.shutdown(wait=False)
             raise
@@ -153,13 +160,21 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str)
 
 
-def _open(path: Path) -> sqlite3.Connection:
-    """Create the directory (0750) and file (0600), set pragmas, migrate to the newest schema."""
+def connect(
+    path: Path, prior_state: Iterable[Path] = (), recovery: str = integrity.RECOVERY
+) -> sqlite3.Connection:
+    """Create the directory (0750) and file (0600), set pragmas, check the file's integrity,
+    migrate to the newest schema. A missing or empty file where the agent ran before, or a
+    damaged one, is refused (see `agent.state.integrity`)."""
+    integrity.check_present(path, prior_state, recovery)
     try:
         path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        _check_writable(path)
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=True)
+    except PermissionError as exc:
+        raise StateError(_not_writable(path, exc.filename or path.parent)) from exc
     except (OSError, sqlite3.Error) as exc:
         raise StateError(f"{path}: cannot open the state store: {exc}") from exc
     try:
@@ -167,14 +182,44 @@ def _open(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        integrity.quick_check(conn, path, recovery)
         migrate(conn, path)
-    except sqlite3.Error as exc:
+    except sqlite3.OperationalError as exc:
         conn.close()
+        if "unable to open" in str(exc) or "readonly" in str(exc):
+            raise StateError(_not_writable(path, path.parent)) from exc
         raise StateError(f"{path}: cannot prepare the state store: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed", ...
+        conn.close()
+        raise integrity.damaged(path, str(exc), recovery) from exc
     except StateError:
         conn.close()
         raise
     return conn
+
+
+def _check_writable(path: Path) -> None:
+    """SQLite needs to write the file and to create its journal files beside it."""
+    for target in (path.parent, path):
+        wanted = os.W_OK | os.X_OK if target.is_dir() else os.W_OK
+        if target.exists() and not os.access(target, wanted):
+            raise StateError(_not_writable(path, target))
+
+
+def _not_writable(path: Path, where: str | Path) -> str:
+    user = _user()
+    return (
+        f"{where} is not writable by user {user}, and the agent keeps its state store "
+        f"({path.name}) there. Fix: chown -R {user} {path.parent} (as root), or set state.dir "
+        "in the config to a folder this user can write"
+    )
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> int:

@@ -6,7 +6,8 @@ exponential back-off and jitter.
 
 An outbox row is acknowledged (deleted) only after the broker's PUBACK. A connection lost
 mid-flight restarts the drain from the oldest row still stored, so a message may arrive
-twice, always with the same `id`.
+twice, always with the same `id`. An unexpected error ends `run()` after `status` offline
+was published (a clean disconnect suppresses the Last Will).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ log = structlog.get_logger(__name__)
 BATCH = 500  # rows read from the outbox at a time
 
 CommandCallback = Callable[[str, bytes], Awaitable[None]]
+# What a lost or refused connection raises; anything else is a bug, and ends `run()` (the
+# daemon's supervisor logs it and starts the publisher again).
+LINK_ERRORS = (aiomqtt.MqttError, OSError, ssl.SSLError)
 
 
 def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
@@ -74,7 +78,7 @@ class Publisher:
             started = time.monotonic()
             try:
                 await self._session()
-            except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
+            except LINK_ERRORS as exc:
                 if self.connected or self.last_error is None:
                     log.warning(
                         "MQTT connection lost" if self.connected else "MQTT connect failed",
@@ -96,6 +100,9 @@ class Publisher:
         client = self._client
         if client is None or not self.connected:
             return
+        await self._say_offline(client)
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError, OSError):
             await client.publish(
                 f"{self.base}/status", self._status("offline"), qos=1, retain=True, timeout=2
@@ -146,6 +153,12 @@ class Publisher:
             await _until_first_fails(
                 self._pump(client), self._heartbeats(client), self._receive(client)
             )
+        except Exception as exc:
+            if self.connected and not isinstance(exc, LINK_ERRORS):
+                # Broken by a bug, not by the link: the clean DISCONNECT below makes the broker
+                # drop the Last Will, so say offline ourselves first.
+                await self._say_offline(client)
+            raise
         finally:
             with contextlib.suppress(aiomqtt.MqttError, OSError):
                 await asyncio.wait_for(client.__aexit__(None, None, None), 2)

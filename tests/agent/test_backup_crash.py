@@ -43,6 +43,7 @@ KILLS = 22
 def write_config(tmp_path: Path, source: Path, identity: pyrage.x25519.Identity) -> Path:
     identity_file = tmp_path / "identity.txt"
     identity_file.write_text(str(identity) + "\n")
+    identity_file.chmod(0o600)
     backup = f"""
 [backup]
 enabled = true

@@ -4,6 +4,7 @@ backup (the copy's failure is recorded), and retention prunes files with their r
 from __future__ import annotations
 
 import socket
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,10 +12,12 @@ import pyrage
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
+from agent.backup import catalog
 from agent.backup import service as service_module
 from agent.backup.service import BackupService
 from agent.config import load_config
 from agent.state import StateStore
+from agent.state.migrations import MIGRATIONS
 from tests.integration.daemon_harness import write_config
 
 
@@ -111,5 +114,46 @@ async def test_a_failed_backup_is_a_catalog_row_with_the_reason(tmp_path: Path) 
         [row] = await service.list()
         assert row["status"] == "failed" and "not a directory" in row["error"]
         assert row["file"] is None
+    finally:
+        await store.close()
+
+
+async def test_a_mode_only_change_is_a_change(tmp_path: Path) -> None:
+    service, store = await open_service(config(tmp_path))
+    try:
+        assert (await service.backup_now())["changed"] == 1
+        assert (await service.backup_now())["changed"] == 0
+        (tmp_path / "etc" / "pjsip.conf").chmod(0o600)  # same bytes, new mode
+        assert (await service.backup_now())["changed"] == 1, "the manifest records the mode"
+        assert (await service.backup_now())["changed"] == 0
+    finally:
+        await store.close()
+
+
+async def test_copies_recorded_ok_before_the_upgrade_are_adopted(tmp_path: Path) -> None:
+    """A catalog from before the off-site table: its "ok" copies become verified copies."""
+    db = tmp_path / "state" / "state.db"
+    db.parent.mkdir()
+    conn = sqlite3.connect(db)
+    for script in MIGRATIONS[:5]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 5")
+    row = ("20270301T023000000000Z", "2027-03-01T02:30:00+00:00", "x", "ok", "a.age", 5, "ab")
+    conn.execute(
+        "INSERT INTO backups (id, started_at, finished_at, status, file, size, sha256, reason, "
+        "offsite) VALUES (?, ?, ?, ?, ?, ?, ?, 'schedule', 'ok')",
+        row,
+    )
+    conn.commit()
+    conn.close()
+    store = await StateStore.open(db)
+    try:
+        [adopted] = await store.call(catalog.copies)
+        assert (adopted.name, adopted.size, adopted.sha256, adopted.state) == (
+            "a.age",
+            5,
+            "ab",
+            "present",
+        )
     finally:
         await store.close()

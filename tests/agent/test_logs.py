@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from structlog.testing import capture_logs
 from agent.logs import MASK, Redactor, configure_logging
 
 SECRET = "nwT3st-ami-agent-8Kq2"
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("debug", "json", stream=stream, secrets=[SECRET])
-    yield stream
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
 
 
 def test_redactor_masks_values_everywhere_and_secret_looking_keys() -> None:

@@ -81,7 +81,9 @@ class DaemonProcess(subprocess.Popen[str]):
     errors: Any
 
 
-def start_daemon(config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+def start_daemon(
+    config: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> DaemonProcess:
     output = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop_daemon
     errors = tempfile.TemporaryFile("w+")  # noqa: SIM115
     proc = DaemonProcess(
@@ -90,6 +92,7 @@ def start_daemon(config: Path, env: dict[str, str] | None = None) -> DaemonProce
         stderr=errors,
         text=True,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
     proc.output, proc.errors = output, errors
     return proc

@@ -1,5 +1,7 @@
-"""Backups through the daemon: pin the host key, back up over SFTP from a real sshd, list,
-verify, restore; a changed host key fails the backup with the reason in the catalog."""
+"""Backups through the daemon: pin the host keys (the PBX's and the archive host's), back up
+over SFTP from a real sshd to another (the archive host), list, verify, restore; a changed host
+key fails the backup with the reason in the catalog; `backup list` and `diag` show the archive
+host's state and name the cause when it is not healthy."""
 
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ from tests.integration.daemon_harness import (
 from tests.sshd import SshServer
 
 
+def archive_table(server: SshServer) -> str:
+    return ssh_table("backup.offsite", "127.0.0.1", server.port, server.user, server.client_key)
+
+
 def tree(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
@@ -34,7 +40,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 async def test_backup_now_list_verify_restore_over_sftp(
-    ami_simulator: Simulator, sshd: SshServer, tmp_path: Path
+    ami_simulator: Simulator, sshd: SshServer, archive_sshd: SshServer, tmp_path: Path
 ) -> None:
     remote = tmp_path / "pbx" / "etc" / "asterisk"
     (remote / "sub").mkdir(parents=True)
@@ -55,13 +61,17 @@ path = "{remote}"
 recipients = ["{identity.to_public()}"]
 identity_file = "{identity_file}"
 {ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)}
-{ssh_table("backup.offsite", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)}
+{archive_table(archive_sshd)}
 remote_dir = "{archive}"
 """
     config = write_config(tmp_path, ami_simulator.port, extra=extra)
     pinned = await cli("backup", "pin-host-key", "--config", str(config), "--yes")
     assert pinned.returncode == 0, pinned.stderr
     assert "SHA256:" in pinned.stdout
+    pinned = await cli("backup", "pin-host-key", "--offsite", "--config", str(config), "--yes")
+    assert pinned.returncode == 0, pinned.stderr
+    assert f"127.0.0.1:{archive_sshd.port} offers ssh-ed25519 SHA256:" in pinned.stdout
+    assert "pinned the archive host's key" in pinned.stdout
     sock = tmp_path / "state" / "control.sock"
     proc = start_daemon(config)
     try:
@@ -152,3 +162,74 @@ async def test_restore_needs_exactly_one_destination(tmp_path: Path) -> None:
     assert "exactly one of --to DIR and --to-pbx" in both.stderr
     assert "--yes goes with --to-pbx" in yes_alone.stderr
     assert not (tmp_path / "t").exists()
+
+
+async def test_the_archive_host_in_backup_list_and_diag(
+    ami_simulator: Simulator, sshd: SshServer, archive_sshd: SshServer, tmp_path: Path
+) -> None:
+    remote = tmp_path / "pbx" / "etc" / "asterisk"
+    remote.mkdir(parents=True)
+    (remote / "pjsip.conf").write_text("[100]\ntype = endpoint\n")
+    archive = tmp_path / "archive-host" / "site"
+    archive.mkdir(parents=True)
+    extra = f"""
+[backup]
+enabled = true
+source = "sftp"
+path = "{remote}"
+recipients = ["{pyrage.x25519.Identity.generate().to_public()}"]
+{ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)}
+{archive_table(archive_sshd)}
+remote_dir = "{archive}"
+"""
+    config = write_config(tmp_path, ami_simulator.port, extra=extra)
+    await cli("backup", "pin-host-key", "--config", str(config), "--yes")
+
+    async def diag() -> tuple[int, dict[str, dict[str, str]]]:
+        result = await cli("diag", "--config", str(config), "--json")
+        checks = json.loads(result.stdout)["checks"]
+        return result.returncode, {c["name"]: c for c in checks if c["name"].startswith("archive")}
+
+    code, checks = await diag()
+    assert code == 1 and checks["archive-host"]["status"] == "FAIL"
+    assert "is not pinned" in checks["archive-host"]["value"]
+    assert "pbx-agent backup pin-host-key --offsite" in checks["archive-host"]["hint"]
+    await cli("backup", "pin-host-key", "--offsite", "--config", str(config), "--yes")
+    _, checks = await diag()
+    assert [c["status"] for c in checks.values()] == ["PASS", "PASS", "PASS"], checks
+    assert "host key pinned, login ok" in checks["archive-host"]["value"]
+    assert "writable, fsync offered" in checks["archive-write"]["value"]
+    assert "MB free of" in checks["archive-space"]["value"]
+    assert not list(archive.iterdir()), "the write probe leaves nothing behind"
+
+    sock = tmp_path / "state" / "control.sock"
+    proc = start_daemon(config)
+    try:
+        await asyncio.to_thread(wait_for, status_when(sock, lambda r: True), 20, "the daemon")
+        first = await cli("backup", "now", "--config", str(config))
+        assert "off-site copy: ok" in first.stdout, first.stdout + first.stderr
+        listed = await cli("backup", "list", "--config", str(config))
+        header, *rows = listed.stdout.splitlines()
+        assert "OFFSITE" in header.split()
+        assert all("copied" in row.split() for row in rows), listed.stdout
+
+        archive_sshd.stop()
+        second = await cli("backup", "now", "--config", str(config))
+        down = f"the archive host 127.0.0.1:{archive_sshd.port} is down or unreachable"
+        assert f"off-site copy: failed: {down}: connection refused" in second.stdout
+        listed = await cli("backup", "list", "--config", str(config))
+        assert "MISSING" in listed.stdout.splitlines()[-2].split()
+        assert f"off-site MISSING: {down}: connection refused" in listed.stdout
+        code, checks = await diag()
+        assert code == 1 and checks["archive-host"]["status"] == "FAIL"
+        assert "is the archive host up" in checks["archive-host"]["hint"]
+
+        archive_sshd.start("-R")  # back, but the account may not write any more
+        code, checks = await diag()
+        assert checks["archive-host"]["status"] == "PASS"
+        assert checks["archive-write"]["status"] == "FAIL"
+        assert "permission denied on the archive host" in checks["archive-write"]["value"]
+        assert "create, rename and delete" in checks["archive-write"]["hint"]
+    finally:
+        code, _, err = await asyncio.to_thread(stop_daemon, proc)
+    assert code == 0, err

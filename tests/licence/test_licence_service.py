@@ -170,3 +170,17 @@ async def test_a_clock_gone_back_re_enables_nothing(rig: Rig) -> None:
     assert rig.service.state == "lapsed"
     assert not any(rig.told[-1].features.values())
     assert await rig.events("clock_behind")
+
+
+async def test_a_token_issued_beyond_the_clock_skew_is_refused(rig: Rig) -> None:
+    expires = rig.clock.at + timedelta(days=90)
+    rig.server.issue(expires_at=expires, issued_at=rig.clock.at + timedelta(days=365 * 70))
+    await rig.service.refresh()
+    assert rig.service.state == "unknown" and "in the future" in str(rig.service.last_error)
+    rig.server.issue(expires_at=expires, issued_at=rig.clock.at + timedelta(minutes=6))
+    await rig.service.refresh()
+    assert rig.service.state == "unknown", "6 minutes ahead: not issued yet"
+    assert not await rig.events("clock_behind"), "a refused token pins nothing"
+    rig.server.issue(expires_at=expires, issued_at=rig.clock.at + timedelta(minutes=4))
+    await rig.service.refresh()
+    assert rig.service.state == "active", "4 minutes ahead: clocks differ that much"

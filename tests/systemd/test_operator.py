@@ -123,7 +123,12 @@ class Site:
 
 
 def config(
-    sim: Simulator, sshd: SshServer, licence: LicenceServer, identity: str, source: str
+    sim: Simulator,
+    sshd: SshServer,
+    archive: SshServer,
+    licence: LicenceServer,
+    identity: str,
+    source: str,
 ) -> str:
     path = "/etc/asterisk" if source == "local" else str(sim.ctx.config.root)
     return f"""site_id = "{SITE}"
@@ -152,6 +157,8 @@ recipients = ["{identity}"]
 identity_file = "{ETC}/backup-identity.txt"
 
 {ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, Path(ETC) / "backup_ed25519")}
+{ssh_table("backup.offsite", "127.0.0.1", archive.port, archive.user, Path(ETC) / "backup_ed25519")}
+remote_dir = "{archive.workdir / "archive"}"
 {licence.config(lan_subnets='["127.0.0.0/24"]', integration_accounts='["crm"]')}"""
 
 
@@ -196,8 +203,12 @@ def container(tmp_path: Path, ami_simulator: Simulator) -> Container:
 
 @pytest.mark.timeout(1800)
 async def test_operator_section_under_systemd(
-    container: Container, ami_simulator: Simulator, sshd: SshServer
+    container: Container, ami_simulator: Simulator, sshd: SshServer, archive_sshd: SshServer
 ) -> None:
+    # The archive host takes the same key as the PBX (the README installs one key file).
+    (archive_sshd.workdir / "archive").mkdir()
+    with (archive_sshd.workdir / "authorized_keys").open("a") as keys:
+        keys.write(sshd.client_key.with_suffix(".pub").read_text())
     licence = LicenceServer(site_id=SITE).start()
     licence.issue(expires_at=now() + timedelta(days=200))
     try:
@@ -206,7 +217,9 @@ async def test_operator_section_under_systemd(
         except ContainerUnavailable as exc:
             pytest.skip(f"systemd-nspawn cannot boot a container here: {exc}")
         try:
-            await walk_through_the_readme(Site(container), ami_simulator, sshd, licence)
+            await walk_through_the_readme(
+                Site(container), ami_simulator, sshd, archive_sshd, licence
+            )
         finally:
             await asyncio.to_thread(container.stop)
     finally:
@@ -214,12 +227,12 @@ async def test_operator_section_under_systemd(
 
 
 async def walk_through_the_readme(
-    site: Site, sim: Simulator, sshd: SshServer, licence: LicenceServer
+    site: Site, sim: Simulator, sshd: SshServer, archive: SshServer, licence: LicenceServer
 ) -> None:
     pbx = sim.ctx.config.root
     identity = pyrage.x25519.Identity.generate()
-    sftp_config = config(sim, sshd, licence, str(identity.to_public()), "sftp")
-    local_config = config(sim, sshd, licence, str(identity.to_public()), "local")
+    sftp_config = config(sim, sshd, archive, licence, str(identity.to_public()), "sftp")
+    local_config = config(sim, sshd, archive, licence, str(identity.to_public()), "local")
 
     # The site before the agent: an Asterisk host (its group owns /etc/asterisk), a
     # technician's account, and what the operator brought (the backup key and identity).
@@ -255,6 +268,8 @@ async def walk_through_the_readme(
     # Failure 3: pinned as root, readable by the service.
     pinned = await site.op("pbx-agent backup pin-host-key", input="y\n")
     assert "SHA256:" in pinned.stdout and f"{STATE}/known_hosts" in pinned.stdout
+    assert await site.ok(f"stat -c '%U:%G' {STATE}/known_hosts") == "pbx-agent:pbx-agent\n"
+    await site.op("pbx-agent backup pin-host-key --offsite", input="y\n")
     assert await site.ok(f"stat -c '%U:%G' {STATE}/known_hosts") == "pbx-agent:pbx-agent\n"
 
     # -- start: READY, then the day-to-day commands as root and as alice ----------------------
@@ -338,6 +353,16 @@ async def walk_through_the_readme(
     assert (stopped["ActiveState"], stopped["Result"]) == ("inactive", "success"), stopped
     gone = await site.sh("pbx-agent status")
     assert gone.returncode == 1 and "not running" in gone.stderr
+    whole = await site.op("pbx-agent state recover")
+    assert "nothing to recover" in whole.stdout, whole.output
+    await site.ok(f"truncate -s 0 {STATE}/state.db")
+    refused = await site.sh("systemctl start pbx-agent")
+    assert refused.returncode != 0
+    await site.ok("systemctl reset-failed pbx-agent")
+    recovered = await site.op("pbx-agent state recover", input="y\n")
+    assert "new state store" in recovered.stdout, recovered.output
+    await site.op("systemctl start pbx-agent")
+    await site.op("systemctl stop pbx-agent")
     await site.write(f"{ETC}/agent.toml", local_config.replace('driver = "asterisk"',
                                                               'driver = "asterix"'))
     await fails_once(site, exit_status="2")
