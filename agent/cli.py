@@ -66,19 +66,25 @@ def run(config_path: Path, once: bool) -> None:
     Example:
       pbx-agent run --config /etc/pbx-agent/agent.toml
     """
+    import structlog
+
     from agent.config import load_config
     from agent.daemon import Daemon
     from agent.logs import configure_logging
 
+    log = structlog.get_logger("agent.cli")
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
-        _fail(f"config error: {exc}", EXIT_USAGE)
+        configure_logging()  # structured like every later line (the journal gets priority 3)
+        log.error("config error", error=str(exc), file=exc.file, key=exc.key)
+        sys.exit(EXIT_USAGE)
     configure_logging(cfg.logging.level, cfg.logging.format, secrets=cfg.secret_values())
     try:
         code = asyncio.run(Daemon(cfg, once=once).run())
     except AgentError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        log.error("daemon failed", error=str(exc))
+        sys.exit(EXIT_FAILED)
     sys.exit(code)
 
 
@@ -515,7 +521,7 @@ def backup_verify(
     "--to",
     "target",
     type=click.Path(file_okay=False, path_type=Path),
-    help="A new or empty folder.",
+    help="A new or empty folder the service may write (below /var/lib/pbx-agent/restore/).",
 )
 @click.option("--to-pbx", is_flag=True, help="Compare with the PBX's files and show the diff.")
 @click.option("--yes", is_flag=True, help="With --to-pbx: write the added and changed files.")
@@ -529,13 +535,15 @@ def backup_restore(
 ) -> None:
     """Restore a backup's files into a folder, or onto the (replacement) PBX.
 
-    Everything is decrypted and checked first. --to-pbx shows what would change on the PBX
-    and writes nothing; add --yes to write the added and changed files (each replaced
-    atomically). Files that exist only on the PBX are never deleted.
+    Everything is decrypted and checked first. The service writes the files, so --to must be
+    a folder it can reach (not /tmp, /home or /root; installed, below
+    /var/lib/pbx-agent/restore/), or the restore is refused. --to-pbx shows what would change
+    on the PBX and writes nothing; add --yes to write the added and changed files (each
+    replaced atomically). Files that exist only on the PBX are never deleted.
 
     \b
     Examples:
-      pbx-agent backup restore 20261125T023000000000Z --to /tmp/asterisk-restore
+      pbx-agent backup restore 20261125T023000000000Z --to /var/lib/pbx-agent/restore/asterisk
       pbx-agent backup restore 20261125T023000000000Z --to-pbx
       pbx-agent backup restore 20261125T023000000000Z --to-pbx --yes
     """
@@ -544,10 +552,7 @@ def backup_restore(
     if yes and not to_pbx:
         _fail("--yes goes with --to-pbx", EXIT_USAGE)
     if target is not None:
-        result = _ask(
-            config_path, socket_path, "backup-restore", id=backup_id, to=str(target.resolve())
-        )
-        click.echo(f"backup {backup_id}: {result['files']} files restored into {result['to']}")
+        _restore_to(config_path, socket_path, backup_id, target.resolve())
         return
     plan = _ask(config_path, socket_path, "backup-restore-pbx", id=backup_id, apply=False)
     click.echo(render.push_plan(plan))
@@ -560,6 +565,23 @@ def backup_restore(
     done = _ask(config_path, socket_path, "backup-restore-pbx", id=backup_id, apply=True)
     written = len(done["added"]) + len(done["changed"])
     click.echo(f"backup {backup_id}: {written} files written to the PBX")
+
+
+def _restore_to(config_path: Path, socket_path: Path | None, backup_id: str, target: Path) -> None:
+    from agent import restore_target
+
+    try:
+        token, created = restore_target.prepare(target)
+    except AgentError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    try:
+        result = _ask(
+            config_path, socket_path, "backup-restore", id=backup_id, to=str(target), token=token
+        )
+    except BaseException:
+        restore_target.withdraw(target, created)
+        raise
+    click.echo(f"backup {backup_id}: {result['files']} files restored into {result['to']}")
 
 
 @backup.command("pin-host-key")
@@ -580,12 +602,12 @@ def backup_pin_host_key(config_path: Path, offsite: bool, yes: bool) -> None:
       pbx-agent backup pin-host-key --offsite
     """
     from agent.backup.service import archive_settings, pbx_ssh_settings
-    from agent.config import load_config
+    from agent.config.load import load_config_outside_unit
     from drivers.errors import DriverError
     from drivers.sftp_source import fetch_host_key, fingerprint, pin_host_key
 
     try:
-        cfg = load_config(config_path)
+        cfg = load_config_outside_unit(config_path)
     except ConfigError as exc:
         _fail(f"config error: {exc}", EXIT_USAGE)
     if offsite and cfg.backup.offsite is None:
@@ -603,8 +625,13 @@ def backup_pin_host_key(config_path: Path, offsite: bool, yes: bool) -> None:
         f"Is this {settings.role}'s key (check it {check})? Pin it", default=False
     ):
         _fail("not pinned", EXIT_FAILED)
-    pin_host_key(settings.known_hosts, settings.host, settings.port, key)
-    click.echo(f"pinned {settings.role}'s key in {settings.known_hosts}")
+    known_hosts = settings.known_hosts
+    pin_host_key(known_hosts, settings.host, settings.port, key)
+    if os.geteuid() == 0:  # the service reads it: root pins with the folder's owner
+        folder = known_hosts.parent.stat()
+        os.chown(known_hosts, folder.st_uid, folder.st_gid)
+        known_hosts.chmod(0o640)  # host keys are public; the service may read it as the group
+    click.echo(f"pinned {settings.role}'s key in {known_hosts}")
 
 
 @cli.group("config")
@@ -618,14 +645,17 @@ def config_group() -> None:
 def config_check(file: Path, as_json: bool) -> None:
     """Validate a configuration file (exit 0 if valid, 2 if not).
 
+    Secrets are read too: a `*_credential` from $CREDENTIALS_DIRECTORY, or outside the unit
+    from the file of that name beside the config (where the installer keeps it).
+
     \b
     Example:
       pbx-agent config check /etc/pbx-agent/agent.toml
     """
-    from agent.config import load_config
+    from agent.config.load import load_config_outside_unit
 
     try:
-        cfg = load_config(file)
+        cfg = load_config_outside_unit(file)
     except ConfigError as exc:
         if as_json:
             _print_json({"file": str(file), "valid": False, "errors": str(exc).splitlines()})
@@ -659,11 +689,11 @@ def state_recover(config_path: Path, yes: bool) -> None:
       pbx-agent state recover
       systemctl start pbx-agent
     """
-    from agent.config import load_config
+    from agent.config.load import load_config_outside_unit
     from agent.state.recover import describe, diagnose, recover
 
     try:
-        cfg = load_config(config_path)
+        cfg = load_config_outside_unit(config_path)
     except ConfigError as exc:
         _fail(f"config error: {exc}", EXIT_USAGE)
     try:
@@ -689,6 +719,10 @@ def state_recover(config_path: Path, yes: bool) -> None:
         result = recover(path)
     except AgentError as exc:
         _fail(str(exc), EXIT_FAILED)
+    if os.geteuid() == 0:  # the service opens it: run by root, it takes the folder's owner
+        folder = path.parent.stat()
+        for made in path.parent.glob(f"{path.name}*"):
+            os.chown(made, folder.st_uid, folder.st_gid)
     for line in describe(result, path):
         click.echo(line)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from agent import __version__
+from agent import __version__, restore_target
 from agent.backup.service import BackupService
 from agent.config import AgentConfig
 from agent.control import Arg, ControlServer
@@ -55,6 +55,7 @@ CONTROL_ARGS: dict[str, dict[str, Arg]] = {
     "backup-restore": {
         "id": Arg(str, maximum=100, required=True),
         "to": Arg(str, maximum=4096, required=True),
+        "token": Arg(str, maximum=100, required=True),  # restore_target's marker
     },
     "backup-restore-pbx": {"id": Arg(str, maximum=100, required=True), "apply": Arg(bool)},
     "events": {"after": Arg(int, maximum=10**15), "limit": Arg(int, maximum=100_000)},
@@ -365,7 +366,9 @@ class Daemon:
         return await self._backups.verify(str(args["id"]))
 
     async def _backup_restore(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        return await self._backups.restore(str(args["id"]), Path(str(args["to"])))
+        target, allowed = Path(str(args["to"])), self.cfg.state.dir / "restore"
+        await asyncio.to_thread(restore_target.claim, target, str(args.get("token", "")), allowed)
+        return await self._backups.restore(str(args["id"]), target)
 
     async def _backup_restore_pbx(self, args: Mapping[str, Any]) -> dict[str, Any]:
         return await self._backups.restore_to_pbx(str(args["id"]), bool(args.get("apply")))

@@ -1,9 +1,13 @@
 """Structured logging: JSON lines for journald and files, a readable console on a TTY, and a
-redaction processor so that no configured secret value ever reaches a log line."""
+redaction processor so that no configured secret value ever reaches a log line. When stderr is
+the journal (systemd's `$JOURNAL_STREAM`), each line starts with its syslog priority (`<3>`
+for errors...), which journald strips and records, so `journalctl -p warning` works."""
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -98,9 +102,10 @@ def configure_logging(
             _redactor,
             structlog.dev.ConsoleRenderer(colors=out.isatty()),
         ]
+    formatter_class = JournalFormatter if is_journal(out) else structlog.stdlib.ProcessorFormatter
     handler = logging.StreamHandler(out)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+        formatter_class(
             foreign_pre_chain=shared,
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
         )
@@ -121,6 +126,41 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def is_journal(stream: TextIO) -> bool:
+    """Whether `stream` is the journal: systemd sets `$JOURNAL_STREAM` to the device and inode
+    of the stream it connected to stdout/stderr (systemd.exec(5))."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = expected.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return (info.st_dev, info.st_ino) == (int(device), int(inode))
+
+
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority journald records for a Python log level."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+class JournalFormatter(structlog.stdlib.ProcessorFormatter):
+    """Prefixes every line of a record with `<N>`, its syslog priority (sd-daemon(3))."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
 
 
 def _scrub_exc_info(logger: WrappedLogger, name: str, event: EventDict) -> EventDict:

@@ -4,6 +4,7 @@ what was expected; relative paths resolve against the config file's directory.""
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,7 +51,11 @@ INLINE_SECRETS = {
 PBX_SECRET_INSTEAD = "secret_file (mode 0600) or secret_credential (systemd LoadCredential=)"
 
 
-def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
+def load_config(
+    path: Path, *, environ: Mapping[str, str] | None = None, read_secrets: bool = True
+) -> AgentConfig:
+    """The validated config in `path`, its secrets read (`read_secrets=False` leaves them None:
+    for `diag` run by an account that may not read them)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
@@ -89,6 +94,8 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
         ]
     if errors or cls is None or cfg is None:
         raise ConfigError("\n".join(errors) or f"{path}: pbx: invalid", file=str(path)) from None
+    if not read_secrets:
+        return cfg.model_copy(update={"source": path.resolve()})
     pbx_settings = _with_secret(cfg.pbx.settings, cls.settings_table, path, environ)
     pbx = cfg.pbx.model_copy(update={"settings": pbx_settings})
     if cfg.backup.identity_file is not None:
@@ -98,6 +105,24 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Agen
         password = read_secret_file(mqtt.password_file, config=path, key="mqtt.password_file")
         mqtt = mqtt.model_copy(update={"password": SecretStr(password)})
     return cfg.model_copy(update={"pbx": pbx, "mqtt": mqtt, "source": path.resolve()})
+
+
+def load_config_outside_unit(path: Path, *, read_secrets: bool = True) -> AgentConfig:
+    """The config as a command run by hand (`config check`, `diag`, `backup pin-host-key`)
+    loads it. Outside the unit there is no `$CREDENTIALS_DIRECTORY`; the installer keeps the
+    files that the unit's `LoadCredential=` hands to the service beside the config, so a
+    `*_credential` secret is read from the config's folder then."""
+    env = {**os.environ, "CREDENTIALS_DIRECTORY": str(_credentials_dir(path))}
+    return load_config(path, environ=env, read_secrets=read_secrets)
+
+
+def credential_path(name: str, config: Path) -> Path:
+    """The file `load_config_outside_unit` reads the credential `name` from."""
+    return _credentials_dir(config) / name
+
+
+def _credentials_dir(config: Path) -> Path:
+    return Path(os.environ.get("CREDENTIALS_DIRECTORY") or Path(config).resolve().parent)
 
 
 def _inline_secret_keys(
@@ -230,4 +255,4 @@ def _known_keys(loc: list[str], root: type[BaseModel]) -> list[str]:
     return [name for name in model.model_fields if name not in hidden]
 
 
-__all__ = ["load_config"]
+__all__ = ["credential_path", "load_config", "load_config_outside_unit"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +61,13 @@ def read_credential(name: str, *, config: Path, key: str, environ: Mapping[str, 
 def _read(path: Path, where: str, *, config: Path, key: str) -> str:
     try:
         text = path.read_text(encoding="utf-8")
+    except PermissionError as exc:
+        raise ConfigError(
+            f"{where}: {path} may not be read by user {user_name()} (a secret is readable by root "
+            "and the service only: run this as root)",
+            file=str(config),
+            key=key,
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read {path}: {exc}", file=str(config), key=key) from exc
     if text.endswith("\n"):
@@ -69,6 +77,14 @@ def _read(path: Path, where: str, *, config: Path, key: str) -> str:
     if not text:
         raise ConfigError(f"{where}: secret in {path} is empty", file=str(config), key=key)
     return text
+
+
+def user_name() -> str:
+    """The name of the account this process runs as."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def read_age_identity(path: Path, *, config: Path, key: str) -> None:

@@ -3,7 +3,9 @@ measured and a hint saying what to do. Checks talk to the real things (the PBX's
 the broker, the licence server, the daemon) with short timeouts; none changes anything.
 
 Run outside systemd, `secret_credential` secrets are read from the config file's folder, where
-the installer keeps the files that `LoadCredential=` hands to the service.
+the installer keeps the files that `LoadCredential=` hands to the service. Run by a technician
+in group pbx-agent, who may not read the service's secrets and keys, a check that needs them is
+a WARN saying so, never a FAIL: nothing is known to be wrong.
 """
 
 from __future__ import annotations
@@ -12,21 +14,26 @@ import asyncio
 import datetime as dt
 import email.utils
 import os
+import pwd
 import shutil
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.config import AgentConfig, load_config
+from agent.backup.service import BackupService
+from agent.config import AgentConfig
+from agent.config.load import credential_path, load_config_outside_unit
+from agent.config.secrets import user_name
 from agent.errors import AgentError, ConfigError
 
 if TYPE_CHECKING:
     from drivers.sftp_source import RemoteSpace
 
 TIMEOUT = 10.0
+AS_ROOT = "run pbx-agent diag as root to check it too"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,41 +59,83 @@ def _fail(name: str, value: str, hint: str) -> Check:
     return Check(name, "FAIL", value, hint)
 
 
-def load_for_diag(path: Path) -> AgentConfig:
-    env = dict(os.environ)
-    env.setdefault("CREDENTIALS_DIRECTORY", str(path.resolve().parent))
-    return load_config(path, environ=env)
-
-
 async def run_checks(path: Path, socket: Path | None = None) -> list[Check]:
     try:
-        cfg = await asyncio.to_thread(load_for_diag, path)
+        cfg = await asyncio.to_thread(load_config_outside_unit, path)
+        checks: list[Check] = [_pass("config", f"{path} is valid")]
     except ConfigError as exc:
         first = str(exc).splitlines()[0]
-        hint = (
-            "chmod 600 the secret file named above"
-            if "mode" in first
-            else f"fix the key named above; then pbx-agent config check {path}"
-        )
-        return [_fail("config", first, hint), *await asyncio.to_thread(_permissions, path, None)]
-    checks: list[Check] = [_pass("config", f"{path} is valid")]
-    steps: list[tuple[str, Callable[[], Awaitable[list[Check]]]]] = [
-        (f"pbx-{cfg.pbx.table}", lambda: _pbx(cfg)),
-        ("pbx-ssh", lambda: _ssh(cfg)),
-        ("archive-host", lambda: asyncio.to_thread(_archive, cfg)),
-        ("mqtt-broker", lambda: _broker(cfg)),
-        ("licence", lambda: _licence(cfg)),
-        ("certificates", lambda: asyncio.to_thread(_certificates, cfg)),
-        ("disk", lambda: asyncio.to_thread(_disk, cfg)),
-        ("permissions", lambda: asyncio.to_thread(_permissions, path, cfg)),
-        ("daemon", lambda: _daemon(cfg, socket)),
+        try:  # a secret this account may not read: check everything else
+            if not isinstance(exc.__cause__, PermissionError):
+                raise
+            cfg = await asyncio.to_thread(load_config_outside_unit, path, read_secrets=False)
+        except ConfigError:
+            hint = (
+                "chmod 600 the secret file named above"
+                if "mode" in first
+                else f"fix the key named above; then pbx-agent config check {path}"
+            )
+            return [
+                _fail("config", first, hint),
+                *await asyncio.to_thread(_permissions, path, None),
+            ]
+        checks = [_warn("config", f"{path} is valid; {first.split(': ', 2)[-1]}", AS_ROOT)]
+    pbx, mqtt, tls = cfg.pbx.settings, cfg.mqtt, cfg.mqtt.tls
+    pbx_secret = pbx.secret_file or credential_path(pbx.secret_credential or "", path)
+    tls_files: list[Path | None] = []
+    if mqtt.enabled and tls is not None:
+        tls_files = [tls.ca_file, tls.cert_file, tls.key_file]
+    ssh_files: list[Path | None] = []
+    if cfg.backup.ssh is not None:
+        ssh_files = [cfg.backup.ssh.key_file, BackupService.known_hosts_path(cfg)]
+    archive_files: list[Path | None] = []
+    if cfg.backup.offsite is not None:
+        from agent.backup.service import archive_settings
+
+        archive = archive_settings(cfg)
+        archive_files = [archive.key_file, archive.known_hosts]
+    steps: list[tuple[str, list[Path | None], Callable[[], Awaitable[list[Check]]]]] = [
+        (f"pbx-{cfg.pbx.table}", [pbx_secret], lambda: _pbx(cfg)),
+        ("pbx-ssh", ssh_files, lambda: _ssh(cfg)),
+        ("archive-host", archive_files, lambda: asyncio.to_thread(_archive, cfg)),
+        ("mqtt-broker", [mqtt.password_file, *tls_files], lambda: _broker(cfg)),
+        ("licence", [cfg.licence.ca_file], lambda: _licence(cfg)),
+        ("certificates", tls_files[:2], lambda: asyncio.to_thread(_certificates, cfg)),
+        ("disk", [], lambda: asyncio.to_thread(_disk, cfg)),
+        ("permissions", [], lambda: asyncio.to_thread(_permissions, path, cfg)),
+        ("daemon", [], lambda: _daemon(cfg, socket)),
     ]
-    for name, step in steps:
+    for name, needs, step in steps:
+        unreadable = cannot_read(needs)
+        if unreadable:
+            names = ", ".join(str(p) for p in unreadable)
+            value = f"not checked: user {user_name()} may not read {names}"
+            checks.append(_warn(name, value, AS_ROOT))
+            continue
         try:
             checks += await asyncio.wait_for(step(), TIMEOUT * 2)
         except TimeoutError:
             checks.append(_fail(name, f"no answer within {TIMEOUT * 2:g} s", "see the logs"))
     return checks
+
+
+def cannot_read(paths: Iterable[Path | None]) -> list[Path]:
+    """The files among `paths` that this account may not read. A missing file is left to the
+    check that needs it, which says so."""
+    unreadable = []
+    for path in paths:
+        if path is None or os.geteuid() == 0:
+            continue
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            continue
+        except OSError:  # a folder on the way may not be searched
+            unreadable.append(path)
+            continue
+        if not os.access(path, os.R_OK):
+            unreadable.append(path)
+    return unreadable
 
 
 # -- the PBX -------------------------------------------------------------------------------
@@ -101,6 +150,8 @@ async def _pbx(cfg: AgentConfig) -> list[Check]:
     name = f"pbx-{cfg.pbx.table}"
     settings = cfg.pbx.settings
     cls = driver_class(cfg.pbx.driver)
+    if settings.secret is None:
+        return [_warn(name, f"{settings.address}: not checked: its secret was not read", AS_ROOT)]
     driver = cls.from_settings(settings)
     try:
         started = time.monotonic()
@@ -241,6 +292,8 @@ async def _broker(cfg: AgentConfig) -> list[Check]:
     if not mqtt.enabled:
         return [_pass("mqtt-broker", "not configured ([mqtt] enabled = false)")]
     where = f"{mqtt.host}:{mqtt.effective_port}"
+    if mqtt.password_file is not None and mqtt.password is None:
+        return [_warn("mqtt-broker", f"{where}: not checked: its password was not read", AS_ROOT)]
     try:
         client = aiomqtt.Client(
             mqtt.host,
@@ -375,7 +428,43 @@ def _permissions(path: Path, cfg: AgentConfig | None) -> list[Check]:
             problems.append(f"{secret} is readable by others (chmod 600)")
     if problems:
         return [_fail("permissions", "; ".join(problems), "tighten the modes named")]
+    if cfg is not None and cfg.state.dir.exists():
+        hidden = _hidden_from_service(cfg)
+        if hidden:
+            return [_fail("permissions", "; ".join(hidden), "give the files named to the service")]
     return [_pass("permissions", "config, secrets and state are private")]
+
+
+def _hidden_from_service(cfg: AgentConfig) -> list[str]:
+    """The files the service opens itself that its account (the state folder's owner) may not
+    read, e.g. a known_hosts pinned by root with the wrong owner."""
+    state = cfg.state.dir.stat()
+    try:
+        user = pwd.getpwuid(state.st_uid).pw_name
+        groups = set(os.getgrouplist(user, state.st_gid))
+    except KeyError:
+        user, groups = str(state.st_uid), {state.st_gid}
+    files = [cfg.pbx.ami.secret_file, cfg.mqtt.password_file, cfg.backup.identity_file]
+    if cfg.mqtt.enabled and cfg.mqtt.tls:
+        files += [cfg.mqtt.tls.ca_file, cfg.mqtt.tls.cert_file, cfg.mqtt.tls.key_file]
+    for ssh in (cfg.backup.ssh, cfg.backup.offsite):
+        if ssh is not None:
+            files += [ssh.key_file, ssh.known_hosts or cfg.state.dir / "known_hosts"]
+    hidden = []
+    for path in dict.fromkeys(f for f in files if f is not None):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        mode = info.st_mode
+        if not (
+            state.st_uid == 0
+            or (info.st_uid == state.st_uid and mode & stat.S_IRUSR)
+            or (info.st_gid in groups and mode & stat.S_IRGRP)
+            or mode & stat.S_IROTH
+        ):
+            hidden.append(f"{path} cannot be read by the service (chown {user}: {path})")
+    return hidden
 
 
 async def _daemon(cfg: AgentConfig, socket: Path | None) -> list[Check]:

@@ -1,6 +1,7 @@
 """scripts/install and scripts/uninstall into a staging root: the files, modes and owners they
 lay down, an upgrade that keeps a changed config and the state, and an uninstall that keeps
-config and state unless --purge."""
+config and state unless --purge (which also removes the user and group). The same scripts on a
+real system under systemd: tests/systemd/test_operator.py."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def service_ids(root: Path) -> tuple[int, int] | None:
     return None
 
 
+@pytest.mark.timeout(600)  # two pip installs into a fresh venv; slow on a loaded machine
 def test_staged_install_upgrade_and_uninstall(tmp_path: Path) -> None:
     root = tmp_path / "root"
     first = run("install", "--root", str(root))
@@ -50,6 +52,10 @@ def test_staged_install_upgrade_and_uninstall(tmp_path: Path) -> None:
     assert mode(unit) == 0o644
     version = subprocess.run([str(program), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and "pbx-agent" in version.stdout
+    on_path = root / "usr" / "local" / "bin" / "pbx-agent"
+    completion = root / "usr" / "share" / "bash-completion" / "completions" / "pbx-agent"
+    assert os.readlink(on_path) == "/opt/pbx-agent/venv/bin/pbx-agent"
+    assert "_PBX_AGENT_COMPLETE" in completion.read_text()
     if os.geteuid() == 0:
         ids = service_ids(root)
         assert ids is not None, "the pbx-agent user exists in the staging root"
@@ -84,12 +90,17 @@ def test_staged_install_upgrade_and_uninstall(tmp_path: Path) -> None:
     removed = run("uninstall", "--root", str(root))
     assert removed.returncode == 0, removed.stderr
     assert not unit.exists() and not (root / "opt" / "pbx-agent").exists()
+    assert not on_path.is_symlink() and not completion.exists()
     assert (etc / "agent.toml").read_text() == changed
     assert (state / "state.db").exists()
 
     purged = run("uninstall", "--root", str(root), "--purge")
     assert purged.returncode == 0, purged.stderr
     assert not etc.exists() and not state.exists()
+    if os.geteuid() == 0:
+        assert service_ids(root) is None, "--purge removes the user"
+        groups = (root / "etc" / "group").read_text().splitlines()
+        assert not [g for g in groups if g.startswith("pbx-agent:")], "and the group"
 
 
 @pytest.mark.parametrize("args", [["--bogus"], ["--prefix", "relative/path", "--root", "x"]])
