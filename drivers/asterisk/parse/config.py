@@ -92,6 +92,53 @@ def parse_aors(sections: Sequence[Section]) -> tuple[Aor, ...]:
     return tuple(sorted(aors, key=lambda a: a.name))
 
 
+# Options whose every line counts (Asterisk applies them in order) rather than the last one.
+ACCUMULATING = frozenset(
+    {"allow", "disallow", "set_var", "deny", "permit", "contact_deny", "contact_permit", "match"}
+)
+# Never kept, whatever file they appear in (GetConfig returns them in plain text, fact 10).
+SECRETS = frozenset({"password", "secret", "md5secret", "md5_cred", "dbsecret", "oauth_secret"})
+
+
+def effective_options(section: Section) -> tuple[tuple[str, str], ...]:
+    """The options as Asterisk applies them: GetConfig lists inherited options first and
+    `(+)` additions last (facts 12, 21), so the last value of an option wins; options that
+    accumulate keep every value, in order. Secrets are dropped."""
+    last: dict[str, str] = {}
+    order: list[str] = []
+    accumulated: list[tuple[str, str]] = []
+    for key, value in section.options:
+        if key in SECRETS:
+            continue
+        if key in ACCUMULATING:
+            accumulated.append((key, value))
+            continue
+        if key not in last:
+            order.append(key)
+        last[key] = value
+    return tuple((key, last[key]) for key in order) + tuple(accumulated)
+
+
+def endpoint_from_section(
+    section: Section, *, identify: bool = False, registration: bool = False
+) -> Endpoint:
+    name, number = parse_callerid(section.get("callerid"))
+    return Endpoint(
+        name=section.name,
+        technology="PJSIP",
+        callerid_name=name,
+        callerid_number=number,
+        context=section.get("context"),
+        aors=split_list(section.get("aors")),
+        mailboxes=split_list(section.get("mailboxes")),
+        inbound_auth=bool(split_list(section.get("auth"))),
+        outbound_auth=bool(split_list(section.get("outbound_auth"))),
+        identify=identify,
+        outbound_registration=registration,
+        options=effective_options(section),
+    )
+
+
 def parse_endpoints(
     endpoints: Sequence[Section],
     identifies: Sequence[Section] = (),
@@ -101,22 +148,12 @@ def parse_endpoints(
     sections mark the endpoints they point at as trunks' pieces."""
     identified = {s.get("endpoint") for s in identifies}
     registered = {s.get("endpoint") for s in registrations}
-    result = []
-    for section in endpoints:
-        name, number = parse_callerid(section.get("callerid"))
-        result.append(
-            Endpoint(
-                name=section.name,
-                technology="PJSIP",
-                callerid_name=name,
-                callerid_number=number,
-                context=section.get("context"),
-                aors=split_list(section.get("aors")),
-                mailboxes=split_list(section.get("mailboxes")),
-                inbound_auth=bool(split_list(section.get("auth"))),
-                outbound_auth=bool(split_list(section.get("outbound_auth"))),
-                identify=section.name in identified,
-                outbound_registration=section.name in registered,
-            )
+    result = [
+        endpoint_from_section(
+            section,
+            identify=section.name in identified,
+            registration=section.name in registered,
         )
+        for section in endpoints
+    ]
     return tuple(sorted(result, key=lambda e: e.name))
