@@ -7,6 +7,7 @@ then its own, so the last value of an option is the effective one.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,18 +38,25 @@ class Section:
 
 
 def parse_get_config(message: wire.Message) -> list[Section]:
-    """The sections of one GetConfig response, in order. Values are kept as sent."""
+    """The sections of one GetConfig response, in order. Values are kept as sent.
+
+    An option line that many sections share (``context=from-internal``) becomes one tuple
+    shared by all of them: an office of 10,000 endpoints repeats most of its options."""
     names: dict[str, str] = {}
     lines: dict[str, list[tuple[str, str]]] = {}
+    shared: dict[str, tuple[str, str]] = {}
     for key, value in message:
         if match := _CATEGORY.match(key):
             names[match.group(1)] = value
             lines.setdefault(match.group(1), [])
         elif match := _LINE.match(key):
-            option, sep, option_value = value.partition("=")
-            if not sep:
-                raise ParseError(f"GetConfig: line {key} has no '=': {value[:80]!r}")
-            lines.setdefault(match.group(1), []).append((option.strip(), option_value.strip()))
+            pair = shared.get(value)
+            if pair is None:
+                option, sep, option_value = value.partition("=")
+                if not sep:
+                    raise ParseError(f"GetConfig: line {key} has no '=': {value[:80]!r}")
+                pair = shared[value] = (sys.intern(option.strip()), option_value.strip())
+            lines.setdefault(match.group(1), []).append(pair)
     missing = set(lines) - set(names)
     if missing:
         raise ParseError(f"GetConfig: lines for unnamed categories {sorted(missing)[:3]}")
@@ -104,19 +112,18 @@ def effective_options(section: Section) -> tuple[tuple[str, str], ...]:
     """The options as Asterisk applies them: GetConfig lists inherited options first and
     `(+)` additions last (facts 12, 21), so the last value of an option wins; options that
     accumulate keep every value, in order. Secrets are dropped."""
-    last: dict[str, str] = {}
-    order: list[str] = []
+    last: dict[str, tuple[str, str]] = {}
     accumulated: list[tuple[str, str]] = []
-    for key, value in section.options:
+    for pair in section.options:
+        key = pair[0]
         if key in SECRETS:
             continue
         if key in ACCUMULATING:
-            accumulated.append((key, value))
-            continue
-        if key not in last:
-            order.append(key)
-        last[key] = value
-    return tuple((key, last[key]) for key in order) + tuple(accumulated)
+            accumulated.append(pair)
+        else:
+            last.pop(key, None)  # an overridden option moves to where its last value stands
+            last[key] = pair
+    return (*last.values(), *accumulated)
 
 
 def endpoint_from_section(

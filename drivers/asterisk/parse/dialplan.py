@@ -30,8 +30,11 @@ IVR_APPS = {"background", "waitexten", "read"}
 INBOUND_CONTEXTS = frozenset(
     {"from-trunk", "from-pstn", "from-did-direct", "ext-did", "ext-did-0001", "ext-did-0002"}
 )
-# chan_iax2 / chan_sip dial strings: `IAX2/peer`, `IAX2/peer/number`, `SIP/number@peer`.
-_PEER_DIAL = re.compile(r"\b(IAX2|SIP)/([^&,()\s/@$]+)(@[^&,()\s/$]+)?(/[^&,()\s]*)?", re.I)
+# chan_iax2 / chan_sip dial strings: `IAX2/peer` (a device), `IAX2/peer/number` and
+# `SIP/number@peer` (a number dialled through the peer: an outbound route).
+_AS_DEVICE = re.compile(r"\b(IAX2|SIP)/([^&,()\s/@$]+)(?=[&,()\s]|$)", re.I)
+_THROUGH = re.compile(r"\b(IAX2|SIP)/([^&,()\s/@$]+)/[^&,()\s]+", re.I)
+_AT_PEER = re.compile(r"\b(IAX2|SIP)/[^&,()\s@/]+@([^&,()\s/$]+)", re.I)
 
 
 def _steps(messages: Iterable[wire.Message]) -> Iterable[tuple[str, str, str, str, str]]:
@@ -146,13 +149,9 @@ def parse_peer_dials(messages: Sequence[wire.Message]) -> dict[tuple[str, str], 
     found: dict[tuple[str, str], PeerDials] = defaultdict(PeerDials)
     for _, exten, _, app, data in _steps(messages):
         text = data if data else app
-        for match in _PEER_DIAL.finditer(text):
-            technology, name, at_peer, number = match.groups()
-            technology = technology.upper()
-            if at_peer:  # SIP/number@peer
-                found[(technology, at_peer[1:])].with_number = True
-            elif number and len(number) > 1:
-                found[(technology, name)].with_number = True
-            else:
-                found[(technology, name)].extensions.add(exten)
+        for match in _AS_DEVICE.finditer(text):
+            found[(match.group(1).upper(), match.group(2))].extensions.add(exten)
+        for pattern in (_THROUGH, _AT_PEER):
+            for match in pattern.finditer(text):
+                found[(match.group(1).upper(), match.group(2))].with_number = True
     return dict(found)

@@ -28,8 +28,10 @@ DETAIL_FIELDS = frozenset(
         "auth",
         "outboundauth",
         "maxcontacts",
-        "contacts",
         "endpointname",
+        "aor",
+        "uri",
+        "id",
     }
 )
 
@@ -68,18 +70,19 @@ def parse_endpoint_detail(messages: Sequence[wire.Message]) -> tuple[Endpoint, t
         raise ParseError("PJSIPShowEndpoint: no EndpointDetail")
     name = wire.get(detail, "ObjectName") or ""
     callerid_name, number = parse_callerid(wire.get(detail, "Callerid"))
+    static: dict[str, list[str]] = {}
+    for m in events(messages, "ContactStatusDetail"):
+        if "@@" in (wire.get(m, "ID") or ""):  # configured, not registered (fact 13: `;@`)
+            static.setdefault(wire.get(m, "AOR") or "", []).append(wire.get(m, "URI") or "")
     aors = []
     for m in events(messages, "AorDetail"):
         raw = (wire.get(m, "MaxContacts") or "0").strip()
+        aor = wire.get(m, "ObjectName") or ""
         aors.append(
             Aor(
-                name=wire.get(m, "ObjectName") or "",
+                name=aor,
                 max_contacts=int(raw) if raw.isdigit() else 0,
-                static_contacts=tuple(
-                    c.partition("/")[2] or c
-                    for c in split_list(wire.get(m, "Contacts"))
-                    if ";@" not in c  # a registered contact, not a configured one (fact 13)
-                ),
+                static_contacts=tuple(static.get(aor, ())),
                 mailboxes=split_list(wire.get(m, "Mailboxes")),
             )
         )
