@@ -111,6 +111,23 @@ def test_a_plus_addition_is_the_effective_last_option() -> None:
     options = dict(effective_options(endpoint))
     assert options["rtp_keepalive"] == "15", "fact 21: [104](+type=endpoint) merged last"
     assert options["context"] == "from-internal"
+    answer = messages("fp_pjsip_show_endpoint_104_plus_section", CAPTURE2)
+    detail = next(dict(m) for m in answer if wire.get(m, "Event") == "EndpointDetail")
+    assert detail["RtpKeepalive"] == options["rtp_keepalive"], "the value Asterisk applies"
+    assert detail["DeviceStateBusyAt"] == options["device_state_busy_at"]
+
+
+def test_the_endpoint_filter_reads_across_the_include_files() -> None:
+    """Fact 20: `Filter: type=endpoint` finds the endpoints of every included file, so the
+    file view of the FreePBX office matches its live list and nothing is reported."""
+    sections = parse_get_config(
+        messages("fp_get_config_pjsip_filter_type_endpoint", CAPTURE2)[0]
+    )
+    configured = parse_endpoints(sections)
+    live = parse_live_endpoints(messages("fp_pjsip_show_endpoints", CAPTURE2))
+    result = reconcile(live, configured)
+    assert len(result.endpoints) == 16 and result.only_live == ()
+    assert result.warnings == ()
 
 
 def test_effective_options_keep_accumulating_ones_and_drop_secrets() -> None:
