@@ -109,18 +109,20 @@ class _Counter:
             return "AOR max_contacts=0: cannot register"
         return None
 
-    def _app_named(self, endpoint: Endpoint) -> bool:
-        """The endpoint's name fits an app naming pattern (`{ext}-app`, `app{ext}`, ...)."""
+    def _app_stems(self, endpoint: Endpoint) -> list[str]:
+        """The extension each app naming pattern (`{ext}-app`, `app{ext}`, ...) that the
+        endpoint's name fits reads out of it."""
+        stems = []
+        name = endpoint.name
         for pattern in self.config.app_patterns:
             prefix, _, suffix = pattern.partition("{ext}")
-            name = endpoint.name
             if (
                 name.startswith(prefix)
                 and name.endswith(suffix)
                 and len(name) > len(prefix + suffix)
             ):
-                return True
-        return False
+                stems.append(name[len(prefix) : len(name) - len(suffix)])
+        return stems
 
     def _role(self, endpoint: Endpoint) -> str:
         """`app` for an endpoint whose registered devices are all apps (or, with none
@@ -131,7 +133,7 @@ class _Counter:
         kinds = {self._device_kind(endpoint, c) for c in self._devices(endpoint)}
         if kinds:
             return "app" if kinds == {DeviceKind.APP} else "phone"
-        return "app" if self._app_named(endpoint) else "phone"
+        return "app" if self._app_stems(endpoint) else "phone"
 
     # -- linking ---------------------------------------------------------------------------
 
@@ -161,17 +163,9 @@ class _Counter:
         sharing = {n for aor in endpoint.aors for n in self.by_aor.get(aor, ())}
         for other in sorted((sharing & primaries) - {endpoint.name}):
             found.append(("same_aor", other))
-        for pattern in self.config.app_patterns:
-            prefix, _, suffix = pattern.partition("{ext}")
-            name = endpoint.name
-            if (
-                name.startswith(prefix)
-                and name.endswith(suffix)
-                and len(name) > len(prefix + suffix)
-            ):
-                ext = name[len(prefix) : len(name) - len(suffix)]
-                if ext in primaries and ext != name:
-                    found.append(("app_name_pattern", ext))
+        for ext in self._app_stems(endpoint):
+            if ext in primaries and ext != endpoint.name:
+                found.append(("app_name_pattern", ext))
         number = endpoint.callerid_number
         if number and number != endpoint.name:
             owners = ({number} | set(self.by_number.get(number, ()))) & primaries

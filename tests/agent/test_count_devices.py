@@ -3,40 +3,13 @@ physical device as the primary, and a seat whose devices are all apps is an app 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from agent.config.schema import CountingConfig
-from agent.counting.model import CountReport
-from agent.counting.rules import History, count
-from drivers.asterisk.driver import AsteriskDriver
-from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.sim.live import Contact
 from drivers.asterisk.simulator import Simulator
-from tests.conftest import AGENT_SECRET
+from tests.agent.counting_office import count_now, extension, inventory_of
 
-APP_ONLY_USER = """
-[301](tpl-endpoint-phone)
-callerid = "Remote Rita" <301>
-auth = 301
-aors = 301
-[301](tpl-auth)
-username = 301
-password = nwT3st-301-Ap1
-[301](tpl-aor-phone)
-"""
-
-
-async def report_of(simulator: Simulator) -> CountReport:
-    driver = AsteriskDriver(AmiSettings("127.0.0.1", simulator.port, "agent", AGENT_SECRET))
-    await driver.connect()
-    try:
-        inventory = await driver.inventory()
-    finally:
-        await driver.close()
-    now = datetime.now(UTC)
-    return count(inventory, CountingConfig(), History(now, {}), site_id="t", now=now)
+APP_ONLY_USER = extension("301", "Remote Rita", "nwT3st-301-Ap1")
 
 
 @pytest.mark.parametrize(
@@ -56,7 +29,7 @@ async def test_on_a_shared_aor_the_desk_phone_is_primary(
         Contact(aor="101", uri=f"sip:101@{app}:52144", user_agent="Zoiper rv2.10.20.2"),
         Contact(aor="101", uri=f"sip:101@{desk}:5060", user_agent="Yealink SIP-T46S 66.86.0.15"),
     ]
-    report = await report_of(ami_simulator)
+    report = count_now(await inventory_of(ami_simulator))
     seat = {s.extension: s for s in report.seats}["101"]
     assert [(d.kind, d.rule, d.source) for d in seat.devices] == [
         ("desk_phone", "extension", f"{desk}:5060"),
@@ -71,7 +44,7 @@ async def test_two_apps_on_one_aor_are_ordered_by_address(ami_simulator: Simulat
         Contact(aor="101", uri="sip:101@127.0.1.113:5060", user_agent="Z 5.6.6 v2.10.20.5"),
         Contact(aor="101", uri="sip:101@127.0.1.13:5060", user_agent="Zoiper rv2.10.20.2"),
     ]
-    seat = {s.extension: s for s in (await report_of(ami_simulator)).seats}["101"]
+    seat = {s.extension: s for s in (count_now(await inventory_of(ami_simulator))).seats}["101"]
     assert [d.source for d in seat.devices] == ["127.0.1.13:5060", "127.0.1.113:5060"]
 
 
@@ -82,7 +55,7 @@ async def test_a_user_with_only_the_zoiper_5_app_is_an_app_seat(ami_simulator: S
     ami_simulator.ctx.live.contacts.append(
         Contact(aor="301", uri="sip:301@127.0.0.40:49000", user_agent="Z 5.6.6 v2.10.20.5")
     )
-    report = await report_of(ami_simulator)
+    report = count_now(await inventory_of(ami_simulator))
     seat = {s.extension: s for s in report.seats}["301"]
     assert report.billable == 12, "an app-only user is a user"
     assert seat.kind == "app" and seat.devices[0].kind == "app"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,24 +12,17 @@ from agent.config.schema import CountingConfig, EndpointOverride
 from agent.counting.explain import explain
 from agent.counting.model import CountReport
 from agent.counting.rules import History, count
-from drivers.asterisk.driver import AsteriskDriver
-from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.simulator import Simulator
 from drivers.models import Inventory
-from tests.conftest import AGENT_SECRET
+from tests.agent.counting_office import inventory_of
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FRESH = History(observing_since=NOW, last_registered={})
 
 
 @pytest.fixture
-async def inventory(ami_simulator: Simulator) -> AsyncIterator[Inventory]:
-    driver = AsteriskDriver(AmiSettings("127.0.0.1", ami_simulator.port, "agent", AGENT_SECRET))
-    await driver.connect()
-    try:
-        yield await driver.inventory()
-    finally:
-        await driver.close()
+async def inventory(ami_simulator: Simulator) -> Inventory:
+    return await inventory_of(ami_simulator)
 
 
 def run(

@@ -4,42 +4,12 @@ with both views, and the live PBX is what counts (through the simulator over TCP
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
-from agent.config.schema import CountingConfig
-from agent.counting.model import CountReport
-from agent.counting.rules import History, count
-from drivers.asterisk.driver import AsteriskDriver
-from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.sim.live import Contact
 from drivers.asterisk.simulator import Simulator
-from drivers.models import Inventory
-from tests.conftest import AGENT_SECRET
+from tests.agent.counting_office import count_now, extension, inventory_of
 
-NEW_EXTENSION = """
-[130](tpl-endpoint-phone)
-callerid = "New Hire" <130>
-auth = 130
-aors = 130
-[130](tpl-auth)
-username = 130
-password = nwT3st-130-Zz9
-[130](tpl-aor-phone)
-"""
-
-
-async def inventory_of(simulator: Simulator) -> Inventory:
-    driver = AsteriskDriver(AmiSettings("127.0.0.1", simulator.port, "agent", AGENT_SECRET))
-    await driver.connect()
-    try:
-        return await driver.inventory()
-    finally:
-        await driver.close()
-
-
-def run(inventory: Inventory) -> CountReport:
-    now = datetime.now(UTC)
-    return count(inventory, CountingConfig(), History(now, {}), site_id="t", now=now)
+NEW_EXTENSION = extension("130", "New Hire", "nwT3st-130-Zz9")
 
 
 def started(simulator: Simulator) -> Simulator:
@@ -54,7 +24,7 @@ async def test_an_endpoint_typed_into_the_file_but_not_reloaded_is_not_counted(
     pjsip = started(ami_simulator).ctx.config.root / "pjsip.conf"
     pjsip.write_text(pjsip.read_text() + NEW_EXTENSION)
 
-    report = run(await inventory_of(ami_simulator))
+    report = count_now(await inventory_of(ami_simulator))
     assert report.billable == 11, "Asterisk has not loaded 130: it cannot ring"
     assert "130" not in {s.extension for s in report.seats}
     assert (
@@ -63,7 +33,7 @@ async def test_an_endpoint_typed_into_the_file_but_not_reloaded_is_not_counted(
     )
 
     ami_simulator.ctx.reloaded("res_pjsip.so")  # the admin reloads
-    report = run(await inventory_of(ami_simulator))
+    report = count_now(await inventory_of(ami_simulator))
     assert report.billable == 12 and "130" in {s.extension for s in report.seats}
     assert not any("130" in w for w in report.warnings)
 
@@ -78,7 +48,7 @@ async def test_an_endpoint_removed_from_the_file_but_still_loaded_still_counts(
     pjsip.write_text(without_109)
 
     inventory = await inventory_of(ami_simulator)
-    report = run(inventory)
+    report = count_now(inventory)
     seats = {s.extension: s for s in report.seats}
     assert report.billable == 11 and "109" in seats, "Asterisk still runs 109: it can ring"
     assert seats["109"].name == "Lobby", "details from PJSIPShowEndpoint, not the file"
@@ -98,7 +68,7 @@ async def test_a_changed_aor_counts_as_asterisk_runs_it_and_warns_with_both(
         Contact(aor="100-new", uri="sip:100@127.0.0.99:5060", user_agent="Yealink SIP-T54W")
     )
 
-    report = run(await inventory_of(ami_simulator))
+    report = count_now(await inventory_of(ami_simulator))
     seats = {s.extension: s for s in report.seats}
     assert report.billable == 11
     assert [d.source for d in seats["100"].devices] == ["127.0.0.10:5060"], "the live AOR"

@@ -15,12 +15,11 @@ from agent.counting.explain import explain
 from agent.counting.model import CountReport
 from agent.counting.peers import PEER_RULE
 from agent.counting.rules import History, count
-from drivers.asterisk.driver import AsteriskDriver
-from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.sim.office import load_office
 from drivers.asterisk.simulator import Simulator
 from drivers.models import Aor, Endpoint, Inventory, PbxFacts, PeerConfig
-from tests.conftest import AGENT_SECRET, FIXTURES
+from tests.agent.counting_office import inventory_of
+from tests.conftest import FIXTURES
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 CAPTURE2_IAX = FIXTURES / "asterisk-ami-freepbx" / "pbx-config-extras" / "iax.conf"
@@ -155,12 +154,7 @@ async def iax_office(tmp_path: Path) -> AsyncIterator[Simulator]:
 async def test_the_iax2_phone_counts_and_the_branch_office_stays_a_trunk(
     iax_office: Simulator,
 ) -> None:
-    driver = AsteriskDriver(AmiSettings("127.0.0.1", iax_office.port, "agent", AGENT_SECRET))
-    await driver.connect()
-    try:
-        inventory = await driver.inventory()
-    finally:
-        await driver.close()
+    inventory = await inventory_of(iax_office)
     assert not any("nwT3st-iax" in repr(e) for e in inventory.endpoints), "no secret kept"
     report = run(inventory)
     seats = {s.extension: s for s in report.seats}
