@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+_OCTET = re.compile(r"0|[1-9][0-9]{0,2}")  # an IPv4 part as ipaddress accepts it
 
 
 class Capability(StrEnum):
@@ -109,11 +112,18 @@ class Contact:
         elif where.count(":") == 1:
             host, _, port = where.partition(":")
         port = port.split(";")[0]
+        port_number = int(port) if port.isdigit() else 0
+        host = host.split(";")[0]
+        octets = host.split(".")
+        if len(octets) == 4 and all(_OCTET.fullmatch(o) for o in octets):
+            a, b, c, d = (int(o) for o in octets)  # the common case, without ipaddress
+            if max(a, b, c, d) <= 255:
+                return (4, a << 24 | b << 16 | c << 8 | d, port_number, "")
         try:
-            address = ipaddress.ip_address(host.split(";")[0])
+            address = ipaddress.ip_address(host)
         except ValueError:
             return (9, 0, 0, where)
-        return (address.version, int(address), int(port) if port.isdigit() else 0, "")
+        return (address.version, int(address), port_number, "")
 
 
 @dataclass(frozen=True, slots=True)

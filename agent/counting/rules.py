@@ -62,6 +62,7 @@ class _Counter:
         for contact in sorted(inventory.contacts, key=lambda c: (c.aor, c.address_key, c.uri)):
             self.contacts[contact.aor].append(contact)
         self.endpoints = {e.name: e for e in inventory.endpoints}
+        self.devices: dict[str, tuple[Contact, ...]] = {}
         self.evidence: dict[str, tuple[str, ...]] = {}
 
     # -- classification ------------------------------------------------------------------
@@ -84,17 +85,26 @@ class _Counter:
         kind, _, _ = self._override(endpoint)
         return DeviceKind(kind) if kind else classify_user_agent(contact.user_agent)
 
-    def _devices(self, endpoint: Endpoint) -> list[Contact]:
+    def _devices(self, endpoint: Endpoint) -> tuple[Contact, ...]:
         """The endpoint's devices, by address numerically, except that a physical device
-        comes first: on an AOR shared by a desk phone and an app, the phone is the primary."""
-        devices = sorted(
-            (c for aor in endpoint.aors for c in self.contacts.get(aor, [])),
-            key=lambda c: (c.address_key, c.uri),
-        )
+        comes first: on an AOR shared by a desk phone and an app, the phone is the primary.
+        Worked out once per endpoint (the rules ask several times)."""
+        found = self.devices.get(endpoint.name)
+        if found is not None:
+            return found
+        if len(endpoint.aors) == 1:  # each AOR's contacts are sorted already
+            devices = list(self.contacts.get(endpoint.aors[0], ()))
+        else:
+            devices = sorted(
+                (c for aor in endpoint.aors for c in self.contacts.get(aor, ())),
+                key=lambda c: (c.address_key, c.uri),
+            )
         for index, contact in enumerate(devices):
             if self._device_kind(endpoint, contact) in PHYSICAL:
-                return [contact, *devices[:index], *devices[index + 1 :]]
-        return devices
+                devices = [contact, *devices[:index], *devices[index + 1 :]]
+                break
+        found = self.devices[endpoint.name] = tuple(devices)
+        return found
 
     def _cannot_hold_a_device(self, endpoint: Endpoint) -> str | None:
         if endpoint.peer is not None or self._devices(endpoint):
