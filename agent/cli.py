@@ -175,7 +175,8 @@ def count_command(
 @socket_option
 @json_option
 def inventory_command(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
-    """Show everything the counting rules look at on the PBX.
+    """Show everything the counting rules look at on the PBX, with each endpoint's
+    effective options as Asterisk applies them (templates and (+) additions merged).
 
     \b
     Example:
@@ -185,23 +186,7 @@ def inventory_command(config_path: Path, socket_path: Path | None, as_json: bool
     if as_json:
         _print_json(inventory)
         return
-    rows = []
-    by_aor: dict[str, list[dict[str, Any]]] = {}
-    for contact in inventory["contacts"]:
-        by_aor.setdefault(contact["aor"], []).append(contact)
-    for e in inventory["endpoints"]:
-        contacts = [c for aor in e["aors"] for c in by_aor.get(aor, [])]
-        agents = "; ".join(c["user_agent"][:30] for c in contacts) or "-"
-        cid = e["callerid_number"] or "-"
-        rows.append([e["name"], e["technology"], cid, ",".join(e["aors"]) or "-", agents])
-    click.echo(render.table(["ENDPOINT", "TECH", "CID", "AORS", "DEVICES"], rows))
-    click.echo(
-        f"\n{len(inventory['endpoints'])} endpoints, {len(inventory['contacts'])} registered "
-        f"contacts, {len(inventory['mailboxes'])} mailboxes, {len(inventory['queues'])} queues, "
-        f"{len(inventory['dialplan'])} dialplan objects"
-    )
-    for warning in inventory["warnings"]:
-        click.echo(f"WARNING {warning}")
+    click.echo(render.inventory(inventory))
 
 
 @cli.command("keys")

@@ -200,3 +200,29 @@ def licence(result: Mapping[str, Any]) -> str:
     if result.get("last_error"):
         lines.append(f"Server     last check failed: {result['last_error']}")
     return "\n".join(lines)
+
+
+def inventory(inv: Mapping[str, Any]) -> str:
+    """The endpoints with their devices, then each endpoint's effective options, then the
+    counts and the warnings (live/file differences among them)."""
+    by_aor: dict[str, list[Mapping[str, Any]]] = {}
+    for contact in inv["contacts"]:
+        by_aor.setdefault(contact["aor"], []).append(contact)
+    rows = []
+    for e in inv["endpoints"]:
+        contacts = [c for aor in e["aors"] for c in by_aor.get(aor, [])]
+        agents = "; ".join(c["user_agent"][:30] or c["uri"][:30] for c in contacts) or "-"
+        cid = e["callerid_number"] or "-"
+        rows.append([e["name"], e["technology"], cid, ",".join(e["aors"]) or "-", agents])
+    lines = [table(["ENDPOINT", "TECH", "CID", "AORS", "DEVICES"], rows), ""]
+    lines.append("Effective options (as Asterisk applies them; (+) additions included):")
+    for e in inv["endpoints"]:
+        options = " ".join(f"{k}={v}" for k, v in e.get("options", ())) or "(none read)"
+        lines.append(f"  {e['name']} ({e['technology']}): {options}")
+    lines.append(
+        f"\n{len(inv['endpoints'])} endpoints, {len(inv['contacts'])} registered "
+        f"contacts, {len(inv['mailboxes'])} mailboxes, {len(inv['queues'])} queues, "
+        f"{len(inv['dialplan'])} dialplan objects"
+    )
+    lines += [f"WARNING {w}" for w in inv["warnings"]]
+    return "\n".join(lines)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+_OCTET = re.compile(r"0|[1-9][0-9]{0,2}")  # an IPv4 part as ipaddress accepts it
 
 
 class Capability(StrEnum):
@@ -79,8 +83,8 @@ class Contact:
     """A device bound to an address of record: registered (dynamic) or configured (static).
 
     Attributes:
-        aor: the address of record it is bound to.
-        uri: the contact URI.
+        aor: the address of record it is bound to (a chan_iax2/chan_sip peer's own name).
+        uri: the contact URI (``iax2:name@address`` for an IAX2 peer).
         user_agent: the SIP User-Agent it registered with ("" for static contacts).
         source: "address:port" it registered from, when known.
         status: the PBX's reachability word, e.g. ``Reachable``, ``Unreachable``.
@@ -96,6 +100,31 @@ class Contact:
     rtt_usec: int | None = None
     static: bool = False
 
+    @property
+    def address_key(self) -> tuple[int, int, int, str]:
+        """Orders devices by address numerically (127.0.1.13 before 127.0.1.113), then port;
+        an address that is not an IP sorts last, by its text."""
+        where = self.source or self.uri.partition("@")[2] or self.uri.partition(":")[2]
+        host, port = where, ""
+        if where.startswith("["):
+            host, _, rest = where[1:].partition("]")
+            port = rest.lstrip(":")
+        elif where.count(":") == 1:
+            host, _, port = where.partition(":")
+        port = port.split(";")[0]
+        port_number = int(port) if port.isdigit() else 0
+        host = host.split(";")[0]
+        octets = host.split(".")
+        if len(octets) == 4 and all(_OCTET.fullmatch(o) for o in octets):
+            a, b, c, d = (int(o) for o in octets)  # the common case, without ipaddress
+            if max(a, b, c, d) <= 255:
+                return (4, a << 24 | b << 16 | c << 8 | d, port_number, "")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return (9, 0, 0, where)
+        return (address.version, int(address), port_number, "")
+
 
 @dataclass(frozen=True, slots=True)
 class Aor:
@@ -103,6 +132,30 @@ class Aor:
     max_contacts: int
     static_contacts: tuple[str, ...] = ()
     mailboxes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    """What the configuration says about a chan_iax2 or chan_sip peer.
+
+    The live peer lists cannot tell a phone's peer from a trunk's (capture 2, facts 42-43:
+    both are `Dynamic: yes`, `Trunk: no`, no caller ID), so the counting rules decide from this.
+
+    Attributes:
+        dynamic: ``host=dynamic``: a device registers to it.
+        host: the static host when not dynamic ("" when none is set).
+        trunk_flag: ``trunk=yes``.
+        registers: a ``register =>`` line of the same file names it (the PBX registers there).
+        dialled_by: extensions whose dialplan dials it as a device, or whose hint shows it.
+        dialled_with_number: outbound routes dial numbers through it (``IAX2/name/${EXTEN}``).
+    """
+
+    dynamic: bool = False
+    host: str = ""
+    trunk_flag: bool = False
+    registers: bool = False
+    dialled_by: tuple[str, ...] = ()
+    dialled_with_number: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +176,10 @@ class Endpoint:
         pbx_link: the extension the PBX itself associates it with, if the PBX records one.
         cannot_register: why no device can register to it, when the PBX says so (e.g. a
             FreeSWITCH user with ``sip-forbid-register``); such an endpoint is no seat.
+        peer: for chan_iax2/chan_sip peers, what their configuration says (None for PJSIP).
+        options: the effective options as Asterisk has them (templates and `(+)` additions
+            merged, last value wins; options that accumulate, such as ``allow``, keep every
+            value in order). Secrets are never kept.
     """
 
     name: str
@@ -138,6 +195,8 @@ class Endpoint:
     outbound_registration: bool = False
     pbx_link: str | None = None
     cannot_register: str | None = None
+    peer: PeerConfig | None = None
+    options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +229,8 @@ class Hint:
 class DialplanObject:
     """A virtual object reachable by dialling: IVR, ring group, queue, conference, paging...
 
-    `kind` is one of: ivr, ring_group, queue, conference, paging, intercom, parking,
-    voicemail, feature.
+    `kind` is one of: ivr, route (an inbound route into a phone tree), ring_group, queue,
+    conference, paging, intercom, parking, voicemail, feature (a feature code such as ``*97``).
     """
 
     context: str

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agent.counting.peers import PEER_RULE
+
 
 def _devices(seat: Mapping[str, Any]) -> str:
     if not seat["devices"]:
@@ -23,18 +25,27 @@ def _merge(seat: Mapping[str, Any]) -> str:
     extra = [d for d in seat["devices"] if d["rule"] == "same_aor"]
     if extra:
         rules.append(f"{len(extra)} more device(s) on the same AOR")
+    rules += [e for member in seat["endpoints"] for e in member.get("evidence", ())]
     return "; ".join(rules) or "single endpoint"
 
 
 def _seat_line(seat: Mapping[str, Any]) -> str:
     stale = " STALE" if seat["stale"] else ""
     name = f" {seat['name']!r}" if seat["name"] else ""
-    head = f"SEAT {seat['extension']}{name} [{seat['kind']}]{stale}"
+    technology = seat["endpoints"][0].get("technology", "PJSIP")
+    tech = f" ({technology})" if technology != "PJSIP" else ""
+    head = f"SEAT {seat['extension']}{name} [{seat['kind']}]{tech}{stale}"
     return f"{head}: {_devices(seat)}; {_merge(seat)}"
 
 
 def _excluded_line(item: Mapping[str, Any]) -> str:
     return f"NOT COUNTED {item['kind']} {item['name']}: {item['reason']}"
+
+
+def _has_peers(report: Mapping[str, Any]) -> bool:
+    return any(
+        m.get("technology", "PJSIP") != "PJSIP" for s in report["seats"] for m in s["endpoints"]
+    ) or any(x["kind"] == "trunk" and " peer" in x["reason"] for x in report["excluded"])
 
 
 def _by_tenant(report: Mapping[str, Any]) -> list[str]:
@@ -60,6 +71,8 @@ def explain(report: Mapping[str, Any]) -> str:
         lines += [_seat_line(seat) for seat in report["seats"]]
         lines.append("")
         lines += [_excluded_line(item) for item in report["excluded"]]
+    if _has_peers(report):
+        lines += ["", f"RULE {PEER_RULE}"]
     if report["warnings"]:
         lines.append("")
         lines += [f"WARNING {w}" for w in report["warnings"]]

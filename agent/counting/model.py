@@ -25,9 +25,11 @@ class Device:
 @dataclass(frozen=True, slots=True)
 class SeatEndpoint:
     endpoint: str
-    role: str  # "phone" or "app"
+    role: str  # "phone" or "app" (an endpoint whose devices are all apps)
     rule: str  # "extension" for the seat's own endpoint, else the link rule that merged it
     also: tuple[str, ...] = ()  # weaker rules that point the same way
+    technology: str = "PJSIP"  # PJSIP, SIP or IAX2
+    evidence: tuple[str, ...] = ()  # why an IAX2/SIP peer counts as a phone
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,23 +15,16 @@ from datetime import datetime, timedelta
 
 from agent.config.schema import CountingConfig
 from agent.counting.model import REPORT_SCHEMA, CountReport, Device, Excluded, Seat, SeatEndpoint
+from agent.counting.objects import OBJECT_REASONS, excluded_objects
+from agent.counting.peers import judge, mixed_warning, trunk_reason
 from drivers.models import Contact, DeviceKind, Endpoint, Inventory
 from drivers.user_agents import classify_user_agent
+
+__all__ = ["OBJECT_REASONS", "History", "count"]
 
 LINK_RULES = ("config_mapping", "pbx_link", "same_aor", "app_name_pattern", "same_callerid")
 PHYSICAL = {DeviceKind.DESK_PHONE, DeviceKind.CORDLESS, DeviceKind.CONFERENCE, DeviceKind.ATA}
 KIND_ORDER = ("desk_phone", "cordless", "conference", "ata", "app", "unknown")
-OBJECT_REASONS = {
-    "ivr": "greeting menu / phone tree (IVR): not a user",
-    "ring_group": "ring group: rings other extensions, not a user",
-    "queue": "call queue: not a user",
-    "conference": "conference bridge (virtual room): not a user",
-    "paging": "paging group: not a user",
-    "intercom": "intercom code: reaches other extensions, not a user",
-    "parking": "call parking: not a user",
-    "voicemail": "voicemail-only extension: not a user",
-    "feature": "feature code: not a user",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +59,11 @@ class _Counter:
         self.excluded: list[Excluded] = []
         self.aors = {a.name: a for a in inventory.aors}
         self.contacts: dict[str, list[Contact]] = defaultdict(list)
-        for contact in sorted(inventory.contacts, key=lambda c: (c.aor, c.uri)):
+        for contact in sorted(inventory.contacts, key=lambda c: (c.aor, c.address_key, c.uri)):
             self.contacts[contact.aor].append(contact)
         self.endpoints = {e.name: e for e in inventory.endpoints}
+        self.devices: dict[str, tuple[Contact, ...]] = {}
+        self.evidence: dict[str, tuple[str, ...]] = {}
 
     # -- classification ------------------------------------------------------------------
 
@@ -78,8 +73,6 @@ class _Counter:
 
     def _trunk_evidence(self, endpoint: Endpoint) -> list[str]:
         evidence = []
-        if endpoint.technology == "IAX2":
-            evidence.append("IAX2 peer (a link to another PBX)")
         if endpoint.outbound_registration:
             evidence.append("registers to a provider")
         if endpoint.identify:
@@ -88,15 +81,33 @@ class _Counter:
             evidence.append("authenticates outbound only")
         return evidence
 
-    def _devices(self, endpoint: Endpoint) -> list[Contact]:
-        return [c for aor in endpoint.aors for c in self.contacts.get(aor, [])]
-
     def _device_kind(self, endpoint: Endpoint, contact: Contact) -> DeviceKind:
         kind, _, _ = self._override(endpoint)
         return DeviceKind(kind) if kind else classify_user_agent(contact.user_agent)
 
+    def _devices(self, endpoint: Endpoint) -> tuple[Contact, ...]:
+        """The endpoint's devices, by address numerically, except that a physical device
+        comes first: on an AOR shared by a desk phone and an app, the phone is the primary.
+        Worked out once per endpoint (the rules ask several times)."""
+        found = self.devices.get(endpoint.name)
+        if found is not None:
+            return found
+        if len(endpoint.aors) == 1:  # each AOR's contacts are sorted already
+            devices = list(self.contacts.get(endpoint.aors[0], ()))
+        else:
+            devices = sorted(
+                (c for aor in endpoint.aors for c in self.contacts.get(aor, ())),
+                key=lambda c: (c.address_key, c.uri),
+            )
+        for index, contact in enumerate(devices):
+            if self._device_kind(endpoint, contact) in PHYSICAL:
+                devices = [contact, *devices[:index], *devices[index + 1 :]]
+                break
+        found = self.devices[endpoint.name] = tuple(devices)
+        return found
+
     def _cannot_hold_a_device(self, endpoint: Endpoint) -> str | None:
-        if self._devices(endpoint):
+        if endpoint.peer is not None or self._devices(endpoint):
             return None
         if not endpoint.aors:
             self.warnings.append(f"endpoint {endpoint.name} has no AOR: check its configuration")
@@ -107,6 +118,32 @@ class _Counter:
         if all(a.max_contacts == 0 and not a.static_contacts for a in known):
             return "AOR max_contacts=0: cannot register"
         return None
+
+    def _app_stems(self, endpoint: Endpoint) -> list[str]:
+        """The extension each app naming pattern (`{ext}-app`, `app{ext}`, ...) that the
+        endpoint's name fits reads out of it."""
+        stems = []
+        name = endpoint.name
+        for pattern in self.config.app_patterns:
+            prefix, _, suffix = pattern.partition("{ext}")
+            if (
+                name.startswith(prefix)
+                and name.endswith(suffix)
+                and len(name) > len(prefix + suffix)
+            ):
+                stems.append(name[len(prefix) : len(name) - len(suffix)])
+        return stems
+
+    def _role(self, endpoint: Endpoint) -> str:
+        """`app` for an endpoint whose registered devices are all apps (or, with none
+        registered, whose name or config says app): the licence rules treat it as an app."""
+        kind, _, _ = self._override(endpoint)
+        if kind:
+            return "app" if kind == "app" else "phone"
+        kinds = {self._device_kind(endpoint, c) for c in self._devices(endpoint)}
+        if kinds:
+            return "app" if kinds == {DeviceKind.APP} else "phone"
+        return "app" if self._app_stems(endpoint) else "phone"
 
     # -- linking ---------------------------------------------------------------------------
 
@@ -136,17 +173,9 @@ class _Counter:
         sharing = {n for aor in endpoint.aors for n in self.by_aor.get(aor, ())}
         for other in sorted((sharing & primaries) - {endpoint.name}):
             found.append(("same_aor", other))
-        for pattern in self.config.app_patterns:
-            prefix, _, suffix = pattern.partition("{ext}")
-            name = endpoint.name
-            if (
-                name.startswith(prefix)
-                and name.endswith(suffix)
-                and len(name) > len(prefix + suffix)
-            ):
-                ext = name[len(prefix) : len(name) - len(suffix)]
-                if ext in primaries and ext != name:
-                    found.append(("app_name_pattern", ext))
+        for ext in self._app_stems(endpoint):
+            if ext in primaries and ext != endpoint.name:
+                found.append(("app_name_pattern", ext))
         number = endpoint.callerid_number
         if number and number != endpoint.name:
             owners = ({number} | set(self.by_number.get(number, ()))) & primaries
@@ -162,43 +191,70 @@ class _Counter:
         if target_ep and set(endpoint.mailboxes) & set(target_ep.mailboxes):
             also.append("same_mailbox")
         mine = f"{endpoint.technology}/{endpoint.name}".upper()
-        theirs = f"{endpoint.technology}/{target}".upper()
+        theirs = f"{target_ep.technology if target_ep else endpoint.technology}/{target}".upper()
         if any(theirs in devices for devices in self.hints_by_device.get(mine, ())):
             also.append("pbx_hint")
         return tuple(also)
 
     # -- the count -------------------------------------------------------------------------
 
+    def _candidate(self, endpoint: Endpoint) -> bool:
+        """Whether the endpoint can be (part of) a seat; if not, it is excluded with why."""
+        kind, _, exclude = self._override(endpoint)
+        if exclude:
+            self.excluded.append(
+                Excluded("endpoint", endpoint.name, f"excluded in config: {exclude}")
+            )
+            return False
+        if endpoint.peer is not None:
+            verdict = judge(endpoint)
+            if not verdict.seat:
+                self.excluded.append(
+                    Excluded("trunk", endpoint.name, trunk_reason(endpoint, verdict))
+                )
+                return False
+            if verdict.mixed and not kind:
+                self.warnings.append(mixed_warning(endpoint, verdict))
+            self.evidence[endpoint.name] = (
+                f"{endpoint.technology} peer counted as a phone: {'; '.join(verdict.phone)}",
+            )
+            return True
+        evidence = self._trunk_evidence(endpoint)
+        if evidence:
+            self.excluded.append(Excluded("trunk", endpoint.name, "trunk: " + "; ".join(evidence)))
+            phones = [
+                c for c in self._devices(endpoint) if classify_user_agent(c.user_agent) in PHYSICAL
+            ]
+            if phones:
+                self.warnings.append(
+                    f"trunk {endpoint.name} has a phone registered "
+                    f"({phones[0].user_agent[:60]}): check whether it is really a trunk"
+                )
+            return False
+        reason = self._cannot_hold_a_device(endpoint)
+        if reason:
+            self.excluded.append(Excluded("endpoint", endpoint.name, reason))
+            return False
+        return True
+
+    def _member(
+        self, endpoint: Endpoint, role: str, rule: str, also: tuple[str, ...] = ()
+    ) -> SeatEndpoint:
+        return SeatEndpoint(
+            endpoint.name,
+            role,
+            rule,
+            also,
+            technology=endpoint.technology,
+            evidence=self.evidence.get(endpoint.name, ()),
+        )
+
     def report(self, site_id: str) -> CountReport:
-        candidates: list[Endpoint] = []
-        for endpoint in sorted(self.inv.endpoints, key=lambda e: (e.name, e.technology)):
-            _, _, exclude = self._override(endpoint)
-            if exclude:
-                self.excluded.append(
-                    Excluded("endpoint", endpoint.name, f"excluded in config: {exclude}")
-                )
-                continue
-            evidence = self._trunk_evidence(endpoint)
-            if evidence:
-                self.excluded.append(
-                    Excluded("trunk", endpoint.name, "trunk: " + "; ".join(evidence))
-                )
-                phones = [
-                    c
-                    for c in self._devices(endpoint)
-                    if classify_user_agent(c.user_agent) in PHYSICAL
-                ]
-                if phones:
-                    self.warnings.append(
-                        f"trunk {endpoint.name} has a phone registered "
-                        f"({phones[0].user_agent[:60]}): check whether it is really a trunk"
-                    )
-                continue
-            reason = self._cannot_hold_a_device(endpoint)
-            if reason:
-                self.excluded.append(Excluded("endpoint", endpoint.name, reason))
-                continue
-            candidates.append(endpoint)
+        candidates = [
+            e
+            for e in sorted(self.inv.endpoints, key=lambda e: (e.name, e.technology))
+            if self._candidate(e)
+        ]
 
         # Endpoints with no link of their own are the seats' own extensions (primaries);
         # everything else links to one of them, or stands alone.
@@ -207,24 +263,21 @@ class _Counter:
         linked = {e.name: self._links(e, everyone) for e in candidates}
         primaries = {name for name, links in linked.items() if not links}
         seats: dict[str, list[SeatEndpoint]] = {
-            name: [SeatEndpoint(name, "phone", "extension")] for name in primaries
+            e.name: [self._member(e, self._role(e), "extension")]
+            for e in candidates
+            if e.name in primaries
         }
         for endpoint in candidates:
             if endpoint.name in primaries:
                 continue
             links = self._links(endpoint, primaries)
-            devices = self._devices(endpoint)
-            kinds = {self._device_kind(endpoint, c) for c in devices}
+            kinds = {self._device_kind(endpoint, c) for c in self._devices(endpoint)}
             if not links:
-                seats[endpoint.name] = [
-                    SeatEndpoint(
-                        endpoint.name, "app" if kinds == {DeviceKind.APP} else "phone", "extension"
-                    )
-                ]
+                seats[endpoint.name] = [self._member(endpoint, self._role(endpoint), "extension")]
                 continue
             rule, target = links[0]
             if kinds & PHYSICAL and rule != "config_mapping":
-                seats[endpoint.name] = [SeatEndpoint(endpoint.name, "phone", "extension")]
+                seats[endpoint.name] = [self._member(endpoint, "phone", "extension")]
                 self.warnings.append(
                     f"{endpoint.name} links to {target} ({rule}) but has a physical phone: counted "
                     "as its own seat; map it in config if it is the same person's"
@@ -233,7 +286,7 @@ class _Counter:
             also = tuple(r for r, t in links[1:] if t == target) + self._corroboration(
                 endpoint, target
             )
-            seats[target].append(SeatEndpoint(endpoint.name, "app", rule, also))
+            seats[target].append(self._member(endpoint, "app", rule, also))
 
         built = [self._seat(members) for _, members in sorted(seats.items())]
         for seat in built:
@@ -242,7 +295,7 @@ class _Counter:
                     f"app endpoint {seat.extension} links to no extension: a person who uses only "
                     "the app? confirm it, or map it to an extension in config"
                 )
-        self._exclude_objects()
+        self.excluded += excluded_objects(self.inv)
         stale = tuple(s.extension for s in built if s.stale)
         totals = {
             "seats": len(built),
@@ -276,7 +329,6 @@ class _Counter:
         for member in members:
             endpoint = self.endpoints[member.endpoint]
             for index, contact in enumerate(self._devices(endpoint)):
-                rule = member.rule if index == 0 else "same_aor"
                 devices.append(
                     Device(
                         endpoint=endpoint.name,
@@ -286,7 +338,7 @@ class _Counter:
                         source=contact.source,
                         status=contact.status,
                         rtt_usec=contact.rtt_usec,
-                        rule=rule,
+                        rule=member.rule if index == 0 else "same_aor",
                     )
                 )
         override, _, _ = self._override(own)
@@ -310,58 +362,8 @@ class _Counter:
             name=own.callerid_name or "",
             kind=kind,
             endpoints=tuple(members),
-            devices=tuple(sorted(devices, key=lambda d: (d.endpoint, d.uri))),
+            devices=tuple(devices),
             registered=registered,
             last_registered=last.isoformat() if last else None,
             stale=stale,
         )
-
-    def _exclude_objects(self) -> None:
-        inv = self.inv
-        shown = {box for e in inv.endpoints for box in e.mailboxes}
-        for box in inv.mailboxes:
-            owner = "" if box.address in shown else ", no phone"
-            self.excluded.append(
-                Excluded(
-                    "mailbox",
-                    box.address,
-                    f"voicemail box ({box.name or 'unnamed'}{owner}): not a user",
-                )
-            )
-        for reg in inv.registrations:
-            self.excluded.append(
-                Excluded(
-                    "registration",
-                    reg.name,
-                    f"trunk registration to {reg.server_uri} ({reg.status})",
-                )
-            )
-        for queue in inv.queues:
-            self.excluded.append(Excluded("queue", queue.name, OBJECT_REASONS["queue"]))
-        for obj in inv.dialplan:
-            name = f"{obj.extension}@{obj.context}"
-            detail = f" ({obj.detail})" if obj.detail else ""
-            self.excluded.append(
-                Excluded(obj.kind, name, OBJECT_REASONS.get(obj.kind, "not a user") + detail)
-            )
-        slots = sorted(
-            (h for h in inv.hints if any(d.lower().startswith("park:") for d in h.devices)),
-            key=lambda h: (
-                h.context,
-                int(h.extension) if h.extension.isdigit() else 0,
-                h.extension,
-            ),
-        )
-        if slots:
-            span = (
-                f"{slots[0].extension}-{slots[-1].extension}"
-                if len(slots) > 1
-                else slots[0].extension
-            )
-            self.excluded.append(
-                Excluded("parking", f"{span}@{slots[0].context}", OBJECT_REASONS["parking"])
-            )
-        for user in inv.manager_users:
-            self.excluded.append(
-                Excluded("manager_account", user, "manager/API account: not a user")
-            )

@@ -19,19 +19,26 @@ import structlog
 
 from drivers.asterisk import wire
 from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handlers)
+    astdb,
+    calls,
     cli_commands,
     config_actions,
     core_actions,
     dialplan_actions,
+    iax,
+    maintenance,
     office_actions,
     pjsip_actions,
     pjsip_detail,
     pjsip_lists,
+    registrar,
 )
 from drivers.asterisk.sim.base import Reply, Session, SimContext, error
 from drivers.asterisk.sim.dispatch import dispatch
 from drivers.asterisk.sim.faults import Faults
+from drivers.asterisk.sim.live import Contact
 from drivers.asterisk.sim.office import Office, load_office
+from drivers.asterisk.sim.pjsip_lists import registry_event
 from drivers.gc_pause import paused_gc
 from drivers.sim_server import SimServer, serve_until_signal
 
@@ -69,6 +76,11 @@ class Simulator(SimServer):
         self.faults = faults or Faults()
         self.ctx: SimContext = office.context()
         self._connections: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.ctx.load_all()
+        await super().start()
 
     async def stop(self) -> None:
         await self._stop_listening()
@@ -84,11 +96,12 @@ class Simulator(SimServer):
         await self._stop_listening()
         self.ctx.crashed = False
         self.ctx.manager_reloads = 0
-        self.ctx.reloaded("All")
+        self.ctx.restarted()
         if booting:
             self.ctx.live.boot()
         else:
             self.ctx.live.started_at = self.ctx.live.reloaded_at = time.time()
+            self.ctx.live.forget_runtime()
         await self.start()
 
     async def settle(self) -> None:
@@ -98,17 +111,39 @@ class Simulator(SimServer):
         for name, fields in self.ctx.live.settle():
             await self.push_event(self.ctx.unsolicited(name, fields))
         for reg in conf.objects("registration"):
-            await self.push_event(
-                self.ctx.unsolicited(
-                    "Registry",
-                    [
-                        ("ChannelType", "PJSIP"),
-                        ("Username", conf.value(reg, "client_uri") or ""),
-                        ("Domain", conf.value(reg, "server_uri") or ""),
-                        ("Status", self.ctx.live.registrations.get(reg.name, "Unregistered")),
-                    ],
-                )
-            )
+            status = self.ctx.live.registrations.get(reg.name, "Unregistered")
+            await self.push_event(registry_event(self.ctx, reg, status))
+
+    async def qualify(self, aor: str) -> None:
+        """Asterisk qualifies the contacts of `aor` now (its timer fired): each change of
+        status is broadcast (ContactStatus, and PeerStatus when it becomes reachable)."""
+        conf = self.ctx.loaded("pjsip.conf")
+        category = conf.find(aor, "aor")
+        frequency = conf.value(category, "qualify_frequency") if category is not None else None
+        for name, fields in self.ctx.live.qualify(aor, int(frequency or 0)):
+            await self.push_event(self.ctx.unsolicited(name, fields))
+
+    async def retry_registration(self, name: str) -> None:
+        """Asterisk retries an outbound registration (its timer fired): `Registry` with the
+        outcome the office configures."""
+        conf = self.ctx.loaded("pjsip.conf")
+        reg = conf.find(name, "registration")
+        if reg is None:
+            raise KeyError(name)
+        status = self.ctx.live.attempt_registration(name)
+        await self.push_event(registry_event(self.ctx, reg, status))
+
+    def register(self, device: Contact) -> str:
+        """A phone sends its first REGISTER; the SIP answer code (`registrar.decide`)."""
+        return registrar.register(self.ctx, device)
+
+    def refresh(self, aor: str) -> str:
+        """The phones on `aor` refresh their registration; the SIP answer code."""
+        return registrar.refresh(self.ctx, aor)
+
+    def unregister(self, aor: str) -> str:
+        """The phones on `aor` unregister (REGISTER with Expires: 0)."""
+        return registrar.unregister(self.ctx, aor)
 
     async def shutdown(self) -> None:
         """A clean stop as Asterisk does it: `Shutdown` event to every session, then close."""

@@ -19,8 +19,9 @@ class FramingError(ValueError):
 
 
 def encode(message: Iterable[tuple[str, str]]) -> bytes:
-    """Serialise one message, including its terminating empty line."""
-    return b"".join(f"{k}: {v}".encode() + EOL for k, v in message) + EOL
+    """Serialise one message, including its terminating empty line. A pair with an empty key
+    is a bare line (as `decode` reads one, e.g. GetConfig's `No categories found`)."""
+    return b"".join((f"{k}: {v}" if k else v).encode() + EOL for k, v in message) + EOL
 
 
 def decode(block: bytes) -> Message:

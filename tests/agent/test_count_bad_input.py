@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from agent.config.schema import CountingConfig
-from agent.counting.rules import History, count
-from drivers.asterisk.driver import AsteriskDriver
-from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.sim.live import Contact
 from drivers.asterisk.simulator import Simulator
-from tests.conftest import AGENT_SECRET
+from tests.agent.counting_office import count_now, inventory_of
 
 BROKEN = """
 [broken]
@@ -40,14 +34,7 @@ async def test_broken_office_gives_warnings_and_the_right_total(ami_simulator: S
     )
     ami_simulator.ctx.reloaded("All")
 
-    driver = AsteriskDriver(AmiSettings("127.0.0.1", ami_simulator.port, "agent", AGENT_SECRET))
-    await driver.connect()
-    try:
-        inventory = await driver.inventory()
-    finally:
-        await driver.close()
-    now = datetime.now(UTC)
-    report = count(inventory, CountingConfig(), History(now, {}), site_id="t", now=now)
+    report = count_now(await inventory_of(ami_simulator))
 
     assert report.billable == 12, "the 11 seats plus one for the duplicated endpoint"
     warnings = "\n".join(report.warnings)

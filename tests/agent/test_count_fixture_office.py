@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,24 +12,17 @@ from agent.config.schema import CountingConfig, EndpointOverride
 from agent.counting.explain import explain
 from agent.counting.model import CountReport
 from agent.counting.rules import History, count
-from drivers.asterisk.driver import AsteriskDriver
-from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.simulator import Simulator
 from drivers.models import Inventory
-from tests.conftest import AGENT_SECRET
+from tests.agent.counting_office import inventory_of
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FRESH = History(observing_since=NOW, last_registered={})
 
 
 @pytest.fixture
-async def inventory(ami_simulator: Simulator) -> AsyncIterator[Inventory]:
-    driver = AsteriskDriver(AmiSettings("127.0.0.1", ami_simulator.port, "agent", AGENT_SECRET))
-    await driver.connect()
-    try:
-        yield await driver.inventory()
-    finally:
-        await driver.close()
+async def inventory(ami_simulator: Simulator) -> Inventory:
+    return await inventory_of(ami_simulator)
 
 
 def run(
@@ -84,6 +76,12 @@ async def test_eleven_seats_with_the_readme_merges_and_exclusions(inventory: Inv
     assert "no phone" in excluded[("mailbox", "500@default")]
     assert ("mailbox", "110@default") in excluded
     assert ("ivr", "900@internal-extensions") in excluded and ("ivr", "s@ivr-main") in excluded
+    # Calls from the trunks reach the phone tree through inbound routes: routes, not IVRs.
+    assert excluded[("route", "_X.@from-trunk")].startswith("inbound route")
+    assert ("route", "5553010000@from-trunk") in excluded
+    assert not any(kind == "ivr" and name.endswith("@from-trunk") for kind, name in excluded)
+    for code in ("*97", "*98", "*28", "*43"):
+        assert ("feature", f"{code}@internal-features") in excluded, code
     assert ("ring_group", "600@internal-extensions") in excluded
     assert ("queue", "support") in excluded and ("queue", "sales") in excluded
     assert ("conference", "800@internal-extensions") in excluded
@@ -165,3 +163,18 @@ async def test_report_matches_its_published_json_schema(inventory: Inventory) ->
     report["seats"][0]["kind"] = "robot"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(report, schema)
+
+
+async def test_inventory_shows_each_endpoints_effective_options(inventory: Inventory) -> None:
+    from dataclasses import asdict
+
+    from agent import render
+
+    text = render.inventory(json.loads(json.dumps(asdict(inventory), default=str)))
+    line = next(x for x in text.splitlines() if x.startswith("  107 (PJSIP): "))
+    # Template options expanded, then the section's own (fact 12), as Asterisk applies them.
+    assert "context=from-internal" in line and "disallow=all" in line
+    assert "callerid=\"Grace Kim\" <107>" in line
+    peer = next(x for x in text.splitlines() if x.startswith("  branch-office (IAX2): "))
+    assert "host=dynamic" in peer and "secret" not in peer
+    assert "nwT3st" not in text, "no password or secret is ever shown"

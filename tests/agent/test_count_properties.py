@@ -183,3 +183,46 @@ def test_the_report_never_depends_on_listing_order(inventory: Inventory, rnd) ->
     first = count(inventory, CountingConfig(), history, site_id="t", now=NOW).to_json()
     second = count(mixed, CountingConfig(), history, site_id="t", now=NOW).to_json()
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+APP_AGENTS = [
+    *APPS,
+    "Z 5.6.6 v2.10.20.5",
+    "Bria 3 release 3.5.0b stamp 69410",
+    "LinphoneAndroid/4.0.1 (belle-sip/1.6.3)",
+    "MicroSIP/3.19.8",
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(offices(), st.data())
+def test_adding_an_app_device_to_an_existing_seat_never_changes_the_count(
+    inventory: Inventory, data: st.DataObject
+) -> None:
+    history = History(observing_since=NOW, last_registered={})
+    before = count(inventory, CountingConfig(), history, site_id="t", now=NOW)
+    seat = data.draw(st.sampled_from(before.seats))
+    member = data.draw(st.sampled_from([m.endpoint for m in seat.endpoints]))
+    aor = next(e for e in inventory.endpoints if e.name == member).aors[0]
+    octets = [data.draw(st.integers(0, 255)), data.draw(st.integers(0, 255))]
+    address = f"10.{octets[0]}.{octets[1]}.{data.draw(st.integers(1, 254))}"
+    port = data.draw(st.integers(1024, 65535))
+    app_device = Contact(
+        aor=aor,
+        uri=f"sip:{aor}@{address}:{port}",
+        user_agent=data.draw(st.sampled_from(APP_AGENTS)),
+        source=f"{address}:{port}",
+    )
+    after = count(
+        replace(inventory, contacts=(*inventory.contacts, app_device)),
+        CountingConfig(),
+        history,
+        site_id="t",
+        now=NOW,
+    )
+    assert after.billable == before.billable
+    assert [s.extension for s in after.seats] == [s.extension for s in before.seats]
+    changed = {s.extension: s for s in after.seats}[seat.extension]
+    physical = [d for d in changed.devices if d.kind not in ("app", "unknown")]
+    if physical:
+        assert changed.devices[0].kind not in ("app", "unknown"), "a phone stays the primary"

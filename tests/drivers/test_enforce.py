@@ -109,6 +109,7 @@ async def test_unsafe_changes_are_refused_and_change_nothing(
     assert manager.read_bytes() == before
 
     pjsip = root / "pjsip.conf"
+    (root / "extra.conf").write_text("")  # a missing #include would make pjsip.conf invalid
     pjsip.write_text("#include extra.conf\n" + pjsip.read_text())
     before = pjsip.read_bytes()
     with pytest.raises(UnsafeEdit, match="#include"):

@@ -39,6 +39,10 @@ async def test_count_keys_and_a_verifiable_usage_chain(
         inventory = await cli("inventory", "--config", str(config), "--json")
         assert len(json.loads(inventory.stdout)["endpoints"]) == 17  # 16 PJSIP + 1 IAX2
         assert "nwT3st" not in inventory.stdout, "no password leaves the agent"
+        shown = await cli("inventory", "--config", str(config))
+        assert shown.returncode == 0 and "Effective options" in shown.stdout
+        assert any(line.startswith("  104 (PJSIP): ") for line in shown.stdout.splitlines())
+        assert "nwT3st" not in shown.stdout
 
         keys = json.loads((await cli("keys", "--config", str(config), "--json")).stdout)
         key_file = tmp_path / "state" / "agent-ed25519.pem"

@@ -90,7 +90,8 @@ def test_manager_reload_with_setvar_crashes_on_the_second_changed_reload(ctx: Si
 def test_missing_destination_and_source(ctx: SimContext) -> None:
     reply = update_config(ctx, AGENT, request("update_config_dst_missing_file"))
     assert encoded(reply) == (TRANSCRIPTS / "update_config_dst_missing_file.txt").read_bytes()
+    # manager.c checks both names with realpath() first: a missing source fails the same way
     bad = [("Action", "UpdateConfig"), ("SrcFilename", "nope.conf"), ("DstFilename", "x.conf")]
     assert wire.get(update_config(ctx, AGENT, bad).messages[0], "Message") == (
-        "Config file not found"
+        "File requires escalated privileges"
     )

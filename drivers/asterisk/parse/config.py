@@ -7,6 +7,7 @@ then its own, so the last value of an option is the effective one.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,18 +38,25 @@ class Section:
 
 
 def parse_get_config(message: wire.Message) -> list[Section]:
-    """The sections of one GetConfig response, in order. Values are kept as sent."""
+    """The sections of one GetConfig response, in order. Values are kept as sent.
+
+    An option line that many sections share (``context=from-internal``) becomes one tuple
+    shared by all of them: an office of 10,000 endpoints repeats most of its options."""
     names: dict[str, str] = {}
     lines: dict[str, list[tuple[str, str]]] = {}
+    shared: dict[str, tuple[str, str]] = {}
     for key, value in message:
         if match := _CATEGORY.match(key):
             names[match.group(1)] = value
             lines.setdefault(match.group(1), [])
         elif match := _LINE.match(key):
-            option, sep, option_value = value.partition("=")
-            if not sep:
-                raise ParseError(f"GetConfig: line {key} has no '=': {value[:80]!r}")
-            lines.setdefault(match.group(1), []).append((option.strip(), option_value.strip()))
+            pair = shared.get(value)
+            if pair is None:
+                option, sep, option_value = value.partition("=")
+                if not sep:
+                    raise ParseError(f"GetConfig: line {key} has no '=': {value[:80]!r}")
+                pair = shared[value] = (sys.intern(option.strip()), option_value.strip())
+            lines.setdefault(match.group(1), []).append(pair)
     missing = set(lines) - set(names)
     if missing:
         raise ParseError(f"GetConfig: lines for unnamed categories {sorted(missing)[:3]}")
@@ -92,6 +100,52 @@ def parse_aors(sections: Sequence[Section]) -> tuple[Aor, ...]:
     return tuple(sorted(aors, key=lambda a: a.name))
 
 
+# Options whose every line counts (Asterisk applies them in order) rather than the last one.
+ACCUMULATING = frozenset(
+    {"allow", "disallow", "set_var", "deny", "permit", "contact_deny", "contact_permit", "match"}
+)
+# Never kept, whatever file they appear in (GetConfig returns them in plain text, fact 10).
+SECRETS = frozenset({"password", "secret", "md5secret", "md5_cred", "dbsecret", "oauth_secret"})
+
+
+def effective_options(section: Section) -> tuple[tuple[str, str], ...]:
+    """The options as Asterisk applies them: GetConfig lists inherited options first and
+    `(+)` additions last (facts 12, 21), so the last value of an option wins; options that
+    accumulate keep every value, in order. Secrets are dropped."""
+    last: dict[str, tuple[str, str]] = {}
+    accumulated: list[tuple[str, str]] = []
+    for pair in section.options:
+        key = pair[0]
+        if key in SECRETS:
+            continue
+        if key in ACCUMULATING:
+            accumulated.append(pair)
+        else:
+            last.pop(key, None)  # an overridden option moves to where its last value stands
+            last[key] = pair
+    return (*last.values(), *accumulated)
+
+
+def endpoint_from_section(
+    section: Section, *, identify: bool = False, registration: bool = False
+) -> Endpoint:
+    name, number = parse_callerid(section.get("callerid"))
+    return Endpoint(
+        name=section.name,
+        technology="PJSIP",
+        callerid_name=name,
+        callerid_number=number,
+        context=section.get("context"),
+        aors=split_list(section.get("aors")),
+        mailboxes=split_list(section.get("mailboxes")),
+        inbound_auth=bool(split_list(section.get("auth"))),
+        outbound_auth=bool(split_list(section.get("outbound_auth"))),
+        identify=identify,
+        outbound_registration=registration,
+        options=effective_options(section),
+    )
+
+
 def parse_endpoints(
     endpoints: Sequence[Section],
     identifies: Sequence[Section] = (),
@@ -101,22 +155,12 @@ def parse_endpoints(
     sections mark the endpoints they point at as trunks' pieces."""
     identified = {s.get("endpoint") for s in identifies}
     registered = {s.get("endpoint") for s in registrations}
-    result = []
-    for section in endpoints:
-        name, number = parse_callerid(section.get("callerid"))
-        result.append(
-            Endpoint(
-                name=section.name,
-                technology="PJSIP",
-                callerid_name=name,
-                callerid_number=number,
-                context=section.get("context"),
-                aors=split_list(section.get("aors")),
-                mailboxes=split_list(section.get("mailboxes")),
-                inbound_auth=bool(split_list(section.get("auth"))),
-                outbound_auth=bool(split_list(section.get("outbound_auth"))),
-                identify=section.name in identified,
-                outbound_registration=section.name in registered,
-            )
+    result = [
+        endpoint_from_section(
+            section,
+            identify=section.name in identified,
+            registration=section.name in registered,
         )
+        for section in endpoints
+    ]
     return tuple(sorted(result, key=lambda e: e.name))

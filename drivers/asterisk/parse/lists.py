@@ -1,16 +1,15 @@
-"""List answers -> inventory pieces: contacts, registrations, mailboxes, queues, hints,
-dialplan objects, IAX2/SIP peers, manager users. Pure functions over `wire.Message` lists."""
+"""List answers -> inventory pieces: contacts, registrations, mailboxes, queues, manager
+users. Pure functions over `wire.Message` lists."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from drivers.asterisk import wire
 from drivers.asterisk.parse.config import Section
 from drivers.errors import ParseError
-from drivers.models import Contact, DialplanObject, Endpoint, Hint, Mailbox, Queue, Registration
+from drivers.models import Contact, Mailbox, Queue, Registration
 
 T = TypeVar("T")
 
@@ -64,7 +63,7 @@ def parse_contacts(
         )
 
     contacts = lenient(events(messages, "ContactList"), build, warnings)
-    return tuple(sorted(contacts, key=lambda c: (c.aor, c.uri)))
+    return tuple(sorted(contacts, key=lambda c: (c.aor, c.address_key, c.uri)))
 
 
 def parse_registrations(messages: Sequence[wire.Message]) -> tuple[Registration, ...]:
@@ -99,126 +98,6 @@ def parse_mailboxes(messages: Sequence[wire.Message]) -> tuple[Mailbox, ...]:
 def parse_queues(messages: Sequence[wire.Message]) -> tuple[Queue, ...]:
     names = sorted({_need(m, "Queue", "QueueSummary") for m in events(messages, "QueueSummary")})
     return tuple(Queue(name) for name in names)
-
-
-def parse_hints(messages: Sequence[wire.Message]) -> tuple[Hint, ...]:
-    """Hints from ShowDialPlan (the `hint` priorities) or ExtensionStateList events."""
-    hints = []
-    for m in messages:
-        event = wire.get(m, "Event")
-        if event == "ListDialplan" and wire.get(m, "Priority") == "hint":
-            exten, devices = wire.get(m, "Extension"), wire.get(m, "Application") or ""
-        elif event == "ExtensionStatus":
-            exten, devices = wire.get(m, "Exten"), wire.get(m, "Hint") or ""
-        else:
-            continue
-        if exten is None:
-            continue
-        hints.append(
-            Hint(exten, wire.get(m, "Context") or "", tuple(d for d in devices.split("&") if d))
-        )
-    return tuple(sorted(hints, key=lambda h: (h.context, h.extension)))
-
-
-# Dialplan applications that make an extension a virtual object, by kind.
-APP_KINDS = {
-    "queue": "queue",
-    "confbridge": "conference",
-    "meetme": "conference",
-    "page": "paging",
-    "park": "parking",
-    "voicemailmain": "feature",
-    "echo": "feature",
-    "directory": "feature",
-}
-IVR_APPS = {"background", "waitexten", "read"}
-
-
-def parse_dialplan(messages: Sequence[wire.Message]) -> tuple[DialplanObject, ...]:
-    """Virtual objects from ShowDialPlan: IVRs (contexts that play a menu and wait for
-    digits, and the extensions that jump into them), queues, conferences, paging, parking,
-    ring groups (Dial to several devices), intercom (Dial with auto-answer) and voicemail-only
-    extensions. Phone extensions are not reported here."""
-    steps: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for m in events(messages, "ListDialplan"):
-        context, exten = wire.get(m, "Context") or "", wire.get(m, "Extension")
-        if exten is None or wire.get(m, "Priority") == "hint":
-            continue
-        app = (wire.get(m, "Application") or "").strip().lower()
-        if app == "parkedcall":
-            continue  # parking slots: summarised from their hints, one line per lot
-        steps[(context, exten)].append((app, wire.get(m, "AppData") or ""))
-    ivr_contexts = {
-        context for (context, _), apps in steps.items() if any(a in IVR_APPS for a, _ in apps)
-    }
-    objects: list[DialplanObject] = [
-        DialplanObject(c, "s", "ivr", "phone tree") for c in ivr_contexts
-    ]
-    for (context, exten), apps in steps.items():
-        if context in ivr_contexts:
-            continue
-        kind, detail = _classify(apps, exten, ivr_contexts)
-        if kind is not None:
-            objects.append(DialplanObject(context, exten, kind, detail))
-    return tuple(sorted(set(objects), key=lambda o: (o.context, o.extension, o.kind)))
-
-
-def _classify(
-    apps: list[tuple[str, str]], exten: str, ivr_contexts: set[str]
-) -> tuple[str | None, str]:
-    names = [a for a, _ in apps]
-    for app, data in apps:
-        if app in APP_KINDS:
-            return APP_KINDS[app], data.split(",")[0]
-        if app in ("goto", "gosub") and data.split(",")[0] in ivr_contexts:
-            return "ivr", data.split(",")[0]
-    dials = [data for app, data in apps if app == "dial"]
-    for data in dials:
-        target, _, options = data.partition(",")
-        if "${ARG" in target:  # a subroutine dialling what its caller passed: not an object
-            continue
-        if "autoanswer" in options.lower() or exten.startswith(("*8", "_*8")):
-            return "intercom", target
-        if "&" in target or (target.startswith("${") and "EXTEN" not in target):
-            return "ring_group", target
-    if "voicemail" in names and not dials and "gosub" not in names:
-        data = next(d for a, d in apps if a == "voicemail")
-        return "voicemail", data.split(",")[0]
-    return None, ""
-
-
-def parse_iax_peers(messages: Sequence[wire.Message]) -> tuple[Endpoint, ...]:
-    """IAX2 peers link PBXs together here; the counting rules treat them as trunks."""
-    peers = [
-        Endpoint(
-            name=_need(m, "ObjectName", "PeerEntry"),
-            technology="IAX2",
-            identify=True,
-        )
-        for m in events(messages, "PeerEntry")
-        if (wire.get(m, "Channeltype") or "").upper() == "IAX"
-    ]
-    return tuple(sorted(peers, key=lambda e: e.name))
-
-
-def parse_sip_peers(messages: Sequence[wire.Message]) -> tuple[Endpoint, ...]:
-    """chan_sip peers: a dynamic peer is a device that registers; a fixed host is a trunk."""
-    peers = []
-    for m in events(messages, "PeerEntry"):
-        if (wire.get(m, "Channeltype") or "").upper() != "SIP":
-            continue
-        dynamic = (wire.get(m, "Dynamic") or "").lower() == "yes"
-        name = _need(m, "ObjectName", "PeerEntry")
-        peers.append(
-            Endpoint(
-                name=name,
-                technology="SIP",
-                aors=(name,),
-                inbound_auth=dynamic,
-                identify=not dynamic,
-            )
-        )
-    return tuple(sorted(peers, key=lambda e: e.name))
 
 
 def parse_manager_users(sections: Sequence[Section]) -> tuple[str, ...]:

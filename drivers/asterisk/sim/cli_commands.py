@@ -9,7 +9,7 @@ import ipaddress
 from drivers.asterisk.sim.base import SimContext, cli
 from drivers.asterisk.sim.conffile import Category, ConfFile
 from drivers.asterisk.sim.pjsip_actions import device_state
-from drivers.asterisk.sim.pjsip_detail import tos
+from drivers.asterisk.sim.pjsip_detail import aor_defaults, display, tos
 
 STATUS = {"Reachable": "Avail", "Unreachable": "Unavail", "NonQualified": "NonQual"}
 ENDPOINTS_HEADER = [
@@ -126,13 +126,7 @@ def pjsip_show_endpoints(ctx: SimContext, words: list[str]) -> list[str]:
             ]
         transport = conf.find(conf.value(endpoint, "transport") or "", "transport")
         if transport is not None:
-            protocol = conf.value(transport, "protocol") or "udp"
-            cos = conf.value(transport, "cos") or "0"
-            tos_value = tos(conf.value(transport, "tos") or "0")
-            bind = conf.value(transport, "bind") or ""
-            lines.append(
-                f"  Transport:  {transport.name:<26}{protocol:<6}{cos:>4}{tos_value:>7}  {bind}"
-            )
+            lines.append(transport_row(conf, transport, "  "))
         for identify in conf.objects("identify"):
             if conf.value(identify, "endpoint") == endpoint.name:
                 lines.append(f"   Identify:  {identify.name}/{endpoint.name}")
@@ -180,4 +174,84 @@ def queue_show(ctx: SimContext, words: list[str]) -> list[str]:
                 f"(login was {since_login} secs ago)"
             )
         lines += ["   No Callers", ""]
+    return [*lines, ""]
+
+
+TRANSPORTS_HEADER = [
+    "",
+    "Transport:  <TransportId........>  <Type>  <cos>  <tos>  <BindAddress....................>",
+    "=" * 90,
+    "",
+]
+
+
+def transport_row(conf: ConfFile, transport: Category, indent: str = "") -> str:
+    protocol = conf.value(transport, "protocol") or "udp"
+    cos = conf.value(transport, "cos") or "0"
+    tos_value = tos(conf.value(transport, "tos") or "0")
+    bind = conf.value(transport, "bind") or ""
+    return f"{indent}Transport:  {transport.name:<26}{protocol:<6}{cos:>4}{tos_value:>7}  {bind}"
+
+
+@cli("pjsip show transports")
+def pjsip_show_transports(ctx: SimContext, words: list[str]) -> list[str]:
+    conf = ctx.loaded("pjsip.conf")
+    transports = sorted(conf.objects("transport"), key=lambda c: c.name)
+    lines = [*TRANSPORTS_HEADER, *(transport_row(conf, t) for t in transports)]
+    return [*lines, "", f"Objects found: {len(transports)}", ""]
+
+
+AOR_HEADER = [
+    "",
+    "      Aor:  <Aor..............................................>  <MaxContact>",
+    "    Contact:  <Aor/ContactUri............................> <Hash....> <Status> <RTT(ms)..>",
+    "=" * 90,
+    "",
+]
+# `pjsip show aor` parameters, alphabetical, and the AorDetail field each is displayed like.
+AOR_PARAMETERS = {
+    "authenticate_qualify": "AuthenticateQualify",
+    "contact": "",
+    "default_expiration": "DefaultExpiration",
+    "mailboxes": "Mailboxes",
+    "max_contacts": "MaxContacts",
+    "maximum_expiration": "MaximumExpiration",
+    "minimum_expiration": "MinimumExpiration",
+    "outbound_proxy": "OutboundProxy",
+    "qualify_2xx_only": "Qualify2xxOnly",
+    "qualify_frequency": "QualifyFrequency",
+    "qualify_timeout": "QualifyTimeout",
+    "remove_existing": "RemoveExisting",
+    "remove_unavailable": "RemoveUnavailable",
+    "support_path": "SupportPath",
+    "voicemail_extension": "VoicemailExtension",
+}
+
+
+@cli("pjsip show aor")
+def pjsip_show_aor(ctx: SimContext, words: list[str]) -> list[str] | None:
+    if len(words) != 4:
+        return None
+    conf = ctx.loaded("pjsip.conf")
+    aor = conf.find(words[3], "aor")
+    if aor is None:
+        return [f"Unable to find object {words[3]}.", ""]
+    lines = list(AOR_HEADER)
+    lines.append(f"      Aor:  {aor.name:<53}{conf.value(aor, 'max_contacts') or '0'}")
+    rows = _contacts(ctx, conf, aor)
+    lines += [f"    Contact:  {a:<44} {h} {s:<7} {r:>11}" for a, h, s, r in rows]
+    defaults = aor_defaults()
+    values = []
+    for option, field_name in AOR_PARAMETERS.items():
+        configured = conf.value(aor, option)
+        default = defaults.get(field_name, "")
+        if configured is None:
+            values.append((option, default))
+        else:
+            values.append((option, display(configured, default) if field_name else configured))
+    name_width = max(len("ParameterName"), *(len(n) for n, _ in values))
+    value_width = max(len("ParameterValue"), *(len(v) for _, v in values))
+    lines += ["", "", f" {'ParameterName':<{name_width}} : ParameterValue"]
+    lines.append(" " + "=" * (name_width + 3 + value_width))
+    lines += [f" {n:<{name_width}} : {v}" for n, v in values]
     return [*lines, ""]

@@ -1,17 +1,18 @@
-"""Asterisk `.conf` files as the simulator needs them: sections that share names, templates
-(`[name](!)`, `[name](tpl1,tpl2)`), options in file order (`=` and `=>`), comments kept for
-rewriting. Expansion follows what GetConfig shows: inherited options first, then own.
-
-Not supported (absent from the offices we simulate): `#include`, `#exec`, `+=`, `(+)`.
+"""Asterisk `.conf` files as the simulator's handlers use them: the categories Asterisk loads
+(`astconfig`: includes followed, `(+)` additions merged, templates copied), each with its
+options in order; lookups indexed. GetConfig shows exactly `expanded()`: inherited options
+first, then the category's own.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_HEADER = re.compile(r"^\[(?P<name>[^\]]+)\](?:\((?P<opts>[^)]*)\))?\s*(?P<rest>;.*)?$")
+from drivers.asterisk.sim import astconfig
+from drivers.asterisk.sim.astconfig import ConfigInvalid
+
+__all__ = ["Category", "ConfFile", "ConfigInvalid", "ConfigStore"]
 
 
 @dataclass
@@ -20,6 +21,15 @@ class Category:
     is_template: bool = False
     templates: list[str] = field(default_factory=list)
     options: list[tuple[str, str]] = field(default_factory=list)
+    inherited: list[tuple[str, str]] | None = None  # as copied at load; None: from templates
+    sources: list[tuple[str, int]] | None = None  # (file, line) of each own option
+
+    def source(self, index: int) -> str:
+        """`file:line` where own option `index` was written (`?` when unknown)."""
+        if self.sources is None or index >= len(self.sources):
+            return "?"
+        file, line = self.sources[index]
+        return f"{file}:{line}"
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """Last own value of `key` (later lines override earlier ones)."""
@@ -67,7 +77,11 @@ class ConfFile:
         cached = self._expanded.get(id(category))
         if cached is not None:
             return cached
-        options: list[tuple[str, str]] = []
+        if category.inherited is not None:
+            options = category.inherited + category.options
+            self._expanded[id(category)] = options
+            return options
+        options = []
         for name in category.templates:
             parent = self.template(name)
             if parent is not None and parent is not category:
@@ -99,62 +113,81 @@ class ConfFile:
         return None
 
 
-def _strip_comment(line: str) -> str:
-    out = []
-    escaped = False
-    for ch in line:
-        if ch == ";" and not escaped:
-            break
-        escaped = ch == "\\" and not escaped
-        out.append(ch)
-    return "".join(out).replace("\\;", ";").strip()
-
-
-def parse(text: str, filename: str) -> ConfFile:
+def from_loaded(cfg: astconfig.AstConfig, filename: str) -> ConfFile:
     conf = ConfFile(filename)
-    current: Category | None = None
-    for raw in text.splitlines():
-        line = _strip_comment(raw)
-        if not line:
-            continue
-        header = _HEADER.match(line)
-        if header:
-            opts = [o.strip() for o in (header["opts"] or "").split(",") if o.strip()]
-            current = Category(
-                name=header["name"].strip(),
-                is_template="!" in opts,
-                templates=[o for o in opts if o != "!"],
+    for cat in cfg.categories:
+        conf.categories.append(
+            Category(
+                name=cat.name,
+                is_template=cat.ignored,
+                templates=[t.name for t in cat.templates],
+                options=[(v.name, v.value) for v in cat.vars if not v.inherited],
+                inherited=[(v.name, v.value) for v in cat.vars if v.inherited],
+                sources=[
+                    (v.file.rsplit("/", 1)[-1] or filename, v.lineno)
+                    for v in cat.vars
+                    if not v.inherited
+                ],
             )
-            conf.categories.append(current)
-            continue
-        if current is None:
-            continue  # options before any section are ignored, as Asterisk does
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        value = value[1:] if value.startswith(">") else value
-        current.options.append((key.strip(), value.strip()))
+        )
     return conf
 
 
+def etc_dir(root: Path) -> str:
+    """Where Asterisk believes its config files are: asterisk.conf `astetcdir`."""
+    try:
+        cfg = astconfig.load(root, "asterisk.conf")
+    except (FileNotFoundError, ConfigInvalid):
+        return "/etc/asterisk"
+    for cat in cfg.categories:
+        if cat.name == "directories":
+            for var in reversed(cat.vars):
+                if var.name == "astetcdir":
+                    return var.value or "/etc/asterisk"
+    return "/etc/asterisk"
+
+
 class ConfigStore:
-    """A directory of config files, re-parsed whenever a file changes on disk."""
+    """A directory of config files, loaded as Asterisk loads them and re-loaded whenever one
+    of the files a load read changes on disk."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._cache: dict[str, tuple[int, int, ConfFile]] = {}
+        self._cache: dict[str, tuple[tuple[tuple[Path, int, int], ...], ConfFile]] = {}
+        self._etc: tuple[tuple[Path, int, int], str] | None = None
+
+    @property
+    def etc_dir(self) -> str:
+        signature = _signature(self.root / "asterisk.conf")
+        if self._etc is None or self._etc[0] != signature:
+            self._etc = (signature, etc_dir(self.root))
+        return self._etc[1]
 
     def path(self, filename: str) -> Path:
-        if "/" in filename or filename.startswith("."):
+        if not filename or "/" in filename or filename.startswith("."):
             raise FileNotFoundError(filename)
         return self.root / filename
 
+    def load(self, filename: str) -> astconfig.AstConfig:
+        """Asterisk's own structure (comments, files, line numbers), for UpdateConfig."""
+        self.path(filename)
+        return astconfig.load(self.root, filename, self.etc_dir)
+
     def read(self, filename: str) -> ConfFile:
-        path = self.path(filename)
-        stat = path.stat()  # FileNotFoundError when missing
+        """The categories of `filename`; FileNotFoundError when missing, ConfigInvalid when
+        Asterisk could not parse it (or a file it includes)."""
         cached = self._cache.get(filename)
-        if cached and cached[:2] == (stat.st_mtime_ns, stat.st_size):
-            return cached[2]
-        conf = parse(path.read_text(encoding="utf-8"), filename)
-        self._cache[filename] = (stat.st_mtime_ns, stat.st_size, conf)
+        if cached is not None and all(_signature(p) == (p, m, n) for p, m, n in cached[0]):
+            return cached[1]
+        cfg = self.load(filename)
+        conf = from_loaded(cfg, filename)
+        self._cache[filename] = (tuple(_signature(p) for p in cfg.files), conf)
         return conf
+
+
+def _signature(path: Path) -> tuple[Path, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (path, -1, -1)
+    return (path, stat.st_mtime_ns, stat.st_size)

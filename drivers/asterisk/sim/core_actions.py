@@ -7,6 +7,7 @@ import hashlib
 import random
 import time
 
+from drivers.asterisk.sim import modules
 from drivers.asterisk.sim.base import (
     CLI_COMMANDS,
     Reply,
@@ -106,6 +107,8 @@ def events(ctx: SimContext, session: Session, request: Message) -> Reply:
 def list_commands(ctx: SimContext, session: Session, request: Message) -> Reply:
     fields = []
     for info in known_actions().values():
+        if info.module is not None and not modules.is_loaded(ctx, info.module):
+            continue
         if allowed(session, info):
             priv = ",".join(_ordered(info.privilege)) if info.privilege else "<none>"
             fields.append((info.name, f"{info.synopsis}  (Priv: {priv})"))
@@ -207,29 +210,15 @@ def core_show_channels(ctx: SimContext, session: Session, request: Message) -> R
     return list_reply(request, "Channels will follow", [], "CoreShowChannelsComplete")
 
 
-# Modules of the simulated PBX: name -> description (what `module show like` prints).
-MODULES = {
-    "res_pjsip.so": "Basic SIP resource",
-    "res_pjsip_registrar.so": "PJSIP Registrar Support",
-    "res_pjsip_outbound_registration.so": "PJSIP Outbound Registration Support",
-    "chan_pjsip.so": "PJSIP Channel Driver",
-    "chan_iax2.so": "Inter Asterisk eXchange (Ver 2)",
-    "app_voicemail.so": "Comedian Mail (Voicemail System)",
-    "app_queue.so": "True Call Queueing",
-    "app_confbridge.so": "Conference Bridge Application",
-    "res_parking.so": "Call Parking Resource",
-    "manager": "Asterisk Manager Interface",
-}
-
-
-def _module(name: str) -> str | None:
-    candidate = name if name.endswith(".so") or name == "manager" else f"{name}.so"
-    return candidate if candidate in MODULES else None
+def _module(ctx: SimContext, name: str) -> str | None:
+    """The canonical name of a module the PBX has loaded, else None."""
+    module = modules.canonical(name)
+    return module if module is not None and modules.is_loaded(ctx, module) else None
 
 
 @action("ModuleCheck")
 def module_check(ctx: SimContext, session: Session, request: Message) -> Reply:
-    if _module(get(request, "Module") or "") is None:
+    if _module(ctx, get(request, "Module") or "") is None:
         return Reply([error(request, "Module not loaded")])
     return Reply([response(request, "Success", [("Version", "")])])
 
@@ -255,8 +244,8 @@ def reload_module(ctx: SimContext, module: str) -> list[Message]:
 @action("Reload")
 def reload(ctx: SimContext, session: Session, request: Message) -> Reply:
     requested = get(request, "Module")
-    module = "All" if not requested else (_module(requested) or requested)
-    if requested and _module(requested) is None:
+    module = "All" if not requested else (_module(ctx, requested) or requested)
+    if requested and _module(ctx, requested) is None:
         return Reply([error(request, "No such module")])
     return Reply(
         [response(request, "Success", [("Message", "Module Reloaded")])],
@@ -293,8 +282,8 @@ def command(ctx: SimContext, session: Session, request: Message) -> Reply:
             ]
         )
     broadcast: list[Message] = []
-    if best == "module reload" and len(words) == 3 and _module(words[2]):
-        broadcast = reload_module(ctx, _module(words[2]) or words[2])
+    if best == "module reload" and len(words) == 3 and _module(ctx, words[2]):
+        broadcast = reload_module(ctx, _module(ctx, words[2]) or words[2])
     fields = [("Message", "Command output follows"), *(("Output", line) for line in output)]
     return Reply([response(request, "Success", fields)], broadcast=broadcast)
 
@@ -316,9 +305,14 @@ def cli_uptime(ctx: SimContext, words: list[str]) -> list[str] | None:
 def cli_module_show_like(ctx: SimContext, words: list[str]) -> list[str] | None:
     if len(words) != 4:
         return None
-    rows = [(m, d) for m, d in MODULES.items() if words[3] in m and m.endswith(".so")]
+    loaded = modules.loaded(ctx)
+    rows = [
+        (m, d, level)
+        for m, (d, level) in modules.MODULES.items()
+        if words[3] in m and m.endswith(".so") and m in loaded
+    ]
     lines = [f"{'Module':<30} {'Description':<40} {'Use Count':<10} {'Status':<11} Support Level"]
-    lines += [f"{m:<30} {d:<40} {'0':<10} {'Running':<11} {'core':>13}" for m, d in rows]
+    lines += [f"{m:<30} {d:<40} {'0':<10} {'Running':<11} {lv:>13}" for m, d, lv in rows]
     lines.append(f"{len(rows)} modules loaded")
     return lines
 
@@ -327,7 +321,7 @@ def cli_module_show_like(ctx: SimContext, words: list[str]) -> list[str] | None:
 def cli_module_reload(ctx: SimContext, words: list[str]) -> list[str] | None:
     if len(words) != 3:
         return None
-    module = _module(words[2])
+    module = _module(ctx, words[2])
     if module is None:
         return [f"The module '{words[2]}' could not be reloaded."]
     return [f"Module '{words[2]}' reloaded successfully."]

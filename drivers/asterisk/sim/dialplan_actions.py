@@ -1,12 +1,22 @@
-"""ShowDialPlan from extensions.conf: hints and priorities per extension, sorted as Asterisk
-sorts them (literal extensions first, patterns after). Context includes are not listed."""
+"""ShowDialPlan and `dialplan show EXTEN@CONTEXT` from extensions.conf: hints and priorities
+per extension, sorted as Asterisk sorts them (literal extensions first, patterns after). A
+context written in two files is one context. Context includes are not listed."""
 
 from __future__ import annotations
 
 import contextlib
 import re
 
-from drivers.asterisk.sim.base import Reply, Session, SimContext, action, error, event, list_reply
+from drivers.asterisk.sim.base import (
+    Reply,
+    Session,
+    SimContext,
+    action,
+    cli,
+    error,
+    event,
+    list_reply,
+)
 from drivers.asterisk.sim.conffile import Category
 from drivers.asterisk.wire import Message, get
 
@@ -17,9 +27,14 @@ Step = tuple[str, str, str, str | None]  # extension, priority, application, dat
 
 
 def _steps(context: Category) -> list[Step]:
-    steps: list[Step] = []
+    return [step for step, _ in numbered_steps(context)]
+
+
+def numbered_steps(context: Category) -> list[tuple[Step, int]]:
+    """Each hint and priority of the context, with the index of the option it comes from."""
+    steps: list[tuple[Step, int]] = []
     last_exten, last_priority = "", 0
-    for key, value in context.options:
+    for index, (key, value) in enumerate(context.options):
         if key not in ("exten", "same"):
             continue
         if key == "exten":
@@ -29,12 +44,12 @@ def _steps(context: Category) -> list[Step]:
         priority, _, command = rest.partition(",")
         priority = _LABEL.sub("", priority.strip())  # "n(open)": a labelled priority
         if priority == "hint":
-            steps.append((exten.strip(), "hint", command.strip(), None))
+            steps.append(((exten.strip(), "hint", command.strip(), None), index))
             continue
         number = last_priority + 1 if priority == "n" else int(priority)
         match = _APP.match(command.strip())
         app, data = (match["app"], match["data"] or "") if match else (command.strip(), "")
-        steps.append((exten.strip(), str(number), app, data))
+        steps.append(((exten.strip(), str(number), app, data), index))
         last_exten, last_priority = exten.strip(), number
     return steps
 
@@ -71,22 +86,22 @@ def _order(step: Step) -> tuple[int, str, int]:
 @action("ShowDialPlan")
 def show_dialplan(ctx: SimContext, session: Session, request: Message) -> Reply:
     wanted = get(request, "Context")
-    contexts = [
-        c
-        for c in [*ctx.loaded("extensions.conf").categories, *_parking_contexts(ctx)]
-        if c.name not in ("general", "globals") and (not wanted or c.name == wanted)
-    ]
+    # A context written in two files (FreePBX's *_custom.conf) is one context (fact 25).
+    contexts: dict[str, list[Step]] = {}
+    for c in [*ctx.loaded("extensions.conf").categories, *_parking_contexts(ctx)]:
+        if c.name not in ("general", "globals") and (not wanted or c.name == wanted):
+            contexts.setdefault(c.name, []).extend(_steps(c))
     if not contexts:
         return Reply([error(request, f"Did not find context {wanted}")])
 
     def build() -> tuple[list[list[tuple[str, str]]], int]:
         rows: list[list[tuple[str, str]]] = []
         extensions: set[tuple[str, str]] = set()
-        for context in contexts:
-            for exten, priority, app, data in sorted(_steps(context), key=_order):
-                extensions.add((context.name, exten))
+        for name, steps in contexts.items():
+            for exten, priority, app, data in sorted(steps, key=_order):
+                extensions.add((name, exten))
                 fields = [
-                    ("Context", context.name),
+                    ("Context", name),
                     ("Extension", exten),
                     ("Priority", priority),
                     ("Application", app),
@@ -113,3 +128,26 @@ def show_dialplan(ctx: SimContext, session: Session, request: Message) -> Reply:
             ("ListContexts", str(len(contexts))),
         ],
     )
+
+
+@cli("dialplan show")
+def cli_dialplan_show(ctx: SimContext, words: list[str]) -> list[str] | None:
+    """`dialplan show EXTEN@CONTEXT`: where each line was written (fact 25)."""
+    if len(words) != 3 or "@" not in words[2]:
+        return None
+    exten, _, wanted = words[2].partition("@")
+    rows: list[tuple[Step, str]] = []
+    for category in ctx.loaded("extensions.conf").categories:
+        if category.name == wanted:
+            for step, index in numbered_steps(category):
+                if step[0] == exten:
+                    rows.append((step, category.source(index)))
+    if not rows:
+        return [f"There is no existence of {exten}@{wanted} extension", ""]
+    lines = [f"[ Context '{wanted}' created by 'pbx_config' ]"]
+    rows.sort(key=lambda row: _order(row[0]))
+    for n, ((name, priority, app, data), where) in enumerate(rows):
+        label = f"'{name}' =>" if n == 0 else ""
+        text = f"hint: {app}" if data is None else f"{priority}. {app}({data})"
+        lines.append(f"  {label:<17} {text:<45} [{where}]")
+    return [*lines, "", f"-= 1 extension ({len(rows)} priorities) in 1 context. =-"]

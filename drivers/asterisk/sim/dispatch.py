@@ -9,6 +9,7 @@ from importlib import resources
 
 import structlog
 
+from drivers.asterisk.sim import modules
 from drivers.asterisk.sim.base import HANDLERS, Reply, Session, SimContext, error
 from drivers.asterisk.wire import Message, get
 
@@ -23,6 +24,7 @@ class ActionInfo:
     name: str
     privilege: frozenset[str]  # empty: open to every logged-in user
     synopsis: str
+    module: str | None = None  # the loadable module providing it, when it may be missing
 
 
 @cache
@@ -33,9 +35,10 @@ def known_actions() -> dict[str, ActionInfo]:
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
-        name, priv, synopsis = line.split("\t", 2)
+        name, priv, rest = line.split("\t", 2)
+        synopsis, module = rest.rsplit("\t", 1)  # a synopsis may hold a tab (SendText)
         classes = frozenset() if priv == "<none>" else frozenset(priv.split(","))
-        table[name.lower()] = ActionInfo(name, classes, synopsis)
+        table[name.lower()] = ActionInfo(name, classes, synopsis, None if module == "-" else module)
     return table
 
 
@@ -51,6 +54,8 @@ def dispatch(ctx: SimContext, session: Session, request: Message) -> Reply:
         return Reply([error(request, "Missing action in request")])
     key = name.strip().lower()
     info = known_actions().get(key)
+    if info is not None and info.module is not None and not modules.is_loaded(ctx, info.module):
+        info = None  # its module is not loaded: the action does not exist
     handler = HANDLERS.get(key)
     if not session.logged_in and key not in PRE_LOGIN:
         return Reply([error(request, "Permission denied")])

@@ -6,6 +6,7 @@ config_dir = "pbx-config"      # relative to the TOML file
 version = "22.10.1"
 ami_version = "11.0.0"
 system_name = "nw-pbx01"
+not_built = ["res_fax.so"]     # modules this Asterisk build lacks (optional)
 # ... plus the runtime tables documented in `live.py`
 """
 
@@ -32,6 +33,7 @@ class Office:
     ami_version: str
     system_name: str | None
     raw: dict[str, Any]
+    not_built: tuple[str, ...] = ()
 
     def context(self) -> SimContext:
         """A fresh simulation: a private copy of the config files (UpdateConfig never touches
@@ -49,6 +51,7 @@ class Office:
             version=self.version,
             ami_version=self.ami_version,
             scratch=scratch,
+            not_built=self.not_built,
         )
 
 
@@ -65,4 +68,5 @@ def load_office(path: Path) -> Office:
         ami_version=str(pbx.get("ami_version", "11.0.0")),
         system_name=pbx.get("system_name"),
         raw=raw,
+        not_built=tuple(str(m) for m in pbx.get("not_built", ())),
     )

@@ -1,4 +1,4 @@
-"""Voicemail, queue, IAX2, hint and device-state actions, from the office's config files and
+"""Voicemail, queue, hint and device-state actions, from the office's config files and
 the endpoints' live state."""
 
 from __future__ import annotations
@@ -212,34 +212,6 @@ def queue_status(ctx: SimContext, session: Session, request: Message) -> Reply:
             ]
             items.append(event(request, "QueueMember", member, action_id_last=True))
     return list_reply(request, "Queue status will follow", items, "QueueStatusComplete")
-
-
-# -- IAX2 -----------------------------------------------------------------------------------
-
-
-@action("IAXpeerlist")
-def iax_peer_list(ctx: SimContext, session: Session, request: Message) -> Reply:
-    conf = ctx.loaded("iax.conf")
-    items = []
-    for peer in conf.categories:
-        if peer.name == "general" or conf.value(peer, "type") not in ("peer", "friend"):
-            continue
-        dynamic = conf.value(peer, "host") == "dynamic"
-        fields = [
-            ("Channeltype", "IAX"),
-            ("ObjectName", peer.name),
-            ("ObjectUsername", conf.value(peer, "username") or peer.name),
-            ("ChanObjectType", "peer"),
-            ("IPaddress", "(null)" if dynamic else conf.value(peer, "host") or "(null)"),
-            ("Mask", "(null)"),
-            ("Port", "(null)" if dynamic else conf.value(peer, "port") or "4569"),
-            ("Dynamic", "yes" if dynamic else "no"),
-            ("Trunk", "yes" if (conf.value(peer, "trunk") or "").lower() in YES else "no"),
-            ("Encryption", "no"),
-            ("Status", "UNKNOWN" if dynamic else "Unmonitored"),
-        ]
-        items.append(event(request, "PeerEntry", fields))
-    return list_reply(request, "IAX Peer status list will follow", items, "PeerlistComplete")
 
 
 # -- hints and device states ----------------------------------------------------------------

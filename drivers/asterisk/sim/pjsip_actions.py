@@ -42,7 +42,8 @@ def device_state(ctx: SimContext, conf: ConfFile, endpoint: Category) -> str:
     """A registered contact that answers (or is not qualified) makes the endpoint usable;
     static contacts (trunks) count as usable when qualify is off."""
     for aor_name in _split(conf.value(endpoint, "aors")):
-        if any(c.status in ONLINE for c in ctx.live.contacts_of(aor_name)):
+        bound = ctx.live.contacts_of(aor_name) + ctx.live.ghosts_of(aor_name)
+        if any(c.status in ONLINE for c in bound):
             return "Not in use"
         aor = conf.find(aor_name, "aor")
         if aor is not None and _split(conf.value(aor, "contact")):

@@ -32,6 +32,12 @@ def _fields() -> dict[str, Any]:
     return data
 
 
+def aor_defaults() -> dict[str, str]:
+    """AorDetail's fields as Asterisk shows them when an AOR does not set them."""
+    defaults: dict[str, str] = _fields()["aor"]["defaults"]
+    return defaults
+
+
 def camel(option: str) -> str:
     """`max_contacts` -> `MaxContacts`: how Asterisk names an option in AMI events."""
     return "".join(part[:1].upper() + part[1:] for part in option.split("_"))
@@ -145,7 +151,7 @@ def endpoint_fields(ctx: SimContext, conf: ConfFile, endpoint: Category) -> list
 
 
 def _contact_status_tail(
-    endpoint: str, contact_id: str, qualify_frequency: str
+    endpoint: str, contact_id: str, qualify_frequency: str, qualify_timeout: str
 ) -> list[tuple[str, str]]:
     """The fields every ContactStatusDetail ends with, registered or static contact."""
     return [
@@ -155,13 +161,13 @@ def _contact_status_tail(
         ("OutboundProxy", ""),
         ("Path", ""),
         ("QualifyFrequency", qualify_frequency),
-        ("QualifyTimeout", "3.000"),
+        ("QualifyTimeout", f"{float(qualify_timeout):.3f}"),
         ("Qualify2xxOnly", "0"),
     ]
 
 
 def static_contact_fields(
-    aor: str, uri: str, qualify_frequency: str, endpoint: str
+    aor: str, uri: str, qualify_frequency: str, endpoint: str, qualify_timeout: str = "3"
 ) -> list[tuple[str, str]]:
     return [
         ("AOR", aor),
@@ -171,13 +177,16 @@ def static_contact_fields(
         ("Status", "NonQualified" if qualify_frequency == "0" else "Unknown"),
         ("RoundtripUsec", "N/A"),
         *_contact_status_tail(
-            endpoint, f"{aor}@@{hashlib.md5(uri.encode()).hexdigest()}", qualify_frequency
+            endpoint,
+            f"{aor}@@{hashlib.md5(uri.encode()).hexdigest()}",
+            qualify_frequency,
+            qualify_timeout,
         ),
     ]
 
 
 def contact_fields(
-    contact: Contact, qualify_frequency: str, endpoint: str
+    contact: Contact, qualify_frequency: str, endpoint: str, qualify_timeout: str = "3"
 ) -> list[tuple[str, str]]:
     addr, port = contact.via
     rtt = str(contact.rtt_usec) if contact.status == "Reachable" else "N/A"
@@ -190,7 +199,7 @@ def contact_fields(
         ("CallID", contact.call_id),
         ("Status", contact.status),
         ("RoundtripUsec", rtt),
-        *_contact_status_tail(endpoint, contact.object_name, qualify_frequency),
+        *_contact_status_tail(endpoint, contact.object_name, qualify_frequency, qualify_timeout),
     ]
 
 
@@ -228,6 +237,7 @@ def show_endpoint(ctx: SimContext, session: Session, request: Message) -> Reply:
         dynamic = ctx.live.contacts_of(aor_name)
         static = _split(conf.value(aor, "contact"))
         qualify = conf.value(aor, "qualify_frequency") or "0"
+        timeout = conf.value(aor, "qualify_timeout") or "3"
         uris = [c.uri for c in dynamic] + static
         computed = {
             "ObjectType": "aor",
@@ -241,7 +251,9 @@ def show_endpoint(ctx: SimContext, session: Session, request: Message) -> Reply:
         for contact in dynamic:
             items.append(
                 event(
-                    request, "ContactStatusDetail", contact_fields(contact, qualify, endpoint.name)
+                    request,
+                    "ContactStatusDetail",
+                    contact_fields(contact, qualify, endpoint.name, timeout),
                 )
             )
         for uri in static:
@@ -249,7 +261,7 @@ def show_endpoint(ctx: SimContext, session: Session, request: Message) -> Reply:
                 event(
                     request,
                     "ContactStatusDetail",
-                    static_contact_fields(aor_name, uri, qualify, endpoint.name),
+                    static_contact_fields(aor_name, uri, qualify, endpoint.name, timeout),
                 )
             )
     for identify in conf.objects("identify"):

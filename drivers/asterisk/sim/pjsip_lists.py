@@ -90,9 +90,14 @@ def show_inbound_contact_statuses(ctx: SimContext, session: Session, request: Me
     for contact in sorted(ctx.live.contacts, key=lambda c: c.object_name):
         aor = conf.find(contact.aor, "aor")
         qualify = (conf.value(aor, "qualify_frequency") if aor else None) or "0"
+        timeout = (conf.value(aor, "qualify_timeout") if aor else None) or "3"
         endpoint = owners.get(contact.aor, "")
         items.append(
-            event(request, "ContactStatusDetail", contact_fields(contact, qualify, endpoint))
+            event(
+                request,
+                "ContactStatusDetail",
+                contact_fields(contact, qualify, endpoint, timeout),
+            )
         )
     return list_reply(
         request,
@@ -151,6 +156,20 @@ def show_registrations_outbound(ctx: SimContext, session: Session, request: Mess
     )
 
 
+def registry_event(ctx: SimContext, reg: Category, status: str) -> Message:
+    """The `Registry` event of an outbound registration attempt."""
+    conf = ctx.loaded("pjsip.conf")
+    return ctx.unsolicited(
+        "Registry",
+        [
+            ("ChannelType", "PJSIP"),
+            ("Username", conf.value(reg, "client_uri") or ""),
+            ("Domain", conf.value(reg, "server_uri") or ""),
+            ("Status", status),
+        ],
+    )
+
+
 @action("PJSIPRegister")
 def register(ctx: SimContext, session: Session, request: Message) -> Reply:
     """Sends a REGISTER; the simulated registrar answers at once with the office's configured
@@ -160,16 +179,7 @@ def register(ctx: SimContext, session: Session, request: Message) -> Reply:
     reg = conf.find(name, "registration")
     if reg is None:
         return Reply([error(request, f"Unable to retrieve registration {name}")])
-    status = ctx.live.registrations.get(name, "Rejected")
-    registry = ctx.unsolicited(
-        "Registry",
-        [
-            ("ChannelType", "PJSIP"),
-            ("Username", conf.value(reg, "client_uri") or ""),
-            ("Domain", conf.value(reg, "server_uri") or ""),
-            ("Status", status),
-        ],
-    )
+    registry = registry_event(ctx, reg, ctx.live.registrations.get(name, "Rejected"))
     return Reply(
         [response(request, "Success", [("Message", "Reregistration sent")])], broadcast=[registry]
     )

@@ -1,0 +1,157 @@
+"""ShowDialPlan answers -> hints, the virtual objects reachable by dialling (phone trees,
+inbound routes into them, queues, conferences, paging, parking, ring groups, intercom,
+voicemail-only extensions, feature codes) and the chan_iax2/chan_sip peers the dialplan
+dials. Pure functions over `wire.Message` lists."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from drivers.asterisk import wire
+from drivers.models import DialplanObject, Hint
+
+# Dialplan applications that make an extension a virtual object, by kind.
+APP_KINDS = {
+    "queue": "queue",
+    "confbridge": "conference",
+    "meetme": "conference",
+    "page": "paging",
+    "park": "parking",
+    "voicemailmain": "feature",
+    "echo": "feature",
+    "directory": "feature",
+}
+IVR_APPS = {"background", "waitexten", "read"}
+# Where FreePBX sends calls from trunks; an extension there jumping into a phone tree is an
+# inbound route (a trunk endpoint's own `context` is added to these by the caller).
+INBOUND_CONTEXTS = frozenset(
+    {"from-trunk", "from-pstn", "from-did-direct", "ext-did", "ext-did-0001", "ext-did-0002"}
+)
+# chan_iax2 / chan_sip dial strings: `IAX2/peer` (a device), `IAX2/peer/number` and
+# `SIP/number@peer` (a number dialled through the peer: an outbound route).
+_AS_DEVICE = re.compile(r"\b(IAX2|SIP)/([^&,()\s/@$]+)(?=[&,()\s]|$)", re.I)
+_THROUGH = re.compile(r"\b(IAX2|SIP)/([^&,()\s/@$]+)/[^&,()\s]+", re.I)
+_AT_PEER = re.compile(r"\b(IAX2|SIP)/[^&,()\s@/]+@([^&,()\s/$]+)", re.I)
+
+
+def _steps(messages: Iterable[wire.Message]) -> Iterable[tuple[str, str, str, str, str]]:
+    """(context, extension, priority, application, data) of every ListDialplan event."""
+    for m in messages:
+        if wire.get(m, "Event") != "ListDialplan":
+            continue
+        exten = wire.get(m, "Extension")
+        if exten is None:
+            continue
+        yield (
+            wire.get(m, "Context") or "",
+            exten,
+            wire.get(m, "Priority") or "",
+            (wire.get(m, "Application") or "").strip(),
+            wire.get(m, "AppData") or "",
+        )
+
+
+def hint_devices(value: str) -> tuple[str, ...]:
+    """`PJSIP/301&Custom:DND301,CustomPresence:301` -> (`PJSIP/301`, `Custom:DND301`): the
+    device part is split on `&`; what follows the first `,` is the presence provider."""
+    devices = value.partition(",")[0]
+    return tuple(d.strip() for d in devices.split("&") if d.strip())
+
+
+def parse_hints(messages: Sequence[wire.Message]) -> tuple[Hint, ...]:
+    """Hints from ShowDialPlan (the `hint` priorities) or ExtensionStateList events."""
+    hints = []
+    for m in messages:
+        event = wire.get(m, "Event")
+        if event == "ListDialplan" and wire.get(m, "Priority") == "hint":
+            exten, value = wire.get(m, "Extension"), wire.get(m, "Application") or ""
+        elif event == "ExtensionStatus":
+            exten, value = wire.get(m, "Exten"), wire.get(m, "Hint") or ""
+        else:
+            continue
+        if exten is None:
+            continue
+        hints.append(Hint(exten, wire.get(m, "Context") or "", hint_devices(value)))
+    return tuple(sorted(hints, key=lambda h: (h.context, h.extension)))
+
+
+def parse_dialplan(
+    messages: Sequence[wire.Message], inbound_contexts: Iterable[str] = ()
+) -> tuple[DialplanObject, ...]:
+    """Virtual objects from ShowDialPlan: IVRs (contexts that play a menu and wait for
+    digits, and the extensions that dial into them), inbound routes into IVRs (extensions of
+    an inbound context, or patterns, that jump into one), queues, conferences, paging,
+    parking, ring groups (Dial to several devices), intercom (Dial with auto-answer),
+    voicemail-only extensions and feature codes (`*97`). Phone extensions are not reported."""
+    inbound = INBOUND_CONTEXTS | set(inbound_contexts)
+    steps: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for context, exten, priority, app, data in _steps(messages):
+        if priority == "hint" or app.lower() == "parkedcall":
+            continue  # parking slots: summarised from their hints, one line per lot
+        steps[(context, exten)].append((app.lower(), data))
+    ivr_contexts = {
+        context for (context, _), apps in steps.items() if any(a in IVR_APPS for a, _ in apps)
+    }
+    objects: list[DialplanObject] = [
+        DialplanObject(c, "s", "ivr", "phone tree") for c in ivr_contexts
+    ]
+    for (context, exten), apps in steps.items():
+        if context in ivr_contexts:
+            continue
+        kind, detail = _classify(apps, exten, ivr_contexts)
+        if kind == "ivr" and (context in inbound or exten.startswith("_")):
+            kind, detail = "route", f"into the phone tree {detail}"
+        if exten.lstrip("_").startswith("*") and kind not in ("intercom", "paging", "parking"):
+            kind, detail = "feature", detail or (apps[0][0] if apps else "")
+        if kind is not None:
+            objects.append(DialplanObject(context, exten, kind, detail))
+    return tuple(sorted(set(objects), key=lambda o: (o.context, o.extension, o.kind)))
+
+
+def _classify(
+    apps: list[tuple[str, str]], exten: str, ivr_contexts: set[str]
+) -> tuple[str | None, str]:
+    names = [a for a, _ in apps]
+    for app, data in apps:
+        if app in APP_KINDS:
+            return APP_KINDS[app], data.split(",")[0]
+        if app in ("goto", "gosub") and data.split(",")[0] in ivr_contexts:
+            return "ivr", data.split(",")[0]
+    dials = [data for app, data in apps if app == "dial"]
+    for data in dials:
+        target, _, options = data.partition(",")
+        if "${ARG" in target:  # a subroutine dialling what its caller passed: not an object
+            continue
+        if "autoanswer" in options.lower() or exten.startswith(("*8", "_*8")):
+            return "intercom", target
+        if "&" in target or (target.startswith("${") and "EXTEN" not in target):
+            return "ring_group", target
+    if "voicemail" in names and not dials and "gosub" not in names:
+        data = next(d for a, d in apps if a == "voicemail")
+        return "voicemail", data.split(",")[0]
+    return None, ""
+
+
+@dataclass
+class PeerDials:
+    """How the dialplan reaches one chan_iax2/chan_sip peer."""
+
+    extensions: set[str] = field(default_factory=set)  # dial it as a device, or show it in a hint
+    with_number: bool = False  # dial numbers through it (an outbound route)
+
+
+def parse_peer_dials(messages: Sequence[wire.Message]) -> dict[tuple[str, str], PeerDials]:
+    """(technology, peer name) -> how the dialplan dials it, from every application's data
+    (Dial, and the arguments of Gosub/Macro that dial for their caller) and every hint."""
+    found: dict[tuple[str, str], PeerDials] = defaultdict(PeerDials)
+    for _, exten, _, app, data in _steps(messages):
+        text = data if data else app
+        for match in _AS_DEVICE.finditer(text):
+            found[(match.group(1).upper(), match.group(2))].extensions.add(exten)
+        for pattern in (_THROUGH, _AT_PEER):
+            for match in pattern.finditer(text):
+                found[(match.group(1).upper(), match.group(2))].with_number = True
+    return dict(found)

@@ -1,0 +1,167 @@
+"""The endpoints Asterisk runs (PJSIPShowEndpoints, and PJSIPShowEndpoint for the few the
+files no longer describe) reconciled with the configuration files (GetConfig): the live view
+is what counts, and every difference is reported with both views. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from drivers.asterisk import wire
+from drivers.asterisk.parse.config import parse_callerid, split_list
+from drivers.asterisk.parse.lists import events
+from drivers.errors import ParseError
+from drivers.models import Aor, Endpoint
+
+# PJSIPShowEndpoints fields the inventory keeps (everything else is dropped as it arrives).
+LIST_FIELDS = frozenset({"objectname", "aor", "auths", "outboundauths"})
+# PJSIPShowEndpoint fields kept for an endpoint the files do not describe (no secrets: the
+# AuthDetail events carry passwords, fact 10, and are not read).
+DETAIL_FIELDS = frozenset(
+    {
+        "objecttype",
+        "objectname",
+        "callerid",
+        "context",
+        "mailboxes",
+        "aors",
+        "auth",
+        "outboundauth",
+        "maxcontacts",
+        "endpointname",
+        "aor",
+        "uri",
+        "id",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEndpoint:
+    """One EndpointList event: what Asterisk has loaded."""
+
+    name: str
+    aors: tuple[str, ...]
+    auths: tuple[str, ...]
+    outbound_auths: tuple[str, ...]
+
+
+def parse_live_endpoints(messages: Sequence[wire.Message]) -> tuple[LiveEndpoint, ...]:
+    result = []
+    for m in events(messages, "EndpointList"):
+        name = wire.get(m, "ObjectName")
+        if not name:
+            raise ParseError("EndpointList: missing field 'ObjectName'")
+        result.append(
+            LiveEndpoint(
+                name=name,
+                aors=split_list(wire.get(m, "Aor")),
+                auths=split_list(wire.get(m, "Auths")),
+                outbound_auths=split_list(wire.get(m, "OutboundAuths")),
+            )
+        )
+    return tuple(sorted(result, key=lambda e: e.name))
+
+
+def parse_endpoint_detail(messages: Sequence[wire.Message]) -> tuple[Endpoint, tuple[Aor, ...]]:
+    """An endpoint and its AORs from one PJSIPShowEndpoint answer."""
+    detail = next(iter(events(messages, "EndpointDetail")), None)
+    if detail is None:
+        raise ParseError("PJSIPShowEndpoint: no EndpointDetail")
+    name = wire.get(detail, "ObjectName") or ""
+    callerid_name, number = parse_callerid(wire.get(detail, "Callerid"))
+    static: dict[str, list[str]] = {}
+    for m in events(messages, "ContactStatusDetail"):
+        if "@@" in (wire.get(m, "ID") or ""):  # configured, not registered (fact 13: `;@`)
+            static.setdefault(wire.get(m, "AOR") or "", []).append(wire.get(m, "URI") or "")
+    aors = []
+    for m in events(messages, "AorDetail"):
+        raw = (wire.get(m, "MaxContacts") or "0").strip()
+        aor = wire.get(m, "ObjectName") or ""
+        aors.append(
+            Aor(
+                name=aor,
+                max_contacts=int(raw) if raw.isdigit() else 0,
+                static_contacts=tuple(static.get(aor, ())),
+                mailboxes=split_list(wire.get(m, "Mailboxes")),
+            )
+        )
+    endpoint = Endpoint(
+        name=name,
+        technology="PJSIP",
+        callerid_name=callerid_name,
+        callerid_number=number,
+        context=wire.get(detail, "Context") or None,
+        aors=split_list(wire.get(detail, "Aors")),
+        mailboxes=split_list(wire.get(detail, "Mailboxes")),
+        inbound_auth=bool(split_list(wire.get(detail, "Auth"))),
+        outbound_auth=bool(split_list(wire.get(detail, "OutboundAuth"))),
+        identify=bool(events(messages, "IdentifyDetail")),
+    )
+    return endpoint, tuple(aors)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    endpoints: tuple[Endpoint, ...]  # what Asterisk runs, described by the files
+    only_live: tuple[str, ...]  # loaded, but gone from the files: details needed from the PBX
+    warnings: tuple[str, ...]
+
+
+def reconcile(live: Sequence[LiveEndpoint], configured: Sequence[Endpoint]) -> Reconciled:
+    """The live endpoints, each described by its configuration; the live list wins where the
+    two disagree (AORs and auths: what a reload has not applied yet)."""
+    by_name: dict[str, Endpoint] = {}
+    for endpoint in configured:
+        by_name.setdefault(endpoint.name, endpoint)
+    running = {e.name for e in live}
+    endpoints: list[Endpoint] = []
+    only_live: list[str] = []
+    warnings: list[str] = []
+    for item in live:
+        found = by_name.get(item.name)
+        if found is None:
+            only_live.append(item.name)
+            continue
+        endpoint = found
+        file_auths = split_list(_option(endpoint, "auth"))
+        file_outbound = split_list(_option(endpoint, "outbound_auth"))
+        differences = [
+            f"{what} {_show(mine)} in Asterisk, {_show(theirs)} in the file"
+            for what, mine, theirs in (
+                ("aors", item.aors, endpoint.aors),
+                ("auth", item.auths, file_auths),
+                ("outbound_auth", item.outbound_auths, file_outbound),
+            )
+            if mine != theirs
+        ]
+        if differences:
+            warnings.append(
+                f"endpoint {item.name}: {'; '.join(differences)}: counted as Asterisk runs it "
+                "(the file takes effect at the next res_pjsip reload)"
+            )
+            endpoint = replace(
+                endpoint,
+                aors=item.aors,
+                inbound_auth=bool(item.auths),
+                outbound_auth=bool(item.outbound_auths),
+            )
+        endpoints.append(endpoint)
+    for name in sorted(set(by_name) - running):
+        warnings.append(
+            f"endpoint {name} is in pjsip.conf but not loaded in Asterisk: not counted until "
+            "res_pjsip is reloaded"
+        )
+    return Reconciled(tuple(endpoints), tuple(only_live), tuple(warnings))
+
+
+def _option(endpoint: Endpoint, key: str) -> str | None:
+    value = None
+    for k, v in endpoint.options:
+        if k == key:
+            value = v
+    return value
+
+
+def _show(values: tuple[str, ...]) -> str:
+    return ",".join(values) if values else "(none)"
