@@ -5,7 +5,9 @@ again after it, and its resolution still refers to it.
 
 Checks, by key: `pbx_reachable` (critical), `ami_slow`, `trunk:{name}` per outbound
 registration, `trunks_all` (critical: every trunk down), `phones_unreachable`, `backup_age`,
-`backup_failed`, `offsite_failed`, `outbox_backlog`, `disk_space`. One-off notices: PBX
+`backup_failed`, `offsite_failed`, `outbox_backlog`, `disk_space`, and
+`feature_switch:{feature}` (critical: a feature the licence wants off is not, or one it wants
+on is not restored; raised by the licence enforcement). One-off notices: PBX
 restarted or reloaded, PBX version changed, system clock jumped.
 """
 
@@ -63,8 +65,10 @@ class HealthMonitor:
         return {key: check.state for key, check in sorted(self._checks.items())}
 
     def _threshold(self, key: str) -> int:
-        # A failed backup or copy is one run, hours apart: report it at once.
-        return 1 if key in ("backup_failed", "offsite_failed") else self._cfg.health.flap_count
+        # A failed backup or copy is one run, hours apart: report it at once. So is a feature
+        # the licence wants off that is not (feature_switch:NAME): it is a fact, not a flap.
+        once = key in ("backup_failed", "offsite_failed") or key.startswith("feature_switch:")
+        return 1 if once else self._cfg.health.flap_count
 
     async def observe(self, finding: Finding) -> None:
         async with self._lock:

@@ -28,6 +28,7 @@ from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handl
     dialplan_actions,
     iax,
     maintenance,
+    manager_cli,
     office_actions,
     pjsip_actions,
     pjsip_detail,
@@ -51,7 +52,8 @@ class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.session = Session()
+        peer = writer.get_extra_info("peername")
+        self.session = Session(address=str(peer[0]) if peer else "", started=time.time())
         self.lock = asyncio.Lock()
 
     def close(self) -> None:
@@ -188,6 +190,7 @@ class Simulator:
         self._tasks.add(task)
         conn = _Connection(reader, writer)
         self._connections.add(conn)
+        self.ctx.sessions.append(conn.session)
         try:
             if self.faults.refuse_connections or self.ctx.crashed:
                 return
@@ -205,6 +208,7 @@ class Simulator:
             log.debug("simulator session ended", reason=type(exc).__name__)
         finally:
             self._connections.discard(conn)
+            self.ctx.sessions[:] = [s for s in self.ctx.sessions if s is not conn.session]
             self._tasks.discard(task)
             writer.close()
 
