@@ -289,7 +289,10 @@ def _show_licence(config_path: Path, socket_path: Path | None, command: str, as_
 @socket_option
 @json_option
 def features_command(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
-    """Each subscription feature: wanted on or off, why, and how it is switched.
+    """Each subscription feature: wanted on or off, actual on the PBX, and how it is switched.
+
+    A feature wanted off that is not shows "not switched: REASON" (and is a critical health
+    problem); what the PBX cannot switch is named.
 
     \b
     Example:
@@ -299,13 +302,7 @@ def features_command(config_path: Path, socket_path: Path | None, as_json: bool)
     if as_json:
         _print_json(rows)
         return
-    table = [
-        [r["feature"], r["wanted"], "yes" if r["enforced"] else "NO", r["how"], r["note"]]
-        for r in rows
-    ]
-    click.echo(render.table(["FEATURE", "WANTED", "ENFORCED", "HOW", "NOTE"], table))
-    if rows:
-        click.echo(rows[0]["why"])
+    click.echo(render.features(rows))
 
 
 @cli.command("diag")

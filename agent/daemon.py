@@ -25,7 +25,7 @@ from agent.counting.service import CountingService
 from agent.errors import LicenceError
 from agent.health.monitor import Finding, HealthMonitor
 from agent.licence.enforcement import Enforcement
-from agent.licence.features import feature_rows
+from agent.licence.features import feature_rows, summary
 from agent.licence.service import LicenceService
 from agent.pbx_poller import PbxPoller
 from agent.sdnotify import Notifier
@@ -106,7 +106,9 @@ class Daemon:
         self._telemetry = Telemetry(store, self.cfg)
         self._health = HealthMonitor(store, self.cfg, self._telemetry)
         self._licence = LicenceService(store, self.cfg, self._telemetry, self._health)
-        self._enforcement = Enforcement(store, self.cfg, driver, self._telemetry, self._counting)
+        self._enforcement = Enforcement(
+            store, self.cfg, driver, self._telemetry, self._counting, self._health
+        )
         if self.cfg.licence.enabled:
             files = self._config_files()
             if files is not None:
@@ -287,12 +289,13 @@ class Daemon:
         await self._health.run_local(last_good, disk)
 
     async def _licence_status(self, _args: Mapping[str, Any]) -> dict[str, Any]:
-        return self._licence.status()
+        return self._licence.status() | {"enforcement": summary(await self._features({}))}
 
     async def _licence_refresh(self, _args: Mapping[str, Any]) -> dict[str, Any]:
         if not self.cfg.licence.enabled:
             raise LicenceError("no licence server configured ([licence] enabled = false)")
-        return await self._licence.refresh()
+        result = await self._licence.refresh()
+        return result | {"enforcement": summary(await self._features({}))}
 
     async def _features(self, _args: Mapping[str, Any]) -> list[dict[str, Any]]:
         return feature_rows(
@@ -445,5 +448,9 @@ class Daemon:
             "counting": self._counting_status(),
             "telemetry": self._telemetry.status(),
             "health": self._health.states(),
-            "licence": {"state": self._licence.state, "reason": self._licence.evaluation.reason},
+            "licence": {
+                "state": self._licence.state,
+                "reason": self._licence.evaluation.reason,
+                **summary(await self._features({})),
+            },
         }

@@ -81,6 +81,15 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
         lines.append("Telemetry  MQTT off (events kept locally: pbx-agent events)")
     if "tasks" in result:
         lines.append(f"Tasks      {tasks(result['tasks'])}")
+    licence = result.get("licence") or {}
+    if licence.get("features"):
+        wanted_off = [f for f, s in licence["features"].items() if s["wanted"] == "off"]
+        if wanted_off:
+            wrong = licence.get("not_switched") or []
+            lines.append(
+                f"Features   {len(wanted_off)} wanted off ({licence['state']}); "
+                + (f"NOT switched: {', '.join(wrong)}" if wrong else "all switched")
+            )
     problems = sorted(k for k, v in (result.get("health") or {}).items() if v == "problem")
     if "health" in result:
         lines.append(
@@ -187,7 +196,7 @@ def event_line(event: Mapping[str, Any]) -> str:
 
 
 def licence(result: Mapping[str, Any]) -> str:
-    """The licence state in a few lines."""
+    """The licence state in a few lines, then each feature: wanted and actual on the PBX."""
     lines = [f"Licence    {result['state']}: {result['reason']}"]
     token = result.get("licence")
     if token:
@@ -195,10 +204,32 @@ def licence(result: Mapping[str, Any]) -> str:
             f"Token      serial {token['serial']}, subscription {token['subscription_id']}, "
             f"expires {token['expires_at']}, max {token['max_users']} users"
         )
-    off = [name for name, on in result["features"].items() if not on]
-    lines.append(f"Features   {'off: ' + ', '.join(off) if off else 'all on'}")
     if result.get("last_error"):
         lines.append(f"Server     last check failed: {result['last_error']}")
+    enforcement = result.get("enforcement")
+    if enforcement:
+        lines.append("Features   wanted and actual on the PBX:")
+        for name, state in enforcement["features"].items():
+            lines.append(f"  {name:<17} wanted {state['wanted']:<3}  actual {state['actual']}")
+    else:
+        off = [name for name, on in result["features"].items() if not on]
+        lines.append(f"Features   wanted {'off: ' + ', '.join(off) if off else 'all on'}")
+    return "\n".join(lines)
+
+
+def features(rows: Sequence[Mapping[str, Any]]) -> str:
+    """`pbx-agent features`: wanted and actual per feature and how it is switched; below the
+    table, each feature that is not as wanted with its reason (and what it left out, by name)."""
+    short = {"not_switched": "NOT SWITCHED", "pending": "pending"}
+    table_rows = [
+        [r["feature"], r["wanted"], short.get(r["state"], r["actual"]), r["how"]] for r in rows
+    ]
+    lines = [table(["FEATURE", "WANTED", "ACTUAL", "HOW"], table_rows)]
+    for row in rows:
+        if row["state"] in short:
+            lines.append(f"{row['feature']}: {row['actual']}")
+    if rows:
+        lines.append(rows[0]["why"])
     return "\n".join(lines)
 
 

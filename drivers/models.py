@@ -291,23 +291,113 @@ class BackupFile:
     mtime: float
 
 
-MARKER = ";pbx-agent:"
+# -- switching subscription features (vendor-neutral; see drivers.base.Driver) ---------------
+
+
+class SwitchKind(StrEnum):
+    """How a switch lives on the PBX, which decides how it is checked and undone.
+
+    CONFIG   configuration the agent owns, in a place the PBX's own tooling never overwrites
+             (e.g. an Asterisk `(+)` block in a FreePBX `*_custom*` file, an `auth-acl` line
+             in a FreeSWITCH directory file); it survives restarts, needs a reload to act.
+    RUNTIME  live state that the PBX forgets when it restarts (Asterisk maintenance mode): it
+             must be checked after every restart and set again.
+    CUT      one-shot removal of live state, e.g. a registration (Asterisk DBDel of a contact,
+             FreeSWITCH `flush_inbound_reg`): nothing to undo; it holds only while a CONFIG or
+             RUNTIME switch refuses the device's next attempt.
+    """
+
+    CONFIG = "config"
+    RUNTIME = "runtime"
+    CUT = "cut"
 
 
 @dataclass(frozen=True, slots=True)
-class AgentLine:
-    """An option line the agent adds to one section of a PBX config file while a
-    subscription feature is off, marked so it can be found and removed exactly."""
+class Switch:
+    """One change that switches (part of) a subscription feature off on the PBX.
 
-    file: str
-    section: str
-    section_type: str  # "" for files whose sections have no type (manager.conf)
-    option: str
-    value: str
+    Two switches are the same change only when every field is equal: a different `value` for
+    the same target (e.g. the site's networks changed) is a new switch, the old one is undone.
+
+    Attributes:
+        feature: the subscription feature, e.g. ``softphone_app``.
+        kind: how it lives on the PBX (`SwitchKind`).
+        target: the PBX object it acts on, as the PBX names it, e.g. ``endpoint 102-app``,
+            ``manager user crm``, ``contact 102-app;@24ff4...``.
+        place: where the change lives: a config file (``pjsip.endpoint_custom_post.conf``), a
+            runtime facility (``maintenance``), the registrar (``registrar``).
+        value: exactly what the agent puts there (the text of its block, ``enabled``, ...).
+    """
+
     feature: str
+    kind: SwitchKind
+    target: str
+    place: str
+    value: str
 
-    def text(self) -> str:
-        return f"{self.option} = {self.value} {MARKER}{self.feature}"
+
+@dataclass(frozen=True, slots=True)
+class Unswitchable:
+    """Something a feature covers that this PBX cannot switch, reported by name."""
+
+    target: str  # e.g. "seat 101 (Alice Nguyen)"
+    reason: str  # why, and what would make it switchable
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchPlan:
+    """How the driver switches one feature off on this PBX, now.
+
+    Attributes:
+        feature: the subscription feature.
+        how: one line for technicians: the mechanism chosen on this PBX and why.
+        switches: the changes that make it off (CUT switches are this moment's live targets).
+        unswitchable: what the feature covers but this PBX cannot switch (named).
+        refused: set when the feature cannot be switched at all here: the reason and the fix.
+        applicable: False when this PBX has no such feature (nothing to switch, nothing on).
+    """
+
+    feature: str
+    how: str
+    switches: tuple[Switch, ...] = ()
+    unswitchable: tuple[Unswitchable, ...] = ()
+    refused: str | None = None
+    applicable: bool = True
+
+
+class SwitchState(StrEnum):
+    """What the driver found of a switch on the live PBX objects."""
+
+    IN_EFFECT = "in_effect"  # proven on the live objects (never on a reload's answer)
+    ABSENT = "absent"  # not in effect: never made, undone, or lost (restart, PBX tooling)
+    CONFLICT = "conflict"  # changed by someone else since the agent made it: left alone
+    FAILED = "failed"  # could not be made safely; nothing was changed (detail says why)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchOutcome:
+    """A switch after applying, checking or undoing it.
+
+    Attributes:
+        switch: the switch.
+        state: what the live PBX shows now.
+        detail: the proof seen, or why it is not in effect.
+    """
+
+    switch: Switch
+    state: SwitchState
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SeatRef:
+    """A person's seat, as the counting report names it."""
+
+    extension: str
+    name: str = ""
+
+    def label(self) -> str:
+        return f"{self.extension} ({self.name})" if self.name else self.extension
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,15 +405,20 @@ class FeaturePolicy:
     """What switching features off acts on, from the agent's counting and config.
 
     Attributes:
-        app_endpoints: endpoints used only by softphone apps (counting role "app").
-        phone_endpoints: endpoints of phones (counting role "phone").
-        new_endpoints: endpoints that appeared after the lapse began.
-        integration_accounts: manager accounts used by CRM/API tools.
-        lan_subnets: the site's networks (phones outside them are off-site).
+        app_endpoints: endpoints only softphone apps use (the app of a seat, or an app-only
+            seat): switched off entirely under ``softphone_app``.
+        phone_endpoints: endpoints of phones (``offsite_devices`` acts on them).
+        new_endpoints: phone-type endpoints that appeared after the lapse began: switched off
+            entirely under ``add_extensions``.
+        shared_app_seats: seats whose app registers on the same endpoint as a phone, with that
+            endpoint: the PBX cannot tell the app from the phone.
+        integration_accounts: management-API accounts used by CRM/API tools.
+        lan_subnets: the site's networks (devices outside them are off-site).
     """
 
     app_endpoints: tuple[str, ...] = ()
     phone_endpoints: tuple[str, ...] = ()
     new_endpoints: tuple[str, ...] = ()
+    shared_app_seats: tuple[tuple[SeatRef, str], ...] = ()
     integration_accounts: tuple[str, ...] = ()
     lan_subnets: tuple[str, ...] = ()

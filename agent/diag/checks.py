@@ -104,6 +104,7 @@ async def run_checks(path: Path, socket: Path | None = None) -> list[Check]:
         ("disk", [], lambda: asyncio.to_thread(_disk, cfg)),
         ("permissions", [], lambda: asyncio.to_thread(_permissions, path, cfg)),
         ("daemon", [], lambda: _daemon(cfg, socket)),
+        ("features", [], lambda: _features(cfg, socket)),
     ]
     for name, needs, step in steps:
         unreadable = cannot_read(needs)
@@ -505,3 +506,34 @@ def _tasks(tasks: dict[str, Any]) -> Check:
         "the daemon restarts it with back-off; journalctl -u pbx-agent shows the error's "
         "traceback, pbx-agent events the agent_task_failed problem",
     )
+
+
+async def _features(cfg: AgentConfig, socket: Path | None) -> list[Check]:
+    """Every feature the licence wants off is off on the PBX (asked of the running daemon)."""
+    from agent.control import request
+    from agent.errors import ControlError
+
+    if not cfg.licence.enabled:
+        return [_pass("features", "no licence configured: nothing is switched")]
+    try:
+        rows: list[dict[str, Any]] = await asyncio.to_thread(
+            request, socket or cfg.control.socket, "features", {}, timeout=5
+        )
+    except ControlError:
+        return [_warn("features", "the daemon is not running", "see the daemon check")]
+    checks = []
+    for row in rows:
+        name = f"feature-{row['feature']}"
+        value = f"wanted {row['wanted']}, actual {row['actual']}"
+        if row["enforced"]:
+            continue
+        if row["state"] == "pending":
+            checks.append(_warn(name, value, "wait for the next poll; check the PBX connection"))
+        else:
+            hint = (row.get("note") or "").strip() or "see pbx-agent features"
+            checks.append(_fail(name, value, f"{hint}; then pbx-agent features"))
+    wanted_off = sum(1 for r in rows if r["wanted"] == "off")
+    if not checks:
+        detail = f"{wanted_off} wanted off, all switched" if wanted_off else "all wanted on"
+        checks.append(_pass("features", detail))
+    return checks

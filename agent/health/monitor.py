@@ -6,9 +6,11 @@ again after it, and its resolution still refers to it.
 Checks, by key: `pbx_reachable` (critical), `ami_slow`, `trunk:{name}` per outbound
 registration, `trunks_all` (critical: every trunk down), `phones_unreachable`, `backup_age`,
 `backup_failed`, `offsite_failed`, `outbox_backlog`, `disk_space`, `agent_task_failed:{task}`
-(a long-running task of the daemon failed; raised by its supervisor). One-off notices: PBX
-restarted or reloaded, PBX version changed, system clock jumped, copies removed from the
-archive host by retention (`offsite_pruned`).
+(a long-running task of the daemon failed; raised by its supervisor), and
+`feature_switch:{feature}` (critical: a feature the licence wants off is not, or one it wants
+on is not restored; raised by the licence enforcement). One-off notices: PBX restarted or
+reloaded, PBX version changed, system clock jumped, copies removed from the archive host by
+retention (`offsite_pruned`).
 """
 
 from __future__ import annotations
@@ -67,8 +69,13 @@ class HealthMonitor:
 
     def _threshold(self, key: str) -> int:
         # A failed backup or copy is one run, hours apart, and a failed agent task is one
-        # crash (the supervisor damps its restarts): report them at once.
-        once = key in ("backup_failed", "offsite_failed") or key.startswith("agent_task_failed:")
+        # crash (the supervisor damps its restarts): report them at once. So is a feature the
+        # licence wants off that is not (feature_switch:NAME): it is a fact, not a flap.
+        once = (
+            key in ("backup_failed", "offsite_failed")
+            or key.startswith("agent_task_failed:")
+            or key.startswith("feature_switch:")
+        )
         return 1 if once else self._cfg.health.flap_count
 
     async def observe(self, finding: Finding) -> None:

@@ -1,37 +1,72 @@
-"""Enforcement as reconciliation: from the licence's wanted features and what the agent knows
-of the PBX (counting roles, endpoints), the driver is asked for the lines that switch each
-feature off; lines are journalled, then applied; renewal removes them in reverse order where
-they are still as the agent wrote them, and reports the others as conflicts, left alone.
+"""Enforcement as reconciliation: for each subscription feature, what the licence wants (on or
+off) against what is actually on the PBX.
 
-Runs on every licence change and after every count (endpoints added during a lapse, crash
-recovery). `unknown` (never a valid token) changes nothing.
+On every licence change and count, each feature the licence wants off is planned by the driver
+(`plan_switches`): the switches not yet made are journalled with their prior values, then
+applied and proven; switches no longer wanted are undone; the live registrations the plan
+names are cut. A feature wanted on has every journalled switch undone exactly (in reverse
+order), leaving what someone else changed meanwhile as a conflict.
+
+After every poll the applied switches are checked (`check`): maintenance mode always, config
+blocks when the PBX restarted or reloaded since. A switch the PBX lost (restart, FreePBX Apply
+Config, an admin) is applied again, with a `licence` message. New endpoints seen by the poll
+trigger a count, so one added during the lapse is switched off within a poll.
+
+Each feature's actual state is truthful: `off` only when every switch is proven in effect and
+nothing it covers was left out; otherwise `not switched` with the reason. A feature wanted off
+that is not off is a critical health problem (`feature_switch/<feature>`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from agent.config.schema import AgentConfig
 from agent.counting.service import CountingService
+from agent.health.monitor import HealthMonitor
 from agent.licence import journal
+from agent.licence.policy import forget_known, policy
 from agent.licence.state import Evaluation
+from agent.licence.status import (
+    AGENT_SWITCHED,
+    FeatureStatus,
+    health_findings,
+    licence_message,
+    targets,
+)
 from agent.licence.token import FEATURES
 from agent.pbx_poller import PollResult
 from agent.state import StateStore
 from agent.telemetry.service import Telemetry
 from drivers.base import Driver
-from drivers.errors import DriverConnectionError, DriverError, UnsafeChange
-from drivers.models import AgentLine, FeaturePolicy
+from drivers.errors import DriverConnectionError, DriverError
+from drivers.models import (
+    Capability,
+    FeaturePolicy,
+    Switch,
+    SwitchKind,
+    SwitchOutcome,
+    SwitchState,
+    Unswitchable,
+)
 
 log = structlog.get_logger(__name__)
 
-KNOWN_ENDPOINTS = "enforcement_known_endpoints"
+# Config switches are checked on the live objects when the PBX restarted or reloaded, and at
+# least every this many polls (two reloads within one second look the same).
+THOROUGH_EVERY = 10
+
+
+@dataclass
+class _Run:
+    """One reconciliation's findings for one feature."""
+
+    failed: list[Unswitchable] = field(default_factory=list)
 
 
 class Enforcement:
@@ -42,17 +77,22 @@ class Enforcement:
         driver: Driver,
         telemetry: Telemetry,
         counting: CountingService,
+        health: HealthMonitor | None = None,
     ) -> None:
         self._store = store
         self._cfg = cfg
         self._driver = driver
         self._telemetry = telemetry
         self._counting = counting
+        self._health = health
         self._lock = asyncio.Lock()
         self.last: Evaluation | None = None
-        # feature -> {"state": on|off|refused|pending, "note": str}
-        self.status: dict[str, dict[str, str]] = {}
+        self.status: dict[str, FeatureStatus] = {}
         self.retry = False  # the last run could not finish: try again after the next poll
+        self._stamp: tuple[str | None, str | None] | None = None  # PBX start/reload last proven
+        self._light_checks = 0  # polls since the last thorough check
+
+    # -- triggers ----------------------------------------------------------------------------
 
     async def on_licence(self, evaluation: Evaluation) -> None:
         self.last = evaluation
@@ -63,9 +103,20 @@ class Enforcement:
             await self.reconcile()
 
     async def on_poll(self, result: PollResult) -> None:
-        """After a good poll, finish what an unreachable PBX interrupted."""
-        if self.retry and result.ok:
+        """After a good poll: finish an interrupted run, check the applied switches, count
+        when endpoints appeared (a new extension during a lapse)."""
+        if not result.ok or self.last is None or self.last.state == "unknown":
+            return
+        if self.retry:
             await self.reconcile()
+            return
+        if not all(self.last.features.values()):
+            await self.check(result)
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    def _driver_switches(self) -> bool:
+        return self._driver.supports(Capability.FEATURES)
 
     async def reconcile(self) -> None:
         evaluation = self.last
@@ -73,168 +124,297 @@ class Enforcement:
             return
         async with self._lock:
             self.retry = False
-            switches = self._driver.feature_switches()
             try:
                 await self._driver.connect()  # idempotent; the first run may precede any poll
             except DriverError as exc:
+                self._pending_all(evaluation, f"PBX unreachable: {exc}")
                 self.retry = True
-                for feature in switches:
-                    self.status[feature] = {"state": "pending", "note": f"PBX unreachable: {exc}"}
                 return
-            policy = await self._policy(evaluation)
-            if policy is None:
-                self.retry = True
+            report = self._counting.last["report"] if self._counting.last else None
+            current = await policy(
+                self._store, self._cfg, report, not evaluation.features["add_extensions"]
+            )
             for feature in FEATURES:
-                if feature not in switches:
-                    continue
-                active = [
-                    e
-                    for e in await self._store.call(journal.entries, feature)
-                    if e.state in journal.ACTIVE
-                ]
-                try:
-                    if evaluation.features[feature]:
-                        if active:
-                            await self._undo(feature, active)
-                        self.status[feature] = {"state": "on", "note": ""}
-                    elif policy is None:
-                        self.status[feature] = {
-                            "state": "pending",
-                            "note": "waiting for the first user count",
-                        }
-                    else:
-                        await self._apply(feature, policy, active)
-                except DriverConnectionError as exc:
-                    self.retry = True
-                    self.status[feature] = {"state": "pending", "note": f"PBX unreachable: {exc}"}
-                except DriverError as exc:
-                    self.status[feature] = {"state": "refused", "note": str(exc)}
-                    await self._message("refused", feature, f"{feature}: not switched: {exc}")
+                await self._reconcile_feature(feature, evaluation, current)
+            if all(evaluation.features.values()):
+                await self._store.call(forget_known)
+            await self._report_health(evaluation)
 
-    # -- switching off ---------------------------------------------------------------------
+    def _pending_all(self, evaluation: Evaluation, reason: str) -> None:
+        for feature in FEATURES:
+            if feature not in AGENT_SWITCHED and not evaluation.features[feature]:
+                self.status[feature] = FeatureStatus("pending", reason=reason)
 
-    async def _policy(self, evaluation: Evaluation) -> FeaturePolicy | None:
-        last = self._counting.last
-        if last is None:
-            return None
-        seats = last["report"]["seats"]
-        roles: dict[str, list[str]] = {"app": [], "phone": []}
-        for seat in seats:
-            for endpoint in seat["endpoints"]:
-                roles[endpoint["role"]].append(endpoint["endpoint"])
-        current = sorted({*roles["app"], *roles["phone"]})
-        known_text = await self._store.get_meta(KNOWN_ENDPOINTS)
-        if known_text is None and not evaluation.features["add_extensions"]:
-            await self._store.set_meta(KNOWN_ENDPOINTS, json.dumps(current))
-            known_text = json.dumps(current)
-        known = set(json.loads(known_text)) if known_text else set(current)
-        licence = self._cfg.licence
-        return FeaturePolicy(
-            app_endpoints=tuple(sorted(roles["app"])),
-            phone_endpoints=tuple(sorted(roles["phone"])),
-            new_endpoints=tuple(e for e in current if e not in known),
-            integration_accounts=licence.integration_accounts,
-            lan_subnets=licence.lan_subnets,
-        )
+    async def _reconcile_feature(
+        self, feature: str, evaluation: Evaluation, current: FeaturePolicy | None
+    ) -> None:
+        wanted_on = evaluation.features[feature]
+        if feature in AGENT_SWITCHED:
+            how = AGENT_SWITCHED[feature]
+            self.status[feature] = FeatureStatus("on" if wanted_on else "off", how)
+            return
+        if not self._driver_switches():
+            self.status[feature] = (
+                FeatureStatus("on")
+                if wanted_on
+                else FeatureStatus(
+                    "not_switched",
+                    reason=f"the {self._driver.name} driver cannot switch features",
+                )
+            )
+            return
+        try:
+            if wanted_on:
+                await self._restore(feature)
+            elif current is None:
+                self.status[feature] = FeatureStatus(
+                    "pending", reason="waiting for the first user count"
+                )
+            else:
+                await self._switch_off(feature, current)
+        except DriverConnectionError as exc:
+            self.retry = True
+            self.status[feature] = FeatureStatus("pending", reason=f"PBX unreachable: {exc}")
+        except DriverError as exc:
+            self.status[feature] = FeatureStatus("not_switched", reason=str(exc))
+
+    async def _active(self, feature: str) -> list[journal.Entry]:
+        rows = await self._store.call(journal.entries, feature)
+        return [e for e in rows if e.state in journal.ACTIVE]
+
+    async def _switch_off(self, feature: str, current: FeaturePolicy) -> None:
+        plan = await self._driver.plan_switches(feature, current)
+        active = await self._active(feature)
+        if not plan.applicable:
+            if active:
+                await self._undo(feature, active)
+            self.status[feature] = FeatureStatus("n/a", plan.how)
+            return
+        if plan.refused is not None:
+            previous = self.status.get(feature)
+            self.status[feature] = FeatureStatus(
+                "not_switched", plan.how, plan.refused, fix=plan.refused
+            )
+            if previous is None or previous.reason != plan.refused:
+                await self._message(
+                    "not-switched", feature, f"{feature}: not switched: {plan.refused}"
+                )
+            return
+        desired = [s for s in plan.switches if s.kind is not SwitchKind.CUT]
+        stale = [e for e in active if e.switch not in desired]
+        if stale:
+            await self._undo(feature, stale)
+        kept = [e for e in active if e.switch in desired]
+        made = {e.switch for e in kept}
+        run = _Run()
+        new = [s for s in desired if s not in made]
+        redo = [e for e in kept if e.state != "applied"]
+        await self._apply(feature, new, redo, run)
+        cuts = [s for s in plan.switches if s.kind is SwitchKind.CUT]
+        if cuts:
+            await self._cut(feature, cuts, run)
+        left_out = (*plan.unswitchable, *run.failed)
+        if left_out:
+            reason = "; ".join(f"{u.target}: {u.reason}" for u in left_out)
+            self.status[feature] = FeatureStatus("not_switched", plan.how, reason, left_out)
+        else:
+            self.status[feature] = FeatureStatus("off", plan.how)
 
     async def _apply(
-        self, feature: str, policy: FeaturePolicy, active: Sequence[journal.Entry]
+        self, feature: str, new: Sequence[Switch], redo: Sequence[journal.Entry], run: _Run
     ) -> None:
-        lines = await self._driver.feature_lines(feature, policy)
-        present = {e.line for e in active}
-        new = [line for line in lines if line not in present]
+        rows: list[tuple[Switch, int, str | None]] = []
         if new:
-            await self._store.call(journal.begin_apply, new)
-        # A restore a crash interrupted (`undoing`) of a line wanted again: make sure it is
-        # there, under the same journal row.
-        wanted = set(lines)
-        interrupted = [e.seq for e in active if e.state == "undoing" and e.line in wanted]
-        await self._store.call(journal.set_state, interrupted, "applying")
-        pending = [
-            e for e in await self._store.call(journal.entries, feature) if e.state == "applying"
+            priors = await self._driver.read_priors(new)
+            seqs = await self._store.call(journal.begin, new, priors)
+            rows += [(s, seq, None) for s, seq in zip(new, seqs, strict=True)]
+        if redo:
+            await self._store.call(journal.set_state, [e.seq for e in redo], "applying")
+            rows += [(e.switch, e.seq, e.reason or "interrupted") for e in redo]
+        if not rows:
+            return
+        outcomes = await self._driver.apply_switches([s for s, _, _ in rows])
+        made = [
+            (row, o)
+            for row, o in zip(rows, outcomes, strict=True)
+            if o.state is SwitchState.IN_EFFECT
         ]
-        if pending:
-            try:
-                await self._driver.switch_lines(add=[e.line for e in pending])
-            except UnsafeChange:
-                # Nothing was changed on the PBX. (After a lost connection the rows stay
-                # `applying`: the change may have happened, the next run finds out.)
-                await self._store.call(journal.forget, [e.seq for e in pending])
-                raise
-            await self._store.call(journal.set_state, [e.seq for e in pending], "applied")
+        failed = [
+            (row, o)
+            for row, o in zip(rows, outcomes, strict=True)
+            if o.state is not SwitchState.IN_EFFECT
+        ]
+        await self._store.call(journal.set_state, [row[1] for row, _ in made], "applied")
+        await self._store.call(journal.forget, [row[1] for row, _ in failed])
+        run.failed += [Unswitchable(o.switch.target, o.detail) for _, o in failed]
+        fresh = [o for row, o in made if row[2] is None]
+        again = [(row[2], o) for row, o in made if row[2] is not None]
+        if fresh:
             await self._message(
-                "switch-off",
-                feature,
-                f"{feature} switched off: {len(pending)} line(s) added on the PBX",
-                pending,
+                "switch-off", feature, f"{feature} switched off: {targets(fresh)}", fresh
             )
-        self.status[feature] = {
-            "state": "off",
-            "note": f"{len(present) + len(new)} agent line(s) on the PBX",
-        }
+        if again:
+            why = "; ".join(sorted({str(reason) for reason, _ in again}))
+            outs = [o for _, o in again]
+            await self._message(
+                "re-applied",
+                feature,
+                f"{feature}: switched off again on {targets(outs)} (the PBX had lost it: {why})",
+                outs,
+            )
+        if failed:
+            await self._message(
+                "not-switched",
+                feature,
+                f"{feature}: could not switch {targets([o for _, o in failed])}",
+                [o for _, o in failed],
+            )
+
+    async def _cut(self, feature: str, cuts: Sequence[Switch], run: _Run) -> None:
+        priors = await self._driver.read_priors(cuts)
+        seqs = await self._store.call(journal.begin, cuts, priors)
+        outcomes = await self._driver.apply_switches(cuts)
+        done = [
+            seq for seq, o in zip(seqs, outcomes, strict=True) if o.state is SwitchState.IN_EFFECT
+        ]
+        await self._store.call(journal.set_state, done, "done")
+        await self._store.call(journal.forget, [s for s in seqs if s not in done])
+        cut = [o for o in outcomes if o.state is SwitchState.IN_EFFECT]
+        run.failed += [
+            Unswitchable(o.switch.target, f"registration not cut: {o.detail}")
+            for o in outcomes
+            if o.state is not SwitchState.IN_EFFECT
+        ]
+        if cut:
+            await self._message(
+                "cut", feature, f"{feature}: {len(cut)} live registration(s) cut", cut
+            )
 
     # -- switching back on -----------------------------------------------------------------
 
-    async def _undo(self, feature: str, active: Sequence[journal.Entry]) -> None:
-        # Lines a crash left `applying` or `undoing` may or may not be on the PBX: one that is
-        # not there is simply done, not a conflict.
-        resumed = {e.line for e in active if e.state in ("applying", "undoing")}
-        fresh = [e.seq for e in active if e.state != "undoing"]
-        await self._store.call(journal.set_state, fresh, "undoing")
-        ordered = sorted(active, key=lambda e: e.seq, reverse=True)
-        conflicts = set(await self._driver.switch_lines(remove=[e.line for e in ordered]))
-        real = [e for e in ordered if e.line in conflicts and e.line not in resumed]
-        done = [e.seq for e in ordered if e not in real]
-        await self._store.call(journal.set_state, done, "undone")
-        if real:
-            reason = "changed on the PBX since the agent set it: left as it is"
-            await self._store.call(journal.set_state, [e.seq for e in real], "conflict", reason)
-            for entry in real:
-                await self._telemetry.event(
-                    "notice",
-                    "enforcement_conflict",
-                    "warning",
-                    f"{feature}: [{entry.line.section}] {entry.line.option} = {entry.line.value} "
-                    f"in {entry.line.file} was changed by someone else; the agent left it",
-                    details=entry.to_json(),
+    async def _restore(self, feature: str) -> None:
+        active = await self._active(feature)
+        if active:
+            failed = await self._undo(feature, active)
+            if failed:
+                self.status[feature] = FeatureStatus(
+                    "not_switched",
+                    reason="not restored: "
+                    + "; ".join(f"{o.switch.target}: {o.detail}" for o in failed),
                 )
-            await self._message("conflict", feature, f"{feature}: {len(real)} conflict(s)", real)
-        await self._message(
-            "restore", feature, f"{feature} restored: {len(done)} line(s) removed", ordered
+                self.retry = True
+                return
+        self.status[feature] = FeatureStatus("on")
+
+    async def _undo(self, feature: str, active: Sequence[journal.Entry]) -> list[SwitchOutcome]:
+        """Undo in reverse order; the outcomes that failed (to retry)."""
+        ordered = sorted(active, key=lambda e: e.seq, reverse=True)
+        await self._store.call(journal.set_state, [e.seq for e in ordered], "undoing")
+        outcomes = await self._driver.undo_switches([(e.switch, e.prior) for e in ordered])
+        undone = [
+            e for e, o in zip(ordered, outcomes, strict=True) if o.state is SwitchState.ABSENT
+        ]
+        conflicts = [
+            (e, o)
+            for e, o in zip(ordered, outcomes, strict=True)
+            if o.state is SwitchState.CONFLICT
+        ]
+        failed = [o for o in outcomes if o.state not in (SwitchState.ABSENT, SwitchState.CONFLICT)]
+        await self._store.call(journal.set_state, [e.seq for e in undone], "undone")
+        for entry, outcome in conflicts:
+            await self._store.call(journal.set_state, [entry.seq], "conflict", outcome.detail)
+            await self._telemetry.event(
+                "notice",
+                "enforcement_conflict",
+                "warning",
+                f"{feature}: {entry.switch.target} in {entry.switch.place} was changed by "
+                "someone else since the agent switched it; the agent left it",
+                details=entry.to_json(),
+            )
+        if conflicts:
+            await self._message(
+                "conflict",
+                feature,
+                f"{feature}: {len(conflicts)} conflict(s)",
+                [o for _, o in conflicts],
+            )
+        if undone:
+            restored = [o for o in outcomes if o.state is SwitchState.ABSENT]
+            await self._message(
+                "restore", feature, f"{feature} restored: {targets(restored)}", restored
+            )
+        return failed
+
+    # -- after every poll --------------------------------------------------------------------
+
+    async def check(self, result: PollResult) -> None:
+        """Are the applied switches still in effect? Lost ones are applied again."""
+        facts = result.facts
+        stamp = (
+            facts.startup_time.isoformat() if facts and facts.startup_time else None,
+            facts.reload_time.isoformat() if facts and facts.reload_time else None,
         )
-        if not any(not on for on in (self.last.features if self.last else {}).values()):
-            await self._store.call(_forget_known)
+        thorough = stamp != self._stamp or self._light_checks >= THOROUGH_EVERY
+        self._light_checks = 0 if thorough else self._light_checks + 1
+        async with self._lock:
+            rows = await self._store.call(journal.entries, None)
+            applied = [e for e in rows if e.state == "applied"]
+            if not applied:
+                self._stamp = stamp
+                lost = False
+            else:
+                try:
+                    outcomes = await self._driver.check_switches(
+                        [e.switch for e in applied], thorough=thorough
+                    )
+                except DriverConnectionError:
+                    return
+                gone = [
+                    (e, o)
+                    for e, o in zip(applied, outcomes, strict=True)
+                    if o.state is not SwitchState.IN_EFFECT
+                ]
+                for entry, outcome in gone:
+                    await self._store.call(
+                        journal.set_state, [entry.seq], "applying", f"lost: {outcome.detail}"
+                    )
+                lost = bool(gone)
+                self._stamp = stamp
+        new_endpoints = self._unseen(result)
+        if new_endpoints:
+            await self._counting.count_now()  # -> on_count -> reconcile
+        elif lost or thorough:
+            await self.reconcile()
+
+    def _unseen(self, result: PollResult) -> bool:
+        last = self._counting.last
+        if last is None:
+            return False
+        report = last["report"]
+        named = {m["endpoint"] for s in report["seats"] for m in s["endpoints"]}
+        named |= {x["name"] for x in report.get("excluded", ())}
+        return any(e.name not in named for e in result.endpoints)
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    async def _report_health(self, evaluation: Evaluation) -> None:
+        if self._health is None:
+            return
+        for finding in health_findings(evaluation, self.status):
+            await self._health.observe(finding)
 
     async def _message(
         self,
         action: str,
         feature: str,
         summary: str,
-        entries: Sequence[journal.Entry] = (),
+        outcomes: Sequence[SwitchOutcome] = (),
     ) -> None:
         log.info("enforcement " + action, feature=feature, summary=summary)
+        state = self.last.state if self.last else "unknown"
         await self._telemetry.send(
-            "licence",
-            {
-                "state": self.last.state if self.last else "unknown",
-                "action": action,
-                "summary": summary,
-                "details": {
-                    "feature": feature,
-                    "lines": [_describe(e.line) for e in entries][:200],
-                },
-            },
+            "licence", licence_message(state, action, feature, summary, outcomes)
         )
 
     async def journal(self) -> list[dict[str, Any]]:
         return [e.to_json() for e in await self._store.call(journal.entries, None)]
-
-
-def _describe(line: AgentLine) -> str:
-    kind = f" ({line.section_type})" if line.section_type else ""
-    return f"{line.file} [{line.section}]{kind} {line.option} = {line.value}"
-
-
-def _forget_known(conn: sqlite3.Connection) -> None:
-    with conn:
-        conn.execute("DELETE FROM meta WHERE key = ?", (KNOWN_ENDPOINTS,))

@@ -139,4 +139,24 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT file, id, started_at, size, sha256, 'present', finished_at FROM backups
         WHERE status = 'ok' AND offsite = 'ok' AND file IS NOT NULL;
     """,
+    # 7 (issue 12): the enforcement journal of vendor-neutral switches (config blocks, runtime
+    # state, cuts), each with the exact prior value read from the PBX before the change:
+    # applying -> applied -> undoing -> undone | conflict; cuts are `done`. The rows of
+    # `enforcement_journal` (marked lines of the first enforcement) are no longer written.
+    """
+    CREATE TABLE enforcement_switches (
+        seq INTEGER PRIMARY KEY,
+        feature TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        place TEXT NOT NULL,
+        value TEXT NOT NULL,
+        prior TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX enforcement_switches_feature ON enforcement_switches (feature, state);
+    """,
 )

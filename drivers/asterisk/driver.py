@@ -8,22 +8,22 @@ from typing import ClassVar
 
 from drivers.asterisk import parse, wire
 from drivers.asterisk.ami import AmiClient
-from drivers.asterisk.conftext import UnsafeEdit
-from drivers.asterisk.enforce import AsteriskEnforcer
-from drivers.asterisk.features import SWITCHES, feature_lines
 from drivers.asterisk.inventory import collect
 from drivers.asterisk.settings import AmiConfig, AmiSettings
+from drivers.asterisk.switching import AsteriskSwitcher
 from drivers.base import Driver
 from drivers.config_files import ConfigFiles
 from drivers.errors import DriverAuthError, DriverError
 from drivers.models import (
-    AgentLine,
     Capability,
     EndpointSummary,
     FeaturePolicy,
     Inventory,
     PbxFacts,
     Registration,
+    Switch,
+    SwitchOutcome,
+    SwitchPlan,
 )
 from drivers.settings import DriverSettings
 
@@ -66,31 +66,31 @@ class AsteriskDriver(Driver):
         self.settings = settings
         self._subscribers: list[Callable[[wire.Message], None]] = []
         self.ami = AmiClient(settings, on_event=self._on_event)
-        self._enforcer: AsteriskEnforcer | None = None
+        self._switcher = AsteriskSwitcher(self.ami, settings.username)
 
     def use_config_files(self, files: ConfigFiles) -> None:
-        """Give the driver write access to the PBX's config folder (feature switching)."""
-        self._enforcer = AsteriskEnforcer(self.ami, files)
+        """Give the driver access to the PBX's config folder (CONFIG switches)."""
+        self._switcher.use_files(files)
 
     def feature_switches(self) -> dict[str, str]:
-        return dict(SWITCHES) if self._enforcer is not None else {}
+        return self._switcher.describe()
 
-    async def feature_lines(self, feature: str, policy: FeaturePolicy) -> tuple[AgentLine, ...]:
-        return feature_lines(feature, policy)
+    async def plan_switches(self, feature: str, policy: FeaturePolicy) -> SwitchPlan:
+        return await self._switcher.plan(feature, policy)
 
-    async def switch_lines(
-        self, *, add: Sequence[AgentLine] = (), remove: Sequence[AgentLine] = ()
-    ) -> list[AgentLine]:
-        if self._enforcer is None:
-            raise UnsafeEdit("no access to the PBX's config files ([backup] source/ssh)")
-        conflicts: list[AgentLine] = []
-        for filename in sorted({line.file for line in [*add, *remove]}):
-            conflicts += await self._enforcer.change(
-                filename,
-                add=[line for line in add if line.file == filename],
-                remove=[line for line in remove if line.file == filename],
-            )
-        return conflicts
+    async def read_priors(self, switches: Sequence[Switch]) -> list[str]:
+        return await self._switcher.priors(switches)
+
+    async def apply_switches(self, switches: Sequence[Switch]) -> list[SwitchOutcome]:
+        return await self._switcher.apply(switches)
+
+    async def check_switches(
+        self, switches: Sequence[Switch], *, thorough: bool
+    ) -> list[SwitchOutcome]:
+        return await self._switcher.check(switches, thorough=thorough)
+
+    async def undo_switches(self, applied: Sequence[tuple[Switch, str]]) -> list[SwitchOutcome]:
+        return await self._switcher.undo(applied)
 
     async def connect(self) -> None:
         await self.ami.connect()

@@ -27,6 +27,7 @@ from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handl
     dialplan_actions,
     iax,
     maintenance,
+    manager_cli,
     office_actions,
     pjsip_actions,
     pjsip_detail,
@@ -51,7 +52,8 @@ class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.session = Session()
+        peer = writer.get_extra_info("peername")
+        self.session = Session(address=str(peer[0]) if peer else "", started=time.time())
         self.lock = asyncio.Lock()
 
     def close(self) -> None:
@@ -76,7 +78,6 @@ class Simulator(SimServer):
         self.faults = faults or Faults()
         self.ctx: SimContext = office.context()
         self._connections: set[_Connection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.ctx.load_all()
@@ -168,6 +169,7 @@ class Simulator(SimServer):
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(reader, writer)
         self._connections.add(conn)
+        self.ctx.sessions.append(conn.session)
         try:
             if self.faults.refuse_connections or self.ctx.crashed:
                 return
@@ -185,6 +187,7 @@ class Simulator(SimServer):
             log.debug("simulator session ended", reason=type(exc).__name__)
         finally:
             self._connections.discard(conn)
+            self.ctx.sessions[:] = [s for s in self.ctx.sessions if s is not conn.session]
 
     async def _answer(self, conn: _Connection, request: wire.Message) -> bool:
         """Handle one request; False when the connection must close."""

@@ -1,10 +1,16 @@
-"""The full licence cycle against the AMI simulator, with the licence test double and a clock
-the test moves: active -> expiring -> lapse (exactly the listed features off, every other
-object's effective options unchanged) -> renewal (every object as before the lapse), an
-extension added during the lapse refused, and an admin's edit kept as a conflict."""
+"""The full licence cycle on both captured offices (the FreePBX layout of capture 2 and the
+hand-written single-file office of capture 1), with the licence test double, a clock the test
+moves and the real poller: lapse -> every driver feature switched off and proven, only
+agent-owned places changed, the apps' contacts gone; FreePBX's Apply Config and a new extension
+-> switches still proven and `add_extensions` reaching the new one within a poll; a custom
+file wiped or a PBX restart -> re-applied with a `licence` message; renewal -> every file
+byte-identical, maintenance off, the lapse-start endpoint list forgotten."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from agent.config import load_config
 from agent.counting.service import CountingService
@@ -19,19 +26,36 @@ from agent.daemon import create_driver
 from agent.health.monitor import HealthMonitor
 from agent.licence.enforcement import Enforcement
 from agent.licence.features import feature_rows
+from agent.licence.policy import KNOWN_ENDPOINTS
 from agent.licence.service import LicenceService
+from agent.pbx_poller import PbxPoller
 from agent.state import StateStore
 from agent.telemetry.service import Telemetry
 from agent.usage import keys
 from drivers.asterisk.driver import AsteriskDriver
-from drivers.asterisk.enforce import AsteriskEnforcer
+from drivers.asterisk.sim.live import Contact
+from drivers.asterisk.sim.office import load_office
 from drivers.asterisk.simulator import Simulator
 from drivers.config_files import LocalConfigFiles
+from tests.conftest import FIXTURES
+from tests.drivers.test_ami_client import eventually
 from tests.integration.daemon_harness import write_config
 from tests.licence.test_licence_service import Clock
 from tests.licence_server import LicenceServer
 
-LICENCE_EXTRA = {"integration_accounts": '["crm"]', "lan_subnets": '["127.0.0.0/24"]'}
+OFFICES = {
+    "freepbx": (FIXTURES / "offices" / "northwind-freepbx.toml", '["127.0.5.0/24"]'),
+    "plain": (FIXTURES / "offices" / "northwind.toml", '["127.0.0.0/24"]'),
+}
+DRIVER_FEATURES = ("softphone_app", "offsite_devices", "integrations", "add_extensions")
+
+
+def licence_extra(lan: str) -> dict[str, str]:
+    return {"integration_accounts": '["crm"]', "lan_subnets": lan}
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir())}
 
 
 @dataclass
@@ -44,168 +68,239 @@ class Site:
     licence: LicenceService
     enforcement: Enforcement
     telemetry: Telemetry
+    poller: PbxPoller
+    store: StateStore
     root: Path
 
-    async def effective(self) -> dict[str, Any]:
-        """Every object's effective options in both files the agent may change, and every
-        endpoint's PJSIPShowEndpoint detail (without ActionIDs)."""
-        reader = AsteriskEnforcer(self.driver.ami, LocalConfigFiles(self.root))
-        state: dict[str, Any] = {}
-        for filename in ("pjsip.conf", "manager.conf"):
-            for name, kind, options in await reader.effective(filename):
-                state[f"{filename} [{name}] {kind}"] = options
-        for endpoint in await self.driver.endpoints():
-            answer = await self.driver.ami.list_action("PJSIPShowEndpoint", Endpoint=endpoint.name)
-            state[f"endpoint {endpoint.name}"] = [
-                [(k, v) for k, v in m if k != "ActionID"] for m in answer
-            ]
-        return state
-
     async def rows(self) -> dict[str, dict[str, Any]]:
-        journal = await self.enforcement.journal()
         rows = feature_rows(
             self.licence.evaluation,
             self.driver.feature_switches(),
             self.enforcement.status,
-            journal,
+            await self.enforcement.journal(),
         )
         return {r["feature"]: r for r in rows}
 
+    async def problems(self) -> dict[str, str]:
+        """feature -> kind of the newest `feature_switch` event."""
+        found: dict[str, str] = {}
+        for event in await self.telemetry.events(0, 1000):
+            if event["check"] == "feature_switch":
+                found[event["subject"]] = event["kind"]
+        return found
 
-@pytest.fixture
-async def site(ami_simulator: Simulator, tmp_path: Path) -> AsyncIterator[Site]:
+    async def lapse(self) -> None:
+        self.server.issue(expires_at=self.clock.at + timedelta(days=200), status="lapsed")
+        await self.licence.refresh()
+        assert self.licence.state == "lapsed"
+
+    async def renew(self) -> None:
+        self.server.issue(expires_at=self.clock.at + timedelta(days=365), issued_at=self.clock.at)
+        await self.licence.refresh()
+        assert self.licence.state == "active"
+
+
+async def make_site(office: Path, lan: str, tmp_path: Path, *, files: bool = True) -> Site:
+    simulator = Simulator(load_office(office))
+    await simulator.start()
     server = LicenceServer().start()
-    root = ami_simulator.ctx.config.root
-    backup = f'[backup]\nsource = "local"\npath = "{root}"\n'
-    cfg = load_config(
-        write_config(tmp_path, ami_simulator.port, extra=server.config(**LICENCE_EXTRA) + backup)
-    )
+    root = simulator.ctx.config.root
+    backup = f'[backup]\nsource = "local"\npath = "{root}"\n' if files else ""
+    extra = server.config(**licence_extra(lan)) + backup
+    cfg = load_config(write_config(tmp_path, simulator.port, extra=extra))
     store = await StateStore.open(cfg.state.dir / "state.db")
     driver = create_driver(cfg)
     assert isinstance(driver, AsteriskDriver)
-    driver.use_config_files(LocalConfigFiles(root))
+    if files:
+        driver.use_config_files(LocalConfigFiles(root))
     telemetry = Telemetry(store, cfg)
     health = HealthMonitor(store, cfg, telemetry)
     await health.open()
-    key = keys.load_or_create(cfg.state.dir)
-    counting = CountingService(driver, store, cfg, key)
+    counting = CountingService(driver, store, cfg, keys.load_or_create(cfg.state.dir))
     clock = Clock()
     licence = LicenceService(store, cfg, telemetry, health, clock=clock)
-    enforcement = Enforcement(store, cfg, driver, telemetry, counting)
+    enforcement = Enforcement(store, cfg, driver, telemetry, counting, health)
     licence.listeners.append(enforcement.on_licence)
     counting.listeners.append(enforcement.on_count)
+    poller = PbxPoller(driver, store, interval=60, cycle_timeout=30)
+    poller.listeners.append(enforcement.on_poll)
     await licence.open()
-    try:
-        yield Site(
-            ami_simulator, server, clock, driver, counting, licence, enforcement, telemetry, root
-        )
-    finally:
-        server.stop()
-        await driver.close()
-        await store.close()
-
-
-def differences(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    keys_ = sorted(set(before) | set(after))
-    return {k: (before.get(k), after.get(k)) for k in keys_ if before.get(k) != after.get(k)}
-
-
-async def test_lapse_switches_exactly_the_listed_features_and_renewal_restores(
-    site: Site,
-) -> None:
-    expires = site.clock.at + timedelta(days=90)
-    site.server.issue(expires_at=expires)
-    await site.licence.refresh()
-    await site.counting.count_now()
-    assert site.licence.state == "active"
-    pristine = await site.effective()
-    files = {n: (site.root / n).read_bytes() for n in ("pjsip.conf", "manager.conf")}
-
-    site.clock.at = expires - timedelta(days=10)
-    await site.licence.refresh()
-    assert site.licence.state == "expiring"
-    assert await site.effective() == pristine, "expiring changes nothing"
-
-    site.clock.at = expires + timedelta(hours=1)
-    await site.licence.refresh()  # the server still serves the expired token: lapse now
-    assert site.licence.state == "lapsed"
-    lapsed = await site.effective()
-    changed = differences(pristine, lapsed)
-    app_endpoints = {"102-app"}
-    phones = {e for e in (k.split()[1] for k in pristine if k.startswith("endpoint "))}
-    expected = {f"pjsip.conf [{e}] endpoint" for e in phones - {"trunk-provider", "trunk-backup"}}
-    expected |= {f"endpoint {e}" for e in phones - {"trunk-provider", "trunk-backup"}}
-    expected |= {"manager.conf [crm] "}
-    assert set(changed) <= expected, sorted(set(changed) - expected)
-    assert "manager.conf [crm] " in changed and "pjsip.conf [102-app] endpoint" in changed
-    assert not any("aor" in k or "auth" in k for k in changed), "only endpoint sections"
-    for key in (k for k in changed if k.startswith("endpoint ")):
-        before, after = changed[key]
-        diff = [(a, b) for a, b in zip(before[1], after[1], strict=True) if a != b]
-        assert [k for (k, _), _ in diff] == ["Acl"], (key, diff)  # only the ACL, nothing else
-    rows = await site.rows()
-    assert {f for f, r in rows.items() if r["wanted"] == "off"} == set(rows)
-    assert not rows["remote_portal"]["enforced"] and not rows["software_updates"]["enforced"]
-    for feature in ("softphone_app", "offsite_devices", "integrations"):
-        assert rows[feature]["enforced"] and rows[feature]["journal"], feature
-    assert all(e["state"] == "applied" for r in rows.values() for e in r["journal"])
-    assert app_endpoints <= {e["section"] for e in rows["softphone_app"]["journal"]}
-
-    # Another refresh or count while lapsed applies nothing twice.
-    journal_before = await site.enforcement.journal()
-    await site.licence.refresh()
-    await site.counting.count_now()
-    assert await site.enforcement.journal() == journal_before
-    assert await site.effective() == lapsed
-
-    site.server.issue(expires_at=expires + timedelta(days=365), issued_at=site.clock.at)
-    await site.licence.refresh()
-    assert site.licence.state == "active"
-    assert await site.effective() == pristine, "renewal restores every object exactly"
-    for name, data in files.items():
-        assert (site.root / name).read_bytes() == data, name
-    journal_after = await site.enforcement.journal()
-    assert {e["state"] for e in journal_after} == {"undone"}
-
-
-async def test_extension_added_during_a_lapse_is_refused_and_admin_edit_is_a_conflict(
-    site: Site,
-) -> None:
-    site.server.issue(expires_at=site.clock.at + timedelta(days=200))
-    await site.licence.refresh()
-    await site.counting.count_now()
-    site.server.issue(expires_at=site.clock.at + timedelta(days=200), status="lapsed")
-    await site.licence.refresh()
-    assert site.licence.state == "lapsed"
-
-    pjsip = site.root / "pjsip.conf"
-    pjsip.write_text(
-        pjsip.read_text()
-        + '\n[120](tpl-endpoint-phone)\ncallerid = "New Hire" <120>\nauth = 120\naors = 120\n'
-        + "\n[120](tpl-aor-phone)\n"
+    server.issue(expires_at=clock.at + timedelta(days=200))
+    await licence.refresh()
+    await counting.count_now()
+    await poller.poll_once()
+    return Site(
+        simulator,
+        server,
+        clock,
+        driver,
+        counting,
+        licence,
+        enforcement,
+        telemetry,
+        poller,
+        store,
+        root,
     )
-    await site.driver.ami.action("Reload", Module="res_pjsip.so")
-    await site.counting.count_now()
-    rows = await site.rows()
-    assert {e["section"] for e in rows["add_extensions"]["journal"]} == {"120"}
 
-    text = pjsip.read_text()
-    edited = text.replace(
-        "permit = 127.0.0.0/24 ;pbx-agent:offsite_devices",
-        "permit = 10.9.0.0/16 ;pbx-agent:offsite_devices",
-        1,
-    )
-    assert edited != text
-    pjsip.write_text(edited)
-    site.server.issue(expires_at=site.clock.at + timedelta(days=365), issued_at=site.clock.at)
-    await site.licence.refresh()
-    assert site.licence.state == "active"
-    after = pjsip.read_text()
-    assert after.count(";pbx-agent:") == 1, "only the admin-edited line stays"
-    assert "permit = 10.9.0.0/16 ;pbx-agent:offsite_devices" in after
-    conflicts = [
-        e for e in await site.telemetry.events(0, 500) if e["check"] == "enforcement_conflict"
-    ]
-    assert len(conflicts) == 1 and "left it" in conflicts[0]["summary"]
+
+async def close_site(site: Site) -> None:
+    site.server.stop()
+    await site.driver.close()
+    await site.store.close()
+    await site.simulator.stop()
+
+
+@pytest.fixture(params=sorted(OFFICES))
+async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Site]:
+    office, lan = OFFICES[request.param]
+    made = await make_site(office, lan, tmp_path)
+    yield made
+    await close_site(made)
+
+
+async def next_second() -> None:
+    """Asterisk reports its reload time to the second: let the clock tick (deadline 3 s)."""
+    start = int(time.time())
+    await eventually(lambda: int(time.time()) != start, within=3)
+
+
+async def reconnected(site: Site) -> None:
+    await eventually(lambda: site.driver.ami.connected, within=10)
+
+
+async def test_full_cycle(site: Site) -> None:
+    freepbx = "pjsip.endpoint_custom_post.conf" in digests(site.root)
+    # A phone of the office registered from outside the site's networks.
+    away = Contact("104", "sip:104@198.18.5.2:5060", "Yealink SIP-T46U 108.86.0.90", "Reachable")
+    assert site.simulator.register(away) == "200"
+    pristine = digests(site.root)
+    rows = await site.rows()
+    assert all(rows[f]["actual"] == "on" for f in DRIVER_FEATURES)
+
+    await site.lapse()
+    rows = await site.rows()
+    for feature in ("offsite_devices", "integrations", "add_extensions"):
+        assert rows[feature]["actual"] == "off", (feature, rows[feature])
+    app = rows["softphone_app"]
+    assert app["actual"].startswith("not switched: seat 101 (Alice Nguyen): its app registers")
+    assert [u["target"] for u in app["unswitchable"]] == ["seat 101 (Alice Nguyen)"]
+    assert (await site.problems())["softphone_app"] == "problem", "critical, not silent"
+    assert rows["remote_portal"]["actual"] == "n/a" and rows["remote_portal"]["enforced"]
+    assert not site.simulator.ctx.live.contacts_of("102-app"), "the app stops ringing now"
+    assert not any(c.uri == away.uri for c in site.simulator.ctx.live.contacts_of("104"))
+    assert site.simulator.refresh("102-app") in ("503", "401")
+    assert site.simulator.refresh("104") == "401", "the off-site phone cannot come back"
+    assert site.simulator.refresh("100") == "200", "on-site phones keep working"
+    lapsed = digests(site.root)
+    changed = {n for n in pristine if pristine[n] != lapsed[n]}
+    if freepbx:
+        assert changed == {"pjsip.endpoint_custom_post.conf", "manager_custom.conf"}
+        assert site.simulator.ctx.live.maintenance == {"102-app", "8103"}
+    else:
+        assert changed == {"pjsip.conf", "manager.conf"}
+        assert site.simulator.ctx.live.maintenance == set()
     journal = await site.enforcement.journal()
-    assert [e["state"] for e in journal].count("conflict") == 1
+    assert all(e["prior"] is not None for e in journal)
+    cut = [e for e in journal if e["kind"] == "cut"]
+    assert {e["state"] for e in cut} == {"done"} and '"user_agent"' in cut[0]["prior"]
+
+    # Nothing is made twice by another licence check, count or poll.
+    await site.licence.refresh()
+    await site.counting.count_now()
+    await site.poller.poll_once()
+    assert digests(site.root) == lapsed
+    assert len(await site.enforcement.journal()) == len(journal)
+
+    # The PBX's own tooling: generated files rewritten with a new extension, then a reload.
+    await next_second()
+    added = add_extension(site.root, freepbx)
+    await site.driver.ami.action("Reload")
+    await site.poller.poll_once()
+    rows = await site.rows()
+    new = [e for e in rows["add_extensions"]["journal"] if e["target"] == "endpoint 112"]
+    assert new and new[0]["state"] == "applied", "switched within one poll"
+    assert rows["offsite_devices"]["actual"] == "off" and rows["integrations"]["actual"] == "off"
+
+    # Someone empties the agent's place and reloads: the next poll puts it back, and says so.
+    place = "manager_custom.conf" if freepbx else "manager.conf"
+    before_wipe = (site.root / place).read_bytes()
+    original = site.simulator.office.config_dir / place
+    await next_second()
+    shutil.copyfile(original, site.root / place)
+    await site.driver.ami.action("Reload", Module="manager")
+    with capture_logs() as logs:
+        await site.poller.poll_once()
+    assert (site.root / place).read_bytes() == before_wipe
+    assert any(entry["event"] == "enforcement re-applied" for entry in logs)
+
+    # A restart loses maintenance mode: the next poll sets it again.
+    await site.simulator.restart()
+    await reconnected(site)
+    with capture_logs() as logs:
+        await site.poller.poll_once()
+    if freepbx:
+        assert site.simulator.ctx.live.maintenance == {"102-app", "8103", "112"}
+        assert any(entry["event"] == "enforcement re-applied" for entry in logs)
+
+    await site.renew()
+    rows = await site.rows()
+    assert all(rows[f]["actual"] == "on" for f in DRIVER_FEATURES)
+    final = digests(site.root)
+    expected = {**pristine, **added}
+    assert final == expected, "renewal leaves every file as it was (but FreePBX's own edit)"
+    assert site.simulator.ctx.live.maintenance == set()
+    assert await site.store.get_meta(KNOWN_ENDPOINTS) is None
+    assert (await site.problems())["softphone_app"] == "resolved"
+    states = {e["state"] for e in await site.enforcement.journal()}
+    assert states <= {"undone", "done"}
+
+
+def add_extension(root: Path, freepbx: bool) -> dict[str, str]:
+    """What FreePBX's Apply Config does for a new extension 112: its generated files rewritten
+    with the endpoint, AOR and auth (on the hand-written office: an admin adds the sections to
+    pjsip.conf, before the agent's blocks). The digests the files must have once the agent's
+    blocks are gone."""
+    endpoint = (
+        "\n[112]\ntype=endpoint\ntransport=transport-udp\ncontext=from-internal\n"
+        'callerid="Hank Ito" <112>\nauth=112\naors=112\n'
+    )
+    aor = "\n[112]\ntype=aor\nmax_contacts=1\n"
+    auth = "\n[112]\ntype=auth\nauth_type=userpass\nusername=112\npassword=x112\n"
+    if freepbx:
+        targets = {"pjsip.endpoint.conf": endpoint, "pjsip.aor.conf": aor, "pjsip.auth.conf": auth}
+    else:
+        targets = {"pjsip.conf": endpoint + aor + auth}
+    expected = {}
+    for name, text in targets.items():
+        path = root / name
+        content = path.read_text()
+        at = content.find("\n; pbx-agent:")
+        at = len(content) if at < 0 else at
+        path.write_text(content[:at] + text + content[at:])
+        expected[name] = hashlib.sha256((content[:at] + text).encode()).hexdigest()
+    return expected
+
+
+async def test_nothing_claims_off_when_the_pbx_cannot_be_switched(tmp_path: Path) -> None:
+    """The hand-written office's Asterisk has no maintenance mode and the agent has no file
+    access: every driver feature says why it is not switched, each is a critical problem."""
+    office, lan = OFFICES["plain"]
+    site = await make_site(office, lan, tmp_path, files=False)
+    try:
+        before = digests(site.root)
+        await site.lapse()
+        rows = await site.rows()
+        for feature in ("softphone_app", "offsite_devices", "integrations", "add_extensions"):
+            assert rows[feature]["actual"].startswith("not switched: "), rows[feature]
+            assert not rows[feature]["enforced"]
+        assert "no maintenance mode" in rows["softphone_app"]["actual"]
+        assert "[backup]" in rows["integrations"]["actual"]
+        problems = await site.problems()
+        assert {problems[f] for f in DRIVER_FEATURES} == {"problem"}
+        events = [e for e in await site.telemetry.events(0, 1000) if e["check"] == "feature_switch"]
+        assert {e["severity"] for e in events} == {"critical"}
+        assert all("should be off but is not" in e["summary"] for e in events)
+        assert digests(site.root) == before
+    finally:
+        await close_site(site)

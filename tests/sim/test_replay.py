@@ -6,7 +6,6 @@ by test, not by claim. Capture 2 (the FreePBX layout) is replayed by test_replay
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 
 import pytest
 
@@ -60,13 +59,6 @@ CAPTURE = Capture(
     secrets={"agent": AGENT_SECRET},
 )
 EXCHANGES = CAPTURE.exchanges()
-
-
-@pytest.fixture(scope="module")
-def replayer() -> Iterator[Replayer]:
-    r = Replayer(CAPTURE)
-    yield r
-    r.close()
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES, ids=[e.name for e in EXCHANGES])

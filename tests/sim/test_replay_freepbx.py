@@ -12,7 +12,7 @@ the simulated registrar because of maintenance or an ACL, not by the test.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -176,13 +176,6 @@ CAPTURE = Capture(
     normalise=dict.fromkeys(ORIGINATES, _cdr_after_hangup),
 )
 EXCHANGES = CAPTURE.exchanges()
-
-
-@pytest.fixture(scope="module")
-def replayer() -> Iterator[Replayer]:
-    r = Replayer(CAPTURE)
-    yield r
-    r.close()
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES, ids=[e.name for e in EXCHANGES])

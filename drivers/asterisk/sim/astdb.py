@@ -65,6 +65,15 @@ def _key(family: str, key: str) -> str:
     return f"/{family}/{key}"
 
 
+def _missing(request: Message, *, key: bool = True, dot: str = ".") -> Message | None:
+    """main/db.c's answer to a request without Family (or Key); its messages differ in a dot."""
+    if not get(request, "Family"):
+        return error(request, f"No family specified{dot}")
+    if key and not get(request, "Key"):
+        return error(request, f"No key specified{dot}")
+    return None
+
+
 def _delete(ctx: SimContext, full_key: str) -> bool:
     if full_key.startswith(CONTACT_PREFIX):
         name = full_key[len(CONTACT_PREFIX) :]
@@ -79,10 +88,8 @@ def _delete(ctx: SimContext, full_key: str) -> bool:
 @action("DBGet")
 def db_get(ctx: SimContext, session: Session, request: Message) -> Reply:
     family, key = get(request, "Family") or "", get(request, "Key") or ""
-    if not family:
-        return Reply([error(request, "No family specified.")])
-    if not key:
-        return Reply([error(request, "No key specified.")])
+    if (refused := _missing(request)) is not None:
+        return Reply([refused])
     value = entries(ctx).get(_key(family, key))
     if value is None:
         return Reply([error(request, "Database entry not found")])
@@ -110,10 +117,8 @@ def db_get_tree(ctx: SimContext, session: Session, request: Message) -> Reply:
 @action("DBPut")
 def db_put(ctx: SimContext, session: Session, request: Message) -> Reply:
     family, key = get(request, "Family") or "", get(request, "Key") or ""
-    if not family:
-        return Reply([error(request, "No family specified")])
-    if not key:
-        return Reply([error(request, "No key specified")])
+    if (refused := _missing(request, dot="")) is not None:
+        return Reply([refused])
     ctx.live.astdb[_key(family, key)] = get(request, "Val") or ""
     return Reply([response(request, "Success", [("Message", "Updated database successfully")])])
 
@@ -121,10 +126,8 @@ def db_put(ctx: SimContext, session: Session, request: Message) -> Reply:
 @action("DBDel")
 def db_del(ctx: SimContext, session: Session, request: Message) -> Reply:
     family, key = get(request, "Family") or "", get(request, "Key") or ""
-    if not family:
-        return Reply([error(request, "No family specified.")])
-    if not key:
-        return Reply([error(request, "No key specified.")])
+    if (refused := _missing(request)) is not None:
+        return Reply([refused])
     if not _delete(ctx, _key(family, key)):
         return Reply([error(request, "Database entry could not be deleted")])
     return Reply([response(request, "Success", [("Message", "Key deleted successfully")])])
@@ -133,8 +136,8 @@ def db_del(ctx: SimContext, session: Session, request: Message) -> Reply:
 @action("DBDelTree")
 def db_del_tree(ctx: SimContext, session: Session, request: Message) -> Reply:
     family, key = get(request, "Family") or "", get(request, "Key") or ""
-    if not family:
-        return Reply([error(request, "No family specified.")])
+    if (refused := _missing(request, key=False)) is not None:
+        return Reply([refused])
     prefix = _key(family, key) if key else f"/{family}"
     doomed = [k for k in entries(ctx) if (k + "/").startswith(prefix + "/")]
     for full_key in doomed:

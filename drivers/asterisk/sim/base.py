@@ -47,6 +47,8 @@ class Session:
     write: frozenset[str] = frozenset()
     events_on: bool = True
     challenge: str | None = None
+    address: str = ""  # the client's IP address
+    started: float = 0.0  # when the TCP connection opened
 
     @property
     def logged_in(self) -> bool:
@@ -89,6 +91,7 @@ class SimContext:
     not_built: tuple[str, ...] = ()  # modules the office's Asterisk build lacks
     crashed: bool = False
     manager_reloads: int = 0
+    sessions: list[Session] = field(default_factory=list)  # every open AMI connection
     _loaded: dict[str, ConfFile] = field(default_factory=dict)
     _memo: dict[tuple[object, ...], tuple[tuple[ConfFile, ...], object]] = field(
         default_factory=dict

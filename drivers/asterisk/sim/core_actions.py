@@ -21,6 +21,7 @@ from drivers.asterisk.sim.base import (
     response,
 )
 from drivers.asterisk.sim.dispatch import allowed, known_actions
+from drivers.asterisk.sim.registrar import acl_allows
 from drivers.asterisk.wire import Message, get
 
 LOGIN_FAILURE_DELAY = 1.0  # Asterisk answers a failed login after about a second, then closes
@@ -54,6 +55,9 @@ def login(ctx: SimContext, session: Session, request: Message) -> Reply:
         ok = expected is not None and given == expected
     else:
         ok = secret is not None and get(request, "Secret") == secret
+    if ok and user is not None:
+        rules = [(k, v) for k, v in manager.expanded(user) if k in ("deny", "permit")]
+        ok = acl_allows(rules, session.address or "127.0.0.1")  # the user's ACL (fact 49)
     if not ok or user is None:
         return Reply(
             [error(request, "Authentication failed")], delay=LOGIN_FAILURE_DELAY, close=True

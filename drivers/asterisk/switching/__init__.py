@@ -1,0 +1,63 @@
+"""Switching subscription features on Asterisk (the `Capability.FEATURES` part of the driver
+contract in `drivers.base`): `plan` chooses the mechanisms for this PBX, `changes` makes,
+checks and undoes them with proofs on the live objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from drivers.asterisk.ami import AmiClient
+from drivers.asterisk.switching.changes import Changer
+from drivers.asterisk.switching.plan import NO_FILES, NOT_ON_ASTERISK, Planner
+from drivers.config_files import ConfigFiles
+from drivers.models import FeaturePolicy, Switch, SwitchOutcome, SwitchPlan
+
+DESCRIPTIONS = {
+    "softphone_app": "maintenance mode on the apps' endpoints (or an ACL), registrations cut",
+    "add_extensions": "maintenance mode on endpoints added during a lapse (or an ACL)",
+    "offsite_devices": "ACL on phone endpoints: only licence.lan_subnets, off-site contacts cut",
+    "integrations": "ACL on the manager users in licence.integration_accounts",
+}
+
+
+class AsteriskSwitcher:
+    def __init__(self, ami: AmiClient, own_user: str) -> None:
+        self._ami = ami
+        self._own_user = own_user
+        self._files: ConfigFiles | None = None
+        self.last_how: dict[str, str] = {}
+
+    def use_files(self, files: ConfigFiles) -> None:
+        self._files = files
+
+    def describe(self) -> dict[str, str]:
+        """How each feature is switched here, as last planned (else in general)."""
+        described = {**DESCRIPTIONS, **NOT_ON_ASTERISK, **self.last_how}
+        if self._files is None:
+            for feature in ("offsite_devices", "integrations"):
+                described.setdefault(feature, DESCRIPTIONS[feature])
+                if feature not in self.last_how:
+                    described[feature] = f"not switchable: {NO_FILES}"
+        return described
+
+    async def plan(self, feature: str, policy: FeaturePolicy) -> SwitchPlan:
+        plan = await Planner(self._ami, self._files, self._own_user).plan(feature, policy)
+        self.last_how[feature] = plan.how or (
+            f"not switchable: {plan.refused}" if plan.refused else ""
+        )
+        return plan
+
+    def _changer(self) -> Changer:
+        return Changer(self._ami, self._files)
+
+    async def priors(self, switches: Sequence[Switch]) -> list[str]:
+        return await self._changer().priors(switches)
+
+    async def apply(self, switches: Sequence[Switch]) -> list[SwitchOutcome]:
+        return await self._changer().apply(switches)
+
+    async def check(self, switches: Sequence[Switch], *, thorough: bool) -> list[SwitchOutcome]:
+        return await self._changer().check(switches, thorough=thorough)
+
+    async def undo(self, applied: Sequence[tuple[Switch, str]]) -> list[SwitchOutcome]:
+        return await self._changer().undo(applied)
