@@ -67,4 +67,4 @@ class LocalSource:
             fd = os.open(os.path.join(self.root, path), os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as exc:
             raise DriverError(f"cannot read {self.root / path}: {exc.strerror}") from exc
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb", buffering=0)  # read in big pieces: no buffer needed

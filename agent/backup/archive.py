@@ -1,24 +1,28 @@
 """Writing one backup archive, streamed end to end: files -> tar -> zstd -> age -> a temp
 file in the store -> fsync -> rename -> fsync of the directory. Memory stays flat whatever
-the size: nothing is held whole, and the stages overlap (tar+zstd in one thread, age in the
-other, joined by a pipe).
+the size: nothing is held whole.
 
 The manifest (`pbx-agent-manifest.json`, each file's path, size, mode and SHA-256) is the
 tar's last member, so the files are read once. The stock tools read the result:
 ``age -d -i KEY FILE | zstd -d | tar -x``.
+
+How it keeps up with ``tar | zstd | age`` (issue 18). One Python thread drives the chain
+from the far end: pyrage's `encrypt_io` holds the GIL while it encrypts and reads its input
+through Python calls, so rather than a second thread feeding it through a pipe (every hand-off
+a fight for the GIL), it pulls the compressed tar from a generator that reads, hashes and
+frames the files on demand. zstd compresses in its own worker thread (zstandard's
+multi-threaded mode, outside the GIL), as the stock `zstd` runs in its own process. Tar headers
+come from `tarstream` (no `TarFile`), and bytes reach the compressor and the disk in 1 MiB
+batches, not per header or per 64 KiB age chunk.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import io
 import json
 import os
-import tarfile
 import tempfile
-import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +31,7 @@ from typing import Any, BinaryIO
 import pyrage
 import zstandard
 
+from agent.backup import tarstream
 from agent.errors import BackupError
 from drivers.backup_source import BackupSource
 from drivers.errors import DriverError
@@ -34,6 +39,11 @@ from drivers.errors import DriverError
 MANIFEST = "pbx-agent-manifest.json"
 MANIFEST_SCHEMA = "pbx-agent/backup-manifest/1"
 CHUNK = 1024 * 1024
+# zstd level 3 (the CLI's default) with one worker thread: compression overlaps the Python
+# work. Jobs of 1 MiB keep the worker's buffers to ~10 MB; zstd's default job (8 MiB at this
+# level) took peak RSS from 30 to 65 MB for no measurable speed (issue 18).
+ZSTD_PARAMS = zstandard.ZstdCompressionParameters.from_level(3, threads=1, job_size=CHUNK)
+_manifest_entry = json.JSONEncoder(sort_keys=True).encode  # json.dumps builds one per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,109 +56,133 @@ class ArchiveResult:
     manifest: dict[str, Any]  # the manifest's header (its file list stays in the archive)
 
 
-class _HashingReader:
-    """Reads a source file for tarfile while hashing it (tarfile only calls `read(n)`)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = _read_full(self._raw, size)
-        self.digest.update(data)
-        self.count += len(data)
-        return data
-
-
-def _read_full(stream: Any, size: int) -> bytes:
-    """`size` bytes unless the stream ends first: tarfile treats a short read as a
-    truncated file, and pipes, sockets and SFTP may return less than asked."""
-    if size < 0:
-        return bytes(stream.read())
-    chunks, wanted = [], size
-    while wanted > 0:
-        data = stream.read(wanted)
-        if not data:
-            break
-        chunks.append(bytes(data))
-        wanted -= len(data)
-    return b"".join(chunks)
-
-
-class _HashingWriter:
-    """The encrypted output: written to the temp file, hashed and counted on the way."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self._raw.write(data)
-        self.digest.update(data)
-        self.count += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self._raw.flush()
-
-
-def _tar_into(
-    source: BackupSource, out: BinaryIO, meta: dict[str, Any], summary: dict[str, Any]
-) -> None:
-    """Producer stage: the tar stream, zstd-compressed, written to `out`. The manifest's file
-    list is spooled to a temp file as it grows, so memory does not grow with the tree."""
-    compressor = zstandard.ZstdCompressor(level=3)
+def _tar_stream(
+    source: BackupSource, meta: dict[str, Any], summary: dict[str, Any]
+) -> Iterator[bytes]:
+    """The uncompressed tar, piece by piece: each file's header, content and padding, then
+    the manifest and the end of the archive. Each file is hashed as it is read; the
+    manifest's file list is spooled to a temp file as it grows, so memory does not grow
+    with the tree."""
     content = hashlib.sha256()
-    count = 0
-    with (
-        tempfile.TemporaryFile() as listing,
-        compressor.stream_writer(out, closefd=False) as zstd_out,
-        tarfile.open(fileobj=zstd_out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
-    ):
+    count = offset = 0
+    with tempfile.TemporaryFile() as listing:
         for item in source.files():
-            info = tarfile.TarInfo(item.path)
-            info.size, info.mode, info.mtime = item.size, item.mode, int(item.mtime)
+            header = tarstream.file_header(item.path, item.size, item.mode, int(item.mtime))
+            yield header
+            digest = hashlib.sha256()
             with source.open(item.path) as raw:
-                reader = _HashingReader(raw)
-                tar.addfile(info, reader)
-            # TarFile remembers every member it wrote; a streaming writer never reads them
-            # back, and 100,000 remembered headers would make memory grow with the tree.
-            tar.members.clear()  # type: ignore[attr-defined]  # CPython attribute, no stub
-            if reader.count != item.size:
-                raise BackupError(f"{item.path} changed while it was read: try again")
-            digest = reader.digest.hexdigest()
-            entry = {"path": item.path, "size": item.size, "mode": item.mode, "sha256": digest}
-            listing.write((b"," if count else b"") + json.dumps(entry, sort_keys=True).encode())
-            content.update(f"{item.path}\0{digest}\n".encode())
+                remaining = item.size
+                while remaining:
+                    data = raw.read(min(remaining, CHUNK))
+                    if not data:
+                        raise BackupError(f"{item.path} changed while it was read: try again")
+                    digest.update(data)
+                    remaining -= len(data)
+                    yield data
+            yield tarstream.padding(item.size)
+            offset += len(header) + item.size + -item.size % tarstream.BLOCK
+            sha = digest.hexdigest()
+            entry = {"path": item.path, "size": item.size, "mode": item.mode, "sha256": sha}
+            listing.write((b"," if count else b"") + _manifest_entry(entry).encode())
+            content.update(f"{item.path}\0{sha}\n".encode())
             count += 1
         head = {"schema": MANIFEST_SCHEMA, "created_at": datetime.now(UTC).isoformat(), **meta}
         opening = (json.dumps(head, sort_keys=True)[:-1] + ', "files": [').encode()
         closing = b"]}"
         size = len(opening) + listing.tell() + len(closing)
+        header = tarstream.file_header(MANIFEST, size, 0o600, int(datetime.now(UTC).timestamp()))
+        yield header + opening
         listing.seek(0)
-        info = tarfile.TarInfo(MANIFEST)
-        info.size, info.mode, info.mtime = size, 0o600, int(datetime.now(UTC).timestamp())
-        tar.addfile(info, _Concat(io.BytesIO(opening), listing, io.BytesIO(closing)))
-        summary.update(head, files=count, content_sha256=content.hexdigest())
+        while data := listing.read(CHUNK):
+            yield data
+        yield closing + tarstream.padding(size)
+        offset += len(header) + size + -size % tarstream.BLOCK
+        yield tarstream.end_of_archive(offset)
+    summary.update(head, files=count, content_sha256=content.hexdigest())
 
 
-class _Concat:
-    """Several binary streams read as one (tarfile only calls `read(n)`)."""
+def _compressed(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """`pieces` zstd-compressed, handed to the compressor a batch of at least CHUNK bytes at a
+    time (a call per header or small file would cost more than the copy into a batch)."""
+    compressor = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS).compressobj()
+    batch: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= CHUNK:
+            if out := compressor.compress(b"".join(batch)):
+                yield out
+            batch.clear()
+            size = 0
+    yield compressor.compress(b"".join(batch)) + compressor.flush()
 
-    def __init__(self, *parts: Any) -> None:
-        self._parts = list(parts)
+
+class _PullReader:
+    """What pyrage's `encrypt_io` reads (8 KiB `read` calls): the chunks of an iterator.
+
+    pyrage turns an exception raised in `read` into an `EncryptError` carrying only its
+    text, and a generator that raised is exhausted, so it would look like a clean end of
+    input: the exception is kept in `failure` and raised again on every later read."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._view = memoryview(b"")
+        self.failure: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
-        chunks, wanted = [], size
-        while self._parts and (size < 0 or wanted > 0):
-            data = _read_full(self._parts[0], wanted)
-            if len(data) < wanted or size < 0:
-                self._parts.pop(0)
-            chunks.append(data)
-            wanted -= len(data)
-        return b"".join(chunks)
+        if self.failure is not None:
+            raise self.failure
+        while not self._view:
+            try:
+                chunk = next(self._chunks, None)
+            except BaseException as exc:
+                self.failure = exc
+                raise
+            if chunk is None:
+                return b""
+            self._view = memoryview(chunk)
+        piece = self._view if size < 0 else self._view[:size]
+        self._view = self._view[len(piece) :]
+        return piece.tobytes()
+
+
+class _HashingWriter:
+    """The encrypted output: gathered into CHUNK-sized writes to the temp file (pyrage writes
+    64 KiB at a time), hashed and counted on the way. A failed write is kept in `failure`,
+    as for `_PullReader`."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._batch = bytearray()
+        self.digest = hashlib.sha256()
+        self.count = 0
+        self.failure: BaseException | None = None
+
+    def write(self, data: bytes) -> int:
+        self._batch += data
+        if len(self._batch) >= CHUNK:
+            self._drain()
+        return len(data)
+
+    def flush(self) -> None:
+        """pyrage flushes when it finishes; the rest of the batch goes out here."""
+        self._drain()
+
+    def _drain(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        try:
+            self.digest.update(self._batch)
+            with memoryview(self._batch) as view:
+                written = 0
+                while written < len(view):  # an unbuffered FileIO may write less than asked
+                    written += self._raw.write(view[written:]) or 0
+            self.count += len(self._batch)
+            self._batch.clear()
+        except BaseException as exc:
+            self.failure = exc
+            raise
 
 
 def write_archive(
@@ -168,35 +202,22 @@ def write_archive(
         raise BackupError("no age recipient configured: a backup must be encrypted to someone")
     final = store / name
     temp = store / f".{name}.partial"
-    read_fd, write_fd = os.pipe()
-    with contextlib.suppress(OSError, AttributeError):  # Linux: a 1 MiB pipe, fewer wake-ups
-        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, CHUNK)
     manifest: dict[str, Any] = {}
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        with os.fdopen(write_fd, "wb", buffering=CHUNK) as pipe_out:
-            try:
-                _tar_into(source, pipe_out, meta, manifest)
-            except BaseException as exc:  # reported to the consumer side below
-                failure.append(exc)
-
-    producer = threading.Thread(target=produce, name="backup-tar", daemon=True)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "wb") as raw_out, os.fdopen(read_fd, "rb", buffering=CHUNK) as pipe_in:
+        with os.fdopen(fd, "wb", buffering=0) as raw_out:
+            plain = _PullReader(_compressed(_tar_stream(source, meta, manifest)))
             out = _HashingWriter(raw_out)
-            producer.start()
             try:
-                pyrage.encrypt_io(pipe_in, out, keys)
-            except BaseException:
-                pipe_in.close()  # unblocks a producer stuck writing into a full pipe
-                producer.join()
-                raise
-            producer.join()
-            if failure:
-                raise failure[0]
-            raw_out.flush()
+                pyrage.encrypt_io(plain, out, keys)
+            except pyrage.EncryptError:
+                if plain.failure is None and out.failure is None:
+                    raise
+            if failure := plain.failure or out.failure:
+                raise failure  # the cause itself, not pyrage's retelling of it
+            if "content_sha256" not in manifest:  # never rename a stream that stopped short
+                raise BackupError(f"backup {name}: the archive stream ended early")
+            out.flush()
             os.fsync(raw_out.fileno())
         os.replace(temp, final)
         _fsync_dir(store)
