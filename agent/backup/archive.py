@@ -6,14 +6,17 @@ The manifest (`pbx-agent-manifest.json`, each file's path, size, mode and SHA-25
 tar's last member, so the files are read once. The stock tools read the result:
 ``age -d -i KEY FILE | zstd -d | tar -x``.
 
-How it keeps up with ``tar | zstd | age`` (issue 18). One Python thread drives the chain
-from the far end: pyrage's `encrypt_io` holds the GIL while it encrypts and reads its input
-through Python calls, so rather than a second thread feeding it through a pipe (every hand-off
-a fight for the GIL), it pulls the compressed tar from a generator that reads, hashes and
-frames the files on demand. zstd compresses in its own worker thread (zstandard's
-multi-threaded mode, outside the GIL), as the stock `zstd` runs in its own process. Tar headers
-come from `tarstream` (no `TarFile`), and bytes reach the compressor and the disk in 1 MiB
-batches, not per header or per 64 KiB age chunk.
+How it keeps up with ``tar | zstd | age`` (issue 18):
+- One Python thread drives the chain from the far end. pyrage's `encrypt_io` holds the GIL
+  while it encrypts, so another Python thread feeding it (through a pipe, as before) kept
+  waiting for the GIL; instead it pulls the compressed tar from generators that walk, read,
+  hash and frame the files on demand, in the same thread.
+- zstd compresses in two worker threads of its own (zstandard's multi-threaded mode),
+  outside the GIL, as the stock `zstd` runs in its own process. A thread of ours hashes and
+  writes the encrypted output, also outside the GIL.
+- Tar headers come from `tarstream` (no `TarFile`: a third of the old profile), and bytes
+  reach the compressor, pyrage and the disk in 1 MiB pieces rather than per header, per
+  8 KiB read or per 64 KiB age chunk.
 """
 
 from __future__ import annotations
@@ -26,24 +29,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyrage
 import zstandard
 
 from agent.backup import tarstream
+from agent.backup.stages import CHUNK as CHUNK  # restore reads in the same pieces
+from agent.backup.stages import FileSink, Hasher, PullReader
 from agent.errors import BackupError
 from drivers.backup_source import BackupSource
 from drivers.errors import DriverError
 
 MANIFEST = "pbx-agent-manifest.json"
 MANIFEST_SCHEMA = "pbx-agent/backup-manifest/1"
-CHUNK = 1024 * 1024
-# zstd level 3 (the CLI's default) with one worker thread: compression overlaps the Python
-# work. Jobs of 1 MiB keep the worker's buffers to ~10 MB; zstd's default job (8 MiB at this
-# level) took peak RSS from 30 to 65 MB for no measurable speed (issue 18).
-ZSTD_PARAMS = zstandard.ZstdCompressionParameters.from_level(3, threads=1, job_size=CHUNK)
-_manifest_entry = json.JSONEncoder(sort_keys=True).encode  # json.dumps builds one per call
+# zstd level 3 (the CLI's default) in two worker threads of zstd's own, outside the GIL.
+# With one worker, the thread feeding it spent ~1 s per GiB in `compress` (woken for every
+# 128 KiB block); with two, ~0.3 s. Jobs of 1 MiB keep their buffers to ~20 MB: zstd's
+# default (8 MiB jobs at this level) took peak RSS from 30 to 65 MB with one worker and to
+# 126 MB with two (issue 18).
+ZSTD_PARAMS = zstandard.ZstdCompressionParameters.from_level(3, threads=2, job_size=CHUNK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,17 @@ class ArchiveResult:
     manifest: dict[str, Any]  # the manifest's header (its file list stays in the archive)
 
 
+def manifest_entry(path: str, size: int, mode: int, sha256: str) -> bytes:
+    """One file of the manifest's list: ``json.dumps(entry, sort_keys=True)``, byte for byte,
+    in a fifth of its time (it builds a `JSONEncoder` per call)."""
+    return b'{"mode": %d, "path": %s, "sha256": "%s", "size": %d}' % (
+        mode,
+        json.dumps(path).encode(),
+        sha256.encode(),
+        size,
+    )
+
+
 def _tar_stream(
     source: BackupSource, meta: dict[str, Any], summary: dict[str, Any]
 ) -> Iterator[bytes]:
@@ -65,25 +81,28 @@ def _tar_stream(
     with the tree."""
     content = hashlib.sha256()
     count = offset = 0
-    with tempfile.TemporaryFile() as listing:
+    with tempfile.TemporaryFile() as listing, Hasher() as hasher:
         for item in source.files():
             header = tarstream.file_header(item.path, item.size, item.mode, int(item.mtime))
             yield header
             digest = hashlib.sha256()
+            update = hasher.update(digest) if item.size >= CHUNK else digest.update
             with source.open(item.path) as raw:
                 remaining = item.size
                 while remaining:
                     data = raw.read(min(remaining, CHUNK))
                     if not data:
                         raise BackupError(f"{item.path} changed while it was read: try again")
-                    digest.update(data)
+                    update(data)
                     remaining -= len(data)
                     yield data
             yield tarstream.padding(item.size)
             offset += len(header) + item.size + -item.size % tarstream.BLOCK
+            if item.size >= CHUNK:
+                hasher.wait()
             sha = digest.hexdigest()
-            entry = {"path": item.path, "size": item.size, "mode": item.mode, "sha256": sha}
-            listing.write((b"," if count else b"") + _manifest_entry(entry).encode())
+            listing.write(b"," if count else b"")
+            listing.write(manifest_entry(item.path, item.size, item.mode, sha))
             content.update(f"{item.path}\0{sha}\n".encode())
             count += 1
         head = {"schema": MANIFEST_SCHEMA, "created_at": datetime.now(UTC).isoformat(), **meta}
@@ -101,88 +120,34 @@ def _tar_stream(
     summary.update(head, files=count, content_sha256=content.hexdigest())
 
 
-def _compressed(pieces: Iterator[bytes]) -> Iterator[bytes]:
-    """`pieces` zstd-compressed, handed to the compressor a batch of at least CHUNK bytes at a
-    time (a call per header or small file would cost more than the copy into a batch)."""
-    compressor = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS).compressobj()
+def _batches(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """The pieces joined into batches of at least CHUNK bytes, one compressor call each (a
+    call per header or small file costs more than the copy); a big read goes alone, uncopied."""
     batch: list[bytes] = []
     size = 0
     for piece in pieces:
+        if len(piece) >= CHUNK // 2:
+            if batch:
+                yield b"".join(batch)
+                batch, size = [], 0
+            yield piece
+            continue
         batch.append(piece)
         size += len(piece)
         if size >= CHUNK:
-            if out := compressor.compress(b"".join(batch)):
-                yield out
-            batch.clear()
-            size = 0
-    yield compressor.compress(b"".join(batch)) + compressor.flush()
+            yield b"".join(batch)
+            batch, size = [], 0
+    yield b"".join(batch)
 
 
-class _PullReader:
-    """What pyrage's `encrypt_io` reads (8 KiB `read` calls): the chunks of an iterator.
-
-    pyrage turns an exception raised in `read` into an `EncryptError` carrying only its
-    text, and a generator that raised is exhausted, so it would look like a clean end of
-    input: the exception is kept in `failure` and raised again on every later read."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._view = memoryview(b"")
-        self.failure: BaseException | None = None
-
-    def read(self, size: int = -1) -> bytes:
-        if self.failure is not None:
-            raise self.failure
-        while not self._view:
-            try:
-                chunk = next(self._chunks, None)
-            except BaseException as exc:
-                self.failure = exc
-                raise
-            if chunk is None:
-                return b""
-            self._view = memoryview(chunk)
-        piece = self._view if size < 0 else self._view[:size]
-        self._view = self._view[len(piece) :]
-        return piece.tobytes()
-
-
-class _HashingWriter:
-    """The encrypted output: gathered into CHUNK-sized writes to the temp file (pyrage writes
-    64 KiB at a time), hashed and counted on the way. A failed write is kept in `failure`,
-    as for `_PullReader`."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._batch = bytearray()
-        self.digest = hashlib.sha256()
-        self.count = 0
-        self.failure: BaseException | None = None
-
-    def write(self, data: bytes) -> int:
-        self._batch += data
-        if len(self._batch) >= CHUNK:
-            self._drain()
-        return len(data)
-
-    def flush(self) -> None:
-        """pyrage flushes when it finishes; the rest of the batch goes out here."""
-        self._drain()
-
-    def _drain(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-        try:
-            self.digest.update(self._batch)
-            with memoryview(self._batch) as view:
-                written = 0
-                while written < len(view):  # an unbuffered FileIO may write less than asked
-                    written += self._raw.write(view[written:]) or 0
-            self.count += len(self._batch)
-            self._batch.clear()
-        except BaseException as exc:
-            self.failure = exc
-            raise
+def _compressed(batches: Iterator[bytes]) -> Iterator[bytes]:
+    """The batches zstd-compressed, as one zstd frame, in chunks of CHUNK bytes (zstandard's
+    chunker fills each chunk in place; `compressobj` grows its result 128 KiB at a time,
+    copying while it holds the GIL)."""
+    chunker = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS).chunker(chunk_size=CHUNK)
+    for batch in batches:
+        yield from chunker.compress(batch)
+    yield from chunker.finish()  # type: ignore[no-untyped-call]  # untyped in its stubs
 
 
 def write_archive(
@@ -206,18 +171,20 @@ def write_archive(
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb", buffering=0) as raw_out:
-            plain = _PullReader(_compressed(_tar_stream(source, meta, manifest)))
-            out = _HashingWriter(raw_out)
+            plain = PullReader(_compressed(_batches(_tar_stream(source, meta, manifest))))
+            out = FileSink(raw_out)
             try:
-                pyrage.encrypt_io(plain, out, keys)
+                pyrage.encrypt_io(plain.buffered, out, keys)
             except pyrage.EncryptError:
                 if plain.failure is None and out.failure is None:
                     raise
-            if failure := plain.failure or out.failure:
-                raise failure  # the cause itself, not pyrage's retelling of it
+            finally:
+                plain.close()  # ends the tar generator: its open file and temp file close
+                out.close()  # raises a write failure: the cause, not pyrage's retelling
+            if plain.failure is not None:
+                raise plain.failure
             if "content_sha256" not in manifest:  # never rename a stream that stopped short
                 raise BackupError(f"backup {name}: the archive stream ended early")
-            out.flush()
             os.fsync(raw_out.fileno())
         os.replace(temp, final)
         _fsync_dir(store)

@@ -4,6 +4,7 @@ failure leaves neither a partial backup nor plaintext behind."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import stat
@@ -20,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.backup import tarstream
-from agent.backup.archive import CHUNK, MANIFEST, write_archive
+from agent.backup.archive import CHUNK, MANIFEST, manifest_entry, write_archive
 from agent.backup.restore import restore
 from agent.errors import BackupError
 from drivers.backup_source import LocalSource
@@ -226,6 +227,19 @@ def test_file_headers_equal_tarfiles_headers(path: str, size: int, mode: int, mt
     assert tarstream.file_header(path, size, mode, mtime) == info.tobuf(
         tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"
     )
+
+
+@given(
+    path=st.text(min_size=1, max_size=120),
+    size=st.integers(min_value=0, max_value=2**40),
+    mode=st.integers(min_value=0, max_value=0o7777),
+    sha256=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)
+def test_manifest_entries_are_what_json_dumps_writes(
+    path: str, size: int, mode: int, sha256: str
+) -> None:
+    entry = {"path": path, "size": size, "mode": mode, "sha256": sha256}
+    assert manifest_entry(path, size, mode, sha256) == json.dumps(entry, sort_keys=True).encode()
 
 
 class BrokenSource(LocalSource):
