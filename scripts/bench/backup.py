@@ -9,7 +9,9 @@ which one goes first alternates too), each run starting after a `sync` so that n
 pays for the other's write-back. It prints, per pipeline, the median time and its spread
 (min-max), the CPU seconds, the output size, and the ratio of the median throughputs,
 with the spread of the per-round ratios. Each of our runs is a fresh process, whose peak
-RSS (the zstd worker included) is reported for both sizes.
+RSS (zstd's worker threads included) is reported for both sizes. On a machine loaded by
+other work, the stock tools' three piped processes were seen to get more CPU time than one
+process (`cat F | zstd` beat `zstd F`): read the CPU seconds beside the ratio there.
 
 Targets (issue 18): ratio of medians at least 0.8 on the 1 GiB tree; peak RSS under 100 MB
 and flat from 100 MiB to 1 GiB. The last line printed is one JSON object.
