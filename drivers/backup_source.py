@@ -7,6 +7,7 @@ PBX); an SFTP source for a remote PBX follows the same protocol.
 from __future__ import annotations
 
 import fnmatch
+import io
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ class LocalSource:
 
     def __init__(self, root: Path, excludes: Sequence[str] = ()) -> None:
         self.root = root
+        self._prefix = os.path.join(root, "")  # "root/", for the paths `open` builds
         self.excludes = tuple(excludes)
         self.skipped: list[str] = []
 
@@ -64,7 +66,7 @@ class LocalSource:
         if path.startswith("/") or ".." in parts:
             raise DriverError(f"backup path {path!r} escapes {self.root}")
         try:  # O_NOFOLLOW: a file swapped for a link since it was listed is not followed
-            fd = os.open(os.path.join(self.root, path), os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(self._prefix + path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as exc:
             raise DriverError(f"cannot read {self.root / path}: {exc.strerror}") from exc
-        return os.fdopen(fd, "rb")
+        return io.FileIO(fd, "rb")  # unbuffered: the archive reads in big pieces

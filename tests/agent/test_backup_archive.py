@@ -4,21 +4,28 @@ failure leaves neither a partial backup nor plaintext behind."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
+from typing import BinaryIO
 
 import pyrage
 import pytest
 import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agent.backup.archive import MANIFEST, write_archive
+from agent.backup import tarstream
+from agent.backup.archive import CHUNK, MANIFEST, manifest_entry, write_archive
 from agent.backup.restore import restore
 from agent.errors import BackupError
 from drivers.backup_source import LocalSource
+from drivers.errors import DriverError
 from drivers.models import BackupFile
 
 pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the stock age CLI is needed")
@@ -37,7 +44,8 @@ def tree(tmp_path: Path) -> Path:
     (root / "empty.conf").write_bytes(b"")
     (root / "sub" / "binary.db").write_bytes(bytes(range(256)) * 4096)
     (root / "sub" / "deeper" / "großes-Ärger.conf").write_text("unicode name\n")
-    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 1))
+    (root / "sub" / ("a-rather-long-name-" * 6 + ".conf")).write_text("past ustar's 100\n")
     os.chmod(root / "pjsip.conf", 0o640)
     return root
 
@@ -62,7 +70,7 @@ def test_stock_age_and_zstd_and_tar_read_it_back_byte_identical(
         [str(identity.to_public())],
         {"driver": "asterisk"},
     )
-    assert result.files == 5 and result.path.exists()
+    assert result.files == 6 and result.path.exists()
     assert not list(store.glob(".*")), "no temp file left"
     key = tmp_path / "key.txt"
     key.write_text(str(identity) + "\n")
@@ -177,4 +185,134 @@ def test_a_failed_backup_leaves_nothing(
         write_archive(LocalSource(tree), store, "b.age", [], {})
     with pytest.raises(BackupError, match="bad age recipient"):
         write_archive(LocalSource(tree), store, "b.age", ["age1notakey"], {})
+    assert list(store.iterdir()) == []
+
+
+def plaintext_tar(archive: Path, identity: pyrage.x25519.Identity) -> bytes:
+    compressed = pyrage.decrypt(archive.read_bytes(), [identity])
+    return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed)).read()
+
+
+def test_the_tar_stream_is_byte_for_byte_what_tarfile_writes(
+    tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    """The format did not change when TarFile left the pipeline: the same members written
+    by Python's tarfile (PAX format, as before) give the same bytes."""
+    result = write_archive(LocalSource(tree), tmp_path, "b.age", [str(identity.to_public())], {})
+    ours = plaintext_tar(result.path, identity)
+    expected = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(ours), mode="r:") as theirs,
+        tarfile.open(fileobj=expected, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for member in theirs:
+            info = tarfile.TarInfo(member.name)
+            info.size, info.mode, info.mtime = member.size, member.mode, int(member.mtime)
+            tar.addfile(info, theirs.extractfile(member))
+    assert ours == expected.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(ours)) as tar:
+        names = tar.getnames()
+    assert names[-1] == MANIFEST and any(len(n) > 100 for n in names) and len(names) == 7
+
+
+@given(
+    path=st.text(min_size=1, max_size=160),
+    size=st.integers(min_value=0, max_value=2**40),
+    mode=st.integers(min_value=0, max_value=0o7777),
+    mtime=st.integers(min_value=-(2**36), max_value=2**36),
+)
+def test_file_headers_equal_tarfiles_headers(path: str, size: int, mode: int, mtime: int) -> None:
+    info = tarfile.TarInfo(path)
+    info.size, info.mode, info.mtime = size, mode, mtime
+    assert tarstream.file_header(path, size, mode, mtime) == info.tobuf(
+        tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"
+    )
+
+
+@given(
+    path=st.text(min_size=1, max_size=120),
+    size=st.integers(min_value=0, max_value=2**40),
+    mode=st.integers(min_value=0, max_value=0o7777),
+    sha256=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)
+def test_manifest_entries_are_what_json_dumps_writes(
+    path: str, size: int, mode: int, sha256: str
+) -> None:
+    entry = {"path": path, "size": size, "mode": mode, "sha256": sha256}
+    assert manifest_entry(path, size, mode, sha256) == json.dumps(entry, sort_keys=True).encode()
+
+
+class BrokenSource(LocalSource):
+    """The PBX goes away half-way: the tenth file cannot be opened."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.opened = 0
+
+    def open(self, path: str) -> BinaryIO:
+        self.opened += 1
+        if self.opened == 10:
+            raise DriverError(f"cannot read {path}: connection lost")
+        return super().open(path)
+
+
+def test_a_source_failing_mid_stream_surfaces_its_own_error(
+    tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    """The error raised inside the pipeline reaches the caller as itself (not as pyrage's
+    retelling), and the archive is not finished as if the input had simply ended."""
+    root = tmp_path / "many"
+    root.mkdir()
+    for n in range(40):
+        (root / f"f{n:02d}.conf").write_bytes(os.urandom(64 * 1024))
+    store = tmp_path / "store"
+    store.mkdir()
+    with pytest.raises(BackupError, match=r"f09\.conf: connection lost") as caught:
+        write_archive(BrokenSource(root), store, "b.age", [str(identity.to_public())], {})
+    assert isinstance(caught.value.__cause__, DriverError)
+    assert list(store.iterdir()) == []
+
+
+FULL_DISK = r"""
+import resource, signal, sys
+from pathlib import Path
+from agent.backup.archive import write_archive
+from agent.errors import BackupError
+from drivers.backup_source import LocalSource
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[4]), resource.RLIM_INFINITY))
+try:
+    write_archive(LocalSource(Path(sys.argv[1])), Path(sys.argv[2]), "b.age", [sys.argv[3]], {})
+except BackupError as exc:
+    print("refused:", exc)
+"""
+
+
+def test_a_write_failure_fails_the_backup_and_leaves_nothing(
+    tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    """The store fills up half-way (a file size limit stands in for a full disk)."""
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "voicemail.db").write_bytes(os.urandom(4 * CHUNK))
+    store = tmp_path / "store"
+    store.mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FULL_DISK,
+            str(root),
+            str(store),
+            str(identity.to_public()),
+            str(CHUNK),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: backup b.age failed: [Errno 27] File too large" in done.stdout
     assert list(store.iterdir()) == []
