@@ -3,8 +3,10 @@ file in the store -> fsync -> rename -> fsync of the directory. Memory stays fla
 the size: nothing is held whole, and the stages overlap (tar+zstd in one thread, age in the
 other, joined by a pipe).
 
-The manifest (`pbx-agent-manifest.json`, each file's path, size, mode and SHA-256) is the
-tar's last member, so the files are read once. The stock tools read the result:
+The manifest (`pbx-agent-manifest.json`, each file's path, size, mode and SHA-256, and each
+folder's path and mode) is the tar's last member, so the files are read once; folders come
+first (empty ones and their modes are kept). It is told apart by a PAX marker, not by its name
+(`agent.backup.members`). The stock tools read the result:
 ``age -d -i KEY FILE | zstd -d | tar -x``.
 """
 
@@ -19,6 +21,7 @@ import os
 import tarfile
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +30,13 @@ from typing import Any, BinaryIO
 import pyrage
 import zstandard
 
+from agent.backup import members
+from agent.backup.members import BackupFolder
 from agent.errors import BackupError
 from drivers.backup_source import BackupSource
 from drivers.errors import DriverError
 
-MANIFEST = "pbx-agent-manifest.json"
+MANIFEST = members.MANIFEST
 MANIFEST_SCHEMA = "pbx-agent/backup-manifest/1"
 CHUNK = 1024 * 1024
 
@@ -95,18 +100,30 @@ class _HashingWriter:
 
 
 def _tar_into(
-    source: BackupSource, out: BinaryIO, meta: dict[str, Any], summary: dict[str, Any]
+    source: BackupSource,
+    out: BinaryIO,
+    meta: dict[str, Any],
+    summary: dict[str, Any],
+    folders: Iterable[BackupFolder] = (),
 ) -> None:
     """Producer stage: the tar stream, zstd-compressed, written to `out`. The manifest's file
     list is spooled to a temp file as it grows, so memory does not grow with the tree."""
     compressor = zstandard.ZstdCompressor(level=3)
     content = hashlib.sha256()
-    count = 0
+    count = entries = 0
+    taken: set[str] = set()  # names at the top, which the manifest's must differ from
     with (
         tempfile.TemporaryFile() as listing,
         compressor.stream_writer(out, closefd=False) as zstd_out,
         tarfile.open(fileobj=zstd_out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
     ):
+        for folder in folders:
+            tar.addfile(members.folder_info(folder))
+            entry = members.folder_entry(folder)
+            listing.write((b"," if entries else b"") + json.dumps(entry, sort_keys=True).encode())
+            content.update(f"{folder.path}/\0{folder.mode:o}\0dir\n".encode())
+            entries += 1
+            taken.add(folder.path.partition("/")[0])
         for item in source.files():
             info = tarfile.TarInfo(item.path)
             info.size, info.mode, info.mtime = item.size, item.mode, int(item.mtime)
@@ -120,16 +137,18 @@ def _tar_into(
                 raise BackupError(f"{item.path} changed while it was read: try again")
             digest = reader.digest.hexdigest()
             entry = {"path": item.path, "size": item.size, "mode": item.mode, "sha256": digest}
-            listing.write((b"," if count else b"") + json.dumps(entry, sort_keys=True).encode())
+            listing.write((b"," if entries else b"") + json.dumps(entry, sort_keys=True).encode())
             content.update(f"{item.path}\0{item.mode:o}\0{digest}\n".encode())
             count += 1
+            entries += 1
+            taken.add(item.path.partition("/")[0])
         head = {"schema": MANIFEST_SCHEMA, "created_at": datetime.now(UTC).isoformat(), **meta}
         opening = (json.dumps(head, sort_keys=True)[:-1] + ', "files": [').encode()
         closing = b"]}"
         size = len(opening) + listing.tell() + len(closing)
         listing.seek(0)
-        info = tarfile.TarInfo(MANIFEST)
-        info.size, info.mode, info.mtime = size, 0o600, int(datetime.now(UTC).timestamp())
+        name = members.manifest_name(taken)
+        info = members.manifest_info(name, size, int(datetime.now(UTC).timestamp()))
         tar.addfile(info, _Concat(io.BytesIO(opening), listing, io.BytesIO(closing)))
         summary.update(head, files=count, content_sha256=content.hexdigest())
 
@@ -157,6 +176,7 @@ def write_archive(
     name: str,
     recipients: list[str],
     meta: dict[str, Any],
+    folders: Iterable[BackupFolder] = (),
 ) -> ArchiveResult:
     """Write `store/name` atomically; on any failure no file by that name exists and the
     temp file is gone. Blocking: run it in a worker thread."""
@@ -177,7 +197,7 @@ def write_archive(
     def produce() -> None:
         with os.fdopen(write_fd, "wb", buffering=CHUNK) as pipe_out:
             try:
-                _tar_into(source, pipe_out, meta, manifest)
+                _tar_into(source, pipe_out, meta, manifest, folders)
             except BaseException as exc:  # reported to the consumer side below
                 failure.append(exc)
 

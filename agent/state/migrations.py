@@ -139,4 +139,11 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT file, id, started_at, size, sha256, 'present', finished_at FROM backups
         WHERE status = 'ok' AND offsite = 'ok' AND file IS NOT NULL;
     """,
+    # 7 (issue 14): whether a backup's result was queued as its `backup` message. A run's row
+    # is written unreported, and marked in the transaction that queues the message (after the
+    # off-site copy), so a crash in between is sent at the next start. Rows already there
+    # count as reported.
+    """
+    ALTER TABLE backups ADD COLUMN reported INTEGER NOT NULL DEFAULT 1;
+    """,
 )

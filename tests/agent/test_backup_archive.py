@@ -16,6 +16,7 @@ import pytest
 import zstandard
 
 from agent.backup.archive import MANIFEST, write_archive
+from agent.backup.folders import local_folders
 from agent.backup.restore import restore
 from agent.errors import BackupError
 from drivers.backup_source import LocalSource
@@ -86,10 +87,10 @@ def test_restore_verifies_and_reproduces_the_tree(
     tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity
 ) -> None:
     result = write_archive(LocalSource(tree), tmp_path, "b.age", [str(identity.to_public())], {})
-    manifest = restore(result.path, [str(identity)], tmp_path / "restored")
+    contents = restore(result.path, [str(identity)], tmp_path / "restored")
     assert snapshot(tmp_path / "restored") == snapshot(tree)
-    assert {f["path"] for f in manifest["files"]} == set(snapshot(tree))
-    assert not list(tmp_path.glob(".restore-*")), "no plaintext or staging left"
+    assert contents.files == len(snapshot(tree))
+    assert not list(tmp_path.glob(".pbx-agent-restore-*")), "no plaintext or staging left"
 
 
 def malicious(
@@ -122,7 +123,7 @@ def _member(
         (_member("link", tarfile.SYMTYPE, "../../../etc/shadow"), "link"),
         (_member("hard", tarfile.LNKTYPE, "/etc/shadow"), "link"),
         (_member("dev", tarfile.CHRTYPE), "device"),
-        (_member("fifo", tarfile.FIFOTYPE), "device"),
+        (_member("fifo", tarfile.FIFOTYPE), "FIFO"),
     ],
 )
 def test_restore_refuses_malicious_archives(
@@ -178,3 +179,62 @@ def test_a_failed_backup_leaves_nothing(
     with pytest.raises(BackupError, match="bad age recipient"):
         write_archive(LocalSource(tree), store, "b.age", ["age1notakey"], {})
     assert list(store.iterdir()) == []
+
+
+def test_empty_folders_and_folder_modes_are_kept(
+    tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    """Issue 14, defect 10: empty folders and folder modes were lost."""
+    root = tmp_path / "etc"
+    (root / "empty").mkdir(parents=True)
+    (root / "private" / "deeper").mkdir(parents=True)
+    (root / "private" / "deeper" / "secret.conf").write_text("x\n")
+    (root / "private").chmod(0o700)
+    (root / "empty").chmod(0o750)
+    folders = list(local_folders(root))
+    assert [f.path for f in folders] == ["empty", "private", "private/deeper"]
+    result = write_archive(
+        LocalSource(root), tmp_path, "b.age", [str(identity.to_public())], {}, folders
+    )
+    target = tmp_path / "restored"
+    contents = restore(result.path, [str(identity)], target)
+    assert (contents.files, contents.folders) == (1, 3)
+    assert (target / "empty").is_dir() and not list((target / "empty").iterdir())
+    assert stat.S_IMODE((target / "private").stat().st_mode) == 0o700
+    assert stat.S_IMODE((target / "empty").stat().st_mode) == 0o750
+    # The stock tools see the same folders.
+    key = tmp_path / "key.txt"
+    key.write_text(str(identity) + "\n")
+    out = tmp_path / "stock"
+    out.mkdir()
+    plain = subprocess.run(
+        ["age", "-d", "-i", str(key), str(result.path)], capture_output=True, check=True
+    ).stdout
+    tar_bytes = subprocess.run(["zstd", "-d", "-c"], input=plain, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=tar_bytes, check=True)
+    assert (out / "empty").is_dir()
+    assert stat.S_IMODE((out / "private").stat().st_mode) == 0o700
+
+
+def test_a_source_file_named_like_the_manifest_is_only_a_file(
+    tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    """Issue 14, defect 8: what a stock restore leaves in /etc/asterisk made every later
+    backup unrestorable. The manifest takes another name and is known by its marker."""
+    leftover = b'{"schema": "pbx-agent/backup-manifest/1", "files": []}'
+    (tree / MANIFEST).write_bytes(leftover)
+    (tree / "pbx-agent-manifest-1.json").write_bytes(b"{}")
+    result = write_archive(LocalSource(tree), tmp_path, "b.age", [str(identity.to_public())], {})
+    with tarfile.open(fileobj=io.BytesIO(plaintext(result.path, identity)), mode="r:") as tar:
+        names = tar.getnames()
+    assert names[-1] == "pbx-agent-manifest-2.json"
+    assert len(names) == len(set(names)), "no member name twice"
+    target = tmp_path / "restored"
+    restore(result.path, [str(identity)], target)
+    assert snapshot(target) == snapshot(tree)
+    assert (target / MANIFEST).read_bytes() == leftover
+
+
+def plaintext(archive: Path, identity: pyrage.x25519.Identity) -> bytes:
+    compressed = pyrage.decrypt(archive.read_bytes(), [identity])
+    return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed)).read()
