@@ -10,6 +10,7 @@ recovery). `unknown` (never a valid token) changes nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -24,7 +25,8 @@ from agent.licence.state import Evaluation
 from agent.licence.token import FEATURES
 from agent.pbx_poller import PollResult
 from agent.state import StateStore
-from agent.telemetry.service import Telemetry
+from agent.telemetry.outbox import Write
+from agent.telemetry.service import Outgoing, Telemetry, nothing
 from drivers.base import Driver
 from drivers.errors import DriverConnectionError, DriverError, UnsafeChange
 from drivers.models import AgentLine, FeaturePolicy
@@ -161,12 +163,14 @@ class Enforcement:
                 # `applying`: the change may have happened, the next run finds out.)
                 await self._store.call(journal.forget, [e.seq for e in pending])
                 raise
-            await self._store.call(journal.set_state, [e.seq for e in pending], "applied")
             await self._message(
                 "switch-off",
                 feature,
                 f"{feature} switched off: {len(pending)} line(s) added on the PBX",
                 pending,
+                write=functools.partial(
+                    journal.mark, seqs=[e.seq for e in pending], state="applied"
+                ),
             )
         self.status[feature] = {
             "state": "off",
@@ -185,22 +189,40 @@ class Enforcement:
         conflicts = set(await self._driver.switch_lines(remove=[e.line for e in ordered]))
         real = [e for e in ordered if e.line in conflicts and e.line not in resumed]
         done = [e.seq for e in ordered if e not in real]
-        await self._store.call(journal.set_state, done, "undone")
         if real:
             reason = "changed on the PBX since the agent set it: left as it is"
-            await self._store.call(journal.set_state, [e.seq for e in real], "conflict", reason)
-            for entry in real:
-                await self._telemetry.event(
-                    "notice",
-                    "enforcement_conflict",
+            events = [
+                Outgoing(
+                    "event",
+                    self._telemetry.event_message(
+                        "notice",
+                        "enforcement_conflict",
+                        "warning",
+                        f"{feature}: [{entry.line.section}] {entry.line.option} = "
+                        f"{entry.line.value} in {entry.line.file} was changed by someone else; "
+                        "the agent left it",
+                        details=entry.to_json(),
+                    ),
                     "warning",
-                    f"{feature}: [{entry.line.section}] {entry.line.option} = {entry.line.value} "
-                    f"in {entry.line.file} was changed by someone else; the agent left it",
-                    details=entry.to_json(),
                 )
-            await self._message("conflict", feature, f"{feature}: {len(real)} conflict(s)", real)
+                for entry in real
+            ]
+            await self._message(
+                "conflict",
+                feature,
+                f"{feature}: {len(real)} conflict(s)",
+                real,
+                write=functools.partial(
+                    journal.mark, seqs=[e.seq for e in real], state="conflict", reason=reason
+                ),
+                events=events,
+            )
         await self._message(
-            "restore", feature, f"{feature} restored: {len(done)} line(s) removed", ordered
+            "restore",
+            feature,
+            f"{feature} restored: {len(done)} line(s) removed",
+            ordered,
+            write=functools.partial(journal.mark, seqs=done, state="undone"),
         )
         if not any(not on for on in (self.last.features if self.last else {}).values()):
             await self._store.call(_forget_known)
@@ -211,20 +233,24 @@ class Enforcement:
         feature: str,
         summary: str,
         entries: Sequence[journal.Entry] = (),
+        *,
+        write: Write[Any] = nothing,
+        events: Sequence[Outgoing] = (),
     ) -> None:
+        """The `licence` message (and `events`), in one transaction with `write`, the journal
+        change it tells of."""
         log.info("enforcement " + action, feature=feature, summary=summary)
-        await self._telemetry.send(
-            "licence",
-            {
-                "state": self.last.state if self.last else "unknown",
-                "action": action,
-                "summary": summary,
-                "details": {
-                    "feature": feature,
-                    "lines": [_describe(e.line) for e in entries][:200],
-                },
+        body = {
+            "state": self.last.state if self.last else "unknown",
+            "action": action,
+            "summary": summary,
+            "details": {
+                "feature": feature,
+                "lines": [_describe(e.line) for e in entries][:200],
             },
-        )
+        }
+        message = Outgoing("licence", self._telemetry.message("licence", body))
+        await self._telemetry.commit(write, *events, message)
 
     async def journal(self) -> list[dict[str, Any]]:
         return [e.to_json() for e in await self._store.call(journal.entries, None)]
