@@ -43,10 +43,11 @@ def open_checked(archive: Path, sha256: str | None, size: int | None = None) -> 
     except OSError as exc:
         raise BackupError(f"{archive}: cannot open the archive: {exc.strerror}") from exc
     try:
-        if size is not None and os.fstat(handle.fileno()).st_size != size:
+        found = os.fstat(handle.fileno()).st_size
+        if size is not None and found != size:
             raise BackupError(
-                f"{archive}: {os.fstat(handle.fileno()).st_size} bytes, the catalog says "
-                f"{size}: the archive was changed or swapped; nothing was decrypted"
+                f"{archive}: size ({found} bytes) differs from the catalog ({size}): the "
+                "archive was changed or swapped; nothing was decrypted"
             )
         if sha256 is not None:
             digest = hashlib.sha256()

@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 COLUMNS = catalog.COLUMNS
 ARCHIVE_SUFFIX = ".tar.zst.age"
 ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
+PUSH = "push"  # the staging scratch of a --to-pbx
 # Rows retention removes besides the good backups it does not keep: nothing to restore.
 UNUSABLE = ("orphan", "missing")
 # The body of a `backup` message: these catalog columns, and the id as backup_id.
@@ -112,7 +113,9 @@ class BackupService:
     async def open(self) -> None:
         """At start: remove what a crash left, reconcile the store with the catalog, and
         queue the results a crash kept from being sent."""
-        await asyncio.to_thread(self.staging.clean)
+        left = await asyncio.to_thread(self.staging.clean)
+        if any(Path(p).name.startswith(f"{PUSH}-") for p in left):
+            await self._clean_pbx()
         await asyncio.to_thread(self.clean_temp_files)
         await self._reconcile()
         for row in await self._store.call(catalog.unreported):
@@ -182,6 +185,22 @@ class BackupService:
         if self.directory.is_dir():
             for leftover in self.directory.glob(".*.partial"):
                 leftover.unlink(missing_ok=True)
+
+    async def _clean_pbx(self) -> None:
+        """A push to the PBX was interrupted: remove its partial uploads there."""
+        try:
+            settings = self.ssh_settings()
+
+            def clean() -> list[str]:
+                with SftpTarget(settings) as target:
+                    return remove_partials(target)
+
+            removed = await asyncio.to_thread(clean)
+        except (BackupError, DriverError) as exc:
+            log.warning("partial uploads of an interrupted push not removed", error=str(exc))
+            return
+        if removed:
+            log.warning("partial uploads of an interrupted push removed", files=removed)
 
     async def _reconcile(self) -> None:
         """Rows and files agree: removals a crash interrupted are finished, a good row whose
@@ -446,7 +465,7 @@ class BackupService:
         settings = self.ssh_settings()
 
         def compare_and_push() -> PushPlan:
-            with self.staging.scratch("push") as scratch:
+            with self.staging.scratch(PUSH) as scratch:
                 tree = scratch / "tree"
                 tree.mkdir(mode=0o700)
                 extract(self.directory / row["file"], keys, tree, **self._checked(row))
