@@ -30,7 +30,7 @@ MAX_PATH_BYTES = 4096  # PATH_MAX
 MAX_NAME_BYTES = 255  # NAME_MAX
 MAX_DEPTH = 64
 # A manifest entry's bytes beyond its path (keys, size, mode, SHA-256), and the header's.
-_ENTRY_BYTES = 120
+_ENTRY_BYTES = 144
 _HEAD_BYTES = 4096
 
 

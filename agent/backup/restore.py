@@ -159,7 +159,6 @@ def _members(reader: TarReader, limits: Limits, tree: Path | None) -> _Found:
         if found.manifest is not None:
             raise BackupError("refused: a member follows the manifest")
         path = check_path(member.path)
-        tally.member(path)
         last = path
         if member.comment == MANIFEST_MARK:
             if member.kind != "file" or "/" in path:
@@ -171,6 +170,7 @@ def _members(reader: TarReader, limits: Limits, tree: Path | None) -> _Found:
                 )
             found.manifest = reader.read_all()
             continue
+        tally.member(path)  # the manifest is held to its own limit, as the writer counts
         if member.kind == "dir":
             if path in found.folders or path in found.files:
                 raise BackupError(f"refused: {path[:200]!r} is in the archive twice")

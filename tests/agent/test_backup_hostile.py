@@ -11,10 +11,13 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from agent.backup.members import MANIFEST, Limits
+from agent.backup.archive import write_archive
+from agent.backup.folders import local_folders
+from agent.backup.members import MANIFEST, GuardedSource, Limits
 from agent.backup.restore import restore, verify
 from agent.backup.staging import Staging
 from agent.errors import BackupError
+from drivers.backup_source import LocalSource
 from tests.hostile_archives import (
     CONF,
     LIMIT_FILE,
@@ -148,3 +151,32 @@ def test_archives_from_before_the_marker_still_restore(
     }
     assert found == expected
     assert contents.files == len(expected)
+
+
+def test_what_the_writer_accepts_the_reader_accepts(tmp_path: Path) -> None:
+    """The writer holds a backup to the reader's limits, to the member: what it stores always
+    reads back, and one more file fails the backup instead (naming the limit)."""
+    limits = Limits(
+        manifest_bytes=LIMIT_FILE, file_bytes=4096, total_bytes=100 * 4096, members=LIMIT_MEMBERS
+    )
+    root = tmp_path / "etc"
+    (root / "sub").mkdir(parents=True)
+    for n in range(LIMIT_MEMBERS - 1):  # and the folder: exactly the limit
+        (root / "sub" / f"{n:04d}-{'x' * 150}.conf").write_bytes(b"y" * (4096 if n < 99 else 0))
+    recipient = [str(IDENTITY.to_public())]
+
+    def write(name: str) -> Path:
+        guarded = GuardedSource(LocalSource(root), local_folders(root), limits)
+        store = tmp_path / name
+        store.mkdir()
+        return write_archive(guarded, store, "b.age", recipient, {}, guarded.folders()).path
+
+    contents = verify(write("at-the-limit"), [str(IDENTITY)], limits=limits)
+    assert (contents.files, contents.folders) == (LIMIT_MEMBERS - 1, 1)
+    (root / "one-more.conf").write_bytes(b"z")
+    with pytest.raises(BackupError, match=r"backup\.limits\.members.*exclude"):
+        write("over")
+    (root / "one-more.conf").unlink()
+    (root / "sub" / "0000-big.conf").write_bytes(b"y" * 4097)
+    with pytest.raises(BackupError, match=r"backup\.limits\.file_bytes"):
+        write("too-big")
