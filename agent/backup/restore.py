@@ -58,18 +58,34 @@ class _Found:
     manifest: bytes | None = None
 
 
-def verify(
+def verify(archive: Path, identities: list[str], **checks: Any) -> Contents:
+    """Check every member of `archive` against its manifest without writing anything
+    (`checks`: those of `extract`)."""
+    return extract(archive, identities, None, **checks)
+
+
+def extract(
     archive: Path,
     identities: list[str],
+    tree: Path | None,
     *,
     sha256: str | None = None,
     size: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Contents:
-    """Check every member of `archive` against its manifest without writing anything."""
+    """Restore `archive` into `tree`, an empty private folder (the caller removes it), after
+    checking it against the catalog's `sha256` and `size`; with no tree, only check it."""
+    with _opened(archive, identities, sha256, size) as (handle, keys):
+        return _read(handle, keys, archive.name, limits, tree)
+
+
+@contextlib.contextmanager
+def _opened(
+    archive: Path, identities: list[str], sha256: str | None, size: int | None
+) -> Iterator[tuple[BinaryIO, list[Any]]]:
     keys = decrypt.identities(identities)
     with decrypt.open_checked(archive, sha256, size) as handle:
-        return _read(handle, keys, archive.name, limits, None)
+        yield handle, keys
 
 
 def restore(
@@ -89,12 +105,11 @@ def restore(
         raise BackupError(f"{target} is not a folder: restore into a new or empty folder")
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty: restore into a new or empty folder")
-    keys = decrypt.identities(identities)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BackupError(f"cannot create {target.parent}: {exc.strerror}") from exc
-    with decrypt.open_checked(archive, sha256, size) as handle:
+    with _opened(archive, identities, sha256, size) as (handle, keys):
         place = staging.beside(target) if staging else _beside(target)
         try:
             with place as tree:
@@ -116,21 +131,6 @@ def _beside(target: Path) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def extract(
-    archive: Path,
-    identities: list[str],
-    tree: Path,
-    *,
-    sha256: str | None = None,
-    size: int | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-) -> Contents:
-    """Restore `archive` into `tree`, an empty private folder (the caller removes it)."""
-    keys = decrypt.identities(identities)
-    with decrypt.open_checked(archive, sha256, size) as handle:
-        return _read(handle, keys, archive.name, limits, tree)
 
 
 def _read(

@@ -139,16 +139,12 @@ class Telemetry:
         severity: str,
         summary: str,
         *,
-        subject: str | None = None,
-        problem_id: str | None = None,
-        details: Mapping[str, Any] | None = None,
         write: Write[Any] = nothing,
+        **fields: Any,
     ) -> dict[str, Any]:
-        """A health event (`problem`, `resolved` or `notice`): logged, kept, sent, in one
-        transaction with `write`."""
-        message = self.event_message(
-            kind, check, severity, summary, subject=subject, problem_id=problem_id, details=details
-        )
+        """A health event (`problem`, `resolved` or `notice`; `fields`: `event_message`'s):
+        logged, kept, sent, in one transaction with `write`."""
+        message = self.event_message(kind, check, severity, summary, **fields)
         await self.commit(write, Outgoing("event", message, severity))
         return message
 

@@ -65,17 +65,7 @@ def test_stock_age_and_zstd_and_tar_read_it_back_byte_identical(
     )
     assert result.files == 5 and result.path.exists()
     assert not list(store.glob(".*")), "no temp file left"
-    key = tmp_path / "key.txt"
-    key.write_text(str(identity) + "\n")
-    out = tmp_path / "out"
-    out.mkdir()
-    decrypted = subprocess.run(
-        ["age", "-d", "-i", str(key), str(result.path)], capture_output=True, check=True
-    ).stdout
-    tar_bytes = subprocess.run(
-        ["zstd", "-d", "-c"], input=decrypted, capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(out)], input=tar_bytes, check=True)
+    out = stock_extract(result.path, identity, tmp_path / "out")
     manifest = out / MANIFEST
     assert manifest.exists()
     manifest.unlink()
@@ -203,15 +193,7 @@ def test_empty_folders_and_folder_modes_are_kept(
     assert stat.S_IMODE((target / "private").stat().st_mode) == 0o700
     assert stat.S_IMODE((target / "empty").stat().st_mode) == 0o750
     # The stock tools see the same folders.
-    key = tmp_path / "key.txt"
-    key.write_text(str(identity) + "\n")
-    out = tmp_path / "stock"
-    out.mkdir()
-    plain = subprocess.run(
-        ["age", "-d", "-i", str(key), str(result.path)], capture_output=True, check=True
-    ).stdout
-    tar_bytes = subprocess.run(["zstd", "-d", "-c"], input=plain, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(out)], input=tar_bytes, check=True)
+    out = stock_extract(result.path, identity, tmp_path / "stock")
     assert (out / "empty").is_dir()
     assert stat.S_IMODE((out / "private").stat().st_mode) == 0o700
 
@@ -233,6 +215,21 @@ def test_a_source_file_named_like_the_manifest_is_only_a_file(
     restore(result.path, [str(identity)], target)
     assert snapshot(target) == snapshot(tree)
     assert (target / MANIFEST).read_bytes() == leftover
+
+
+def stock_extract(archive: Path, identity: pyrage.x25519.Identity, out: Path) -> Path:
+    """`age -d -i KEY FILE | zstd -d | tar -x -C OUT`, the stock tools."""
+    key = out.parent / "key.txt"
+    key.write_text(str(identity) + "\n")
+    out.mkdir()
+    decrypted = subprocess.run(
+        ["age", "-d", "-i", str(key), str(archive)], capture_output=True, check=True
+    ).stdout
+    tar_bytes = subprocess.run(
+        ["zstd", "-d", "-c"], input=decrypted, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=tar_bytes, check=True)
+    return out
 
 
 def plaintext(archive: Path, identity: pyrage.x25519.Identity) -> bytes:

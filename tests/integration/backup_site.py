@@ -23,6 +23,8 @@ from tests.integration.daemon_harness import (
 )
 from tests.sshd import SshServer
 
+RETENTION = {"last": 3, "daily": 0, "weekly": 0, "monthly": 0, "yearly": 0}
+
 
 @dataclass
 class Site:
@@ -82,32 +84,43 @@ def tree(root: Path) -> dict[str, Any]:
     return found
 
 
+def new_identity(path: Path) -> pyrage.x25519.Identity:
+    """A new age identity, written to `path` (mode 0600) as the agent's `identity_file`."""
+    identity = pyrage.x25519.Identity.generate()
+    path.write_text(str(identity) + "\n")
+    path.chmod(0o600)
+    return identity
+
+
+def backup_table(
+    tmp_path: Path, source: str, path: Path, more: str = ""
+) -> tuple[str, pyrage.x25519.Identity]:
+    """A `[backup]` table (`more`: further keys and tables) with a new identity in
+    `tmp_path/identity.txt` as its recipient and identity_file; the table and the identity."""
+    identity_file = tmp_path / "identity.txt"
+    identity = new_identity(identity_file)
+    table = f"""
+[backup]
+enabled = true
+schedule = "0 3 * * *"
+source = "{source}"
+path = "{path}"
+recipients = ["{identity.to_public()}"]
+identity_file = "{identity_file}"
+{more}
+"""
+    return table, identity
+
+
 async def make_site(
     tmp_path: Path, ami_port: int, sshd: SshServer, *, big: int = 0, extra: str = ""
 ) -> Site:
     remote = tmp_path / "pbx" / "etc" / "asterisk"
     write_tree(remote, big)
-    identity = pyrage.x25519.Identity.generate()
-    identity_file = tmp_path / "identity.txt"
-    identity_file.write_text(str(identity) + "\n")
-    identity_file.chmod(0o600)
-    backup = f"""
-[backup]
-enabled = true
-schedule = "0 3 * * *"
-source = "sftp"
-path = "{remote}"
-recipients = ["{identity.to_public()}"]
-identity_file = "{identity_file}"
-keep_last = 3
-keep_daily = 0
-keep_weekly = 0
-keep_monthly = 0
-keep_yearly = 0
-{extra}
-{ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)}
-"""
+    retention = "\n".join(f"keep_{k} = {v}" for k, v in RETENTION.items())
+    ssh = ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)
+    backup, identity = backup_table(tmp_path, "sftp", remote, f"{retention}\n{extra}\n{ssh}")
     config = write_config(tmp_path, ami_port, extra=backup)
     pinned = await cli("backup", "pin-host-key", "--config", str(config), "--yes")
     assert pinned.returncode == 0, pinned.stderr
-    return Site(config, tmp_path / "state", remote, identity, identity_file)
+    return Site(config, tmp_path / "state", remote, identity, tmp_path / "identity.txt")

@@ -14,14 +14,13 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
-import pyrage
 import pytest
 
 from agent.control import request
 from agent.errors import ControlError
 from drivers.asterisk.simulator import Simulator
 from tests.hostile_archives import SMALL_LIMITS, hostile_archives
-from tests.integration.backup_site import write_tree
+from tests.integration.backup_site import backup_table, write_tree
 from tests.integration.daemon_harness import (
     cli,
     start_daemon,
@@ -63,20 +62,7 @@ async def test_hostile_archives_are_refused_and_the_daemon_lives_on(
 ) -> None:
     source = tmp_path / "pbx-etc"
     write_tree(source)
-    identity = pyrage.x25519.Identity.generate()
-    identity_file = tmp_path / "identity.txt"
-    identity_file.write_text(str(identity) + "\n")
-    identity_file.chmod(0o600)
-    backup = f"""
-[backup]
-enabled = true
-source = "local"
-path = "{source}"
-recipients = ["{identity.to_public()}"]
-identity_file = "{identity_file}"
-keep_last = 1000
-{SMALL_LIMITS}
-"""
+    backup, identity = backup_table(tmp_path, "local", source, f"keep_last = 1000\n{SMALL_LIMITS}")
     config = write_config(tmp_path, ami_simulator.port, extra=backup)
     state, cwd, tmp = tmp_path / "state", tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
