@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,7 @@ COLUMNS = catalog.COLUMNS
 ARCHIVE_SUFFIX = ".tar.zst.age"
 ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
 PUSH = "push"  # the staging scratch of a --to-pbx
+OLD_SCRATCH = (".verify-*", ".push-*", ".restore-*")  # plaintext earlier versions left in the store
 # Rows retention removes besides the good backups it does not keep: nothing to restore.
 UNUSABLE = ("orphan", "missing")
 # The body of a `backup` message: these catalog columns, and the id as backup_id.
@@ -182,9 +184,18 @@ class BackupService:
         return None if last is None else datetime.fromisoformat(last)
 
     def clean_temp_files(self) -> None:
-        if self.directory.is_dir():
-            for leftover in self.directory.glob(".*.partial"):
-                leftover.unlink(missing_ok=True)
+        """Temp archives of an interrupted backup, and the decrypted scratch folders earlier
+        versions kept in the store (`.verify-*`, `.push-*`, `.restore-*`)."""
+        if not self.directory.is_dir():
+            return
+        for leftover in self.directory.glob(".*.partial"):
+            leftover.unlink(missing_ok=True)
+        for pattern in OLD_SCRATCH:
+            for leftover in self.directory.glob(pattern):
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
 
     async def _clean_pbx(self) -> None:
         """A push to the PBX was interrupted: remove its partial uploads there."""

@@ -250,3 +250,19 @@ async def test_open_removes_plaintext_a_crash_left(tmp_path: Path) -> None:
         assert list(target.parent.iterdir()) == []
     finally:
         await store.close()
+
+
+async def test_open_removes_what_earlier_versions_left_in_the_store(tmp_path: Path) -> None:
+    """Before issue 14 a killed verify or push left `.verify-*` and `.push-*` folders (and a
+    restore `.restore-*` files) with decrypted configuration in the store."""
+    service, store = await open_service(config(tmp_path))
+    try:
+        kept = await service.backup_now()
+        for name in (".verify-abc/tree", ".push-def/tree"):
+            (service.directory / name).mkdir(parents=True)
+            (service.directory / name / "manager.conf").write_text("secret = s3cret\n")
+        (service.directory / ".restore-x.tar.zst").write_bytes(b"plaintext")
+        await service.open()
+        assert [p.name for p in service.directory.iterdir()] == [kept["file"]]
+    finally:
+        await store.close()
