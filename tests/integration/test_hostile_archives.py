@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,19 @@ def peak_rss_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise AssertionError("no VmHWM")
+
+
+def restore_args(backup_id: str, target: Path) -> tuple[dict[str, str], Callable[[], None]]:
+    """The `backup-restore` request's arguments as the CLI sends them, and how the CLI tidies
+    up after a refusal. Where the restore-target handshake exists (issue 15) the CLI first
+    makes the target with its marker and sends the token."""
+    args = {"id": backup_id, "to": str(target)}
+    try:
+        from agent import restore_target  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return args, lambda: None
+    token, created = restore_target.prepare(target)
+    return {**args, "token": token}, lambda: restore_target.withdraw(target, created)
 
 
 def catalogue(db: Path, backup_id: str, file: str, data: bytes) -> None:
@@ -84,13 +98,13 @@ async def test_hostile_archives_are_refused_and_the_daemon_lives_on(
             (store / file).write_bytes(data)
             catalogue(db, backup_id, file, data)
             target = state / "restore" / f"t{n}"
-            for command, args in (
-                ("backup-verify", {"id": backup_id}),
-                ("backup-restore", {"id": backup_id, "to": str(target)}),
-            ):
+            restore, withdraw = restore_args(backup_id, target)
+            verify = {"id": backup_id}
+            for command, args in (("backup-verify", verify), ("backup-restore", restore)):
                 with pytest.raises(ControlError) as refused:
                     await asyncio.to_thread(request, sock, command, args, timeout=60)
                 refusals[(label, command)] = one_line(refused.value)
+            withdraw()
             assert not target.exists(), f"{label}: restored"
             if n < 4:  # what a technician sees
                 shown = await cli("backup", "verify", backup_id, "--config", str(config))
