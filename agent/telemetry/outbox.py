@@ -161,7 +161,9 @@ class Outbox:
             acks, self._acks = self._acks, {}
             notice = self._notice_due(sum(len(p.rows) for p in puts))
             if notice is not None:
-                puts.append(_Put([notice], None, asyncio.get_running_loop().create_future()))
+                nobody = asyncio.get_running_loop().create_future()
+                nobody.set_result(([], None))  # no one waits for the notice
+                puts.append(_Put([notice], None, nobody))
             try:
                 done = await self._store.call(
                     _commit,
@@ -273,28 +275,37 @@ def run_write(conn: sqlite3.Connection, write: Write[T]) -> T:
 
 
 def _run(conn: sqlite3.Connection, put: _Put) -> bool:
-    """One put: its write and rows under a savepoint; on failure only they are undone."""
+    """One put: its write and rows under a savepoint; on failure only they are undone. (A
+    plain put, with no write, needs none: a flood of them stays a few statements each.)"""
+    if put.write is None:
+        put.seqs = _insert(conn, put.rows)
+        return True
     conn.execute("SAVEPOINT outbox_put")
     try:
-        if put.write is not None:
-            put.result = run_write(conn, put.write)
-        put.seqs = [
-            int(
-                conn.execute(
-                    "INSERT INTO outbox (id, topic, qos, severity, body) VALUES (?, ?, ?, ?, ?)",
-                    (r.id, r.topic, r.qos, r.rank, r.body),
-                ).lastrowid
-                or 0
-            )
-            for r in put.rows
-        ]
+        put.result = run_write(conn, put.write)
+        put.seqs = _insert(conn, put.rows)
     except Exception as exc:
+        if not conn.in_transaction:  # the write committed: the whole group fails, loudly
+            raise
         conn.execute("ROLLBACK TO outbox_put")
         conn.execute("RELEASE outbox_put")
         put.error = StateError(str(exc)) if isinstance(exc, sqlite3.Error) else exc
         return False
     conn.execute("RELEASE outbox_put")
     return True
+
+
+def _insert(conn: sqlite3.Connection, rows: list[_Row]) -> list[int]:
+    return [
+        int(
+            conn.execute(
+                "INSERT INTO outbox (id, topic, qos, severity, body) VALUES (?, ?, ?, ?, ?)",
+                (r.id, r.topic, r.qos, r.rank, r.body),
+            ).lastrowid
+            or 0
+        )
+        for r in rows
+    ]
 
 
 def _evict(conn: sqlite3.Connection, excess_rows: int, excess_bytes: int) -> tuple[int, int]:
