@@ -461,7 +461,9 @@ def backup_list(config_path: Path, socket_path: Path | None, as_json: bool) -> N
     OFFSITE: copied (a verified copy is on the archive host), MISSING (retention keeps it
     there, the last upload failed: the reason follows the table), queued, off (licence),
     not kept; rows "archive-only" are files the archive host still holds of backups no
-    longer kept here (orphans, removals not yet confirmed).
+    longer kept here (orphans, removals not yet confirmed). STATUS "orphan": an archive in
+    the store that the catalog did not list (a crash right after it was written), "missing":
+    a listed backup whose file is gone; the next retention removes both.
 
     \b
     Example:

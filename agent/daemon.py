@@ -101,9 +101,9 @@ class Daemon:
         self._driver = driver
         self._key = key
         self._store = store
-        self._counting = CountingService(driver, store, self.cfg, key)
-        self._backups = BackupService(store, self.cfg)
         self._telemetry = Telemetry(store, self.cfg)
+        self._counting = CountingService(driver, store, self.cfg, key, self._telemetry)
+        self._backups = BackupService(store, self.cfg, telemetry=self._telemetry)
         self._health = HealthMonitor(store, self.cfg, self._telemetry)
         self._licence = LicenceService(store, self.cfg, self._telemetry, self._health)
         self._enforcement = Enforcement(
@@ -123,6 +123,7 @@ class Daemon:
         )
         try:
             await self._start_telemetry()
+            await self._backups.open()  # after a crash: no plaintext left, catalog = store
             await control.start()
             tasks.start("pbx-poller", poller.run)
             if not self.once:
@@ -169,17 +170,16 @@ class Daemon:
         await self._health.open()
         self._poller.listeners.append(self._health.on_poll)
         self._backups.listeners.append(self._health.on_backup)
-        self._backups.listeners.append(self._send_backup)
         self._backups.offsite_listeners.append(self._health.on_offsite)
         self._backups.licence_listeners.append(self._send_archive_licence)
-        self._counting.listeners.append(self._send_usage)
         self._counting.listeners.append(self._licence.on_usage)
         self._counting.listeners.append(self._enforcement.on_count)
         self._licence.listeners.append(self._enforcement.on_licence)
         self._poller.listeners.append(self._enforcement.on_poll)
         self._backups.offsite_allowed = lambda: self._licence.evaluation.features["config_archive"]
-        await self._licence.open()
+        # The outbox first: the licence's first evaluation already queues a message.
         await self._telemetry.start(self._heartbeat, self._command_handlers())
+        await self._licence.open()
 
     def _prior_state(self) -> list[Path]:
         """What shows the agent ran here before: its key and its backup archives (the
@@ -246,33 +246,6 @@ class Daemon:
             "last_poll": {"ts": last.finished_at.isoformat(), "ok": last.ok} if last else None,
             "licence": self._licence.state,
         }
-
-    async def _send_usage(self, usage: dict[str, Any]) -> None:
-        payload = usage["payload"]
-        message = {
-            "schema": payload["schema"],
-            "id": payload["id"],
-            "site_id": payload["site_id"],
-            "ts": payload["ts"],
-            **usage,
-        }
-        await self._telemetry.queue("usage", message, severity="record")
-
-    async def _send_backup(self, row: dict[str, Any]) -> None:
-        keys = (
-            "status",
-            "reason",
-            "started_at",
-            "finished_at",
-            "files",
-            "size",
-            "changed",
-            "offsite",
-            "error",
-        )
-        body = {"backup_id": row["id"], **{k: row.get(k) for k in keys}}
-        body["changed"] = None if body["changed"] is None else bool(body["changed"])
-        await self._telemetry.send("backup", body)
 
     async def _send_archive_licence(self, body: dict[str, Any]) -> None:
         """An action under the archive's lapse policy, as a `licence` message."""

@@ -2,8 +2,10 @@
 file in the store -> fsync -> rename -> fsync of the directory. Memory stays flat whatever
 the size: nothing is held whole.
 
-The manifest (`pbx-agent-manifest.json`, each file's path, size, mode and SHA-256) is the
-tar's last member, so the files are read once. The stock tools read the result:
+The manifest (`pbx-agent-manifest.json`, each file's path, size, mode and SHA-256, and each
+folder's path and mode) is the tar's last member, so the files are read once; folders come
+first (empty ones and their modes are kept). It is told apart by a PAX marker, not by its name
+(`agent.backup.members`). The stock tools read the result:
 ``age -d -i KEY FILE | zstd -d | tar -x``.
 
 How it keeps up with ``tar | zstd | age`` (issue 18):
@@ -24,8 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,14 +37,15 @@ from typing import Any
 import pyrage
 import zstandard
 
-from agent.backup import tarstream
+from agent.backup import members, tarstream
+from agent.backup.members import BackupFolder
 from agent.backup.stages import CHUNK as CHUNK  # restore reads in the same pieces
 from agent.backup.stages import FileSink, Hasher, PullReader
 from agent.errors import BackupError
 from drivers.backup_source import BackupSource
 from drivers.errors import DriverError
 
-MANIFEST = "pbx-agent-manifest.json"
+MANIFEST = members.MANIFEST
 MANIFEST_SCHEMA = "pbx-agent/backup-manifest/1"
 # zstd level 3 (the CLI's default) in two worker threads of zstd's own, outside the GIL.
 # With one worker, the thread feeding it spent ~1 s per GiB in `compress` (woken for every
@@ -73,15 +77,28 @@ def manifest_entry(path: str, size: int, mode: int, sha256: str) -> bytes:
 
 
 def _tar_stream(
-    source: BackupSource, meta: dict[str, Any], summary: dict[str, Any]
+    source: BackupSource,
+    meta: dict[str, Any],
+    summary: dict[str, Any],
+    folders: Iterable[BackupFolder] = (),
 ) -> Iterator[bytes]:
-    """The uncompressed tar, piece by piece: each file's header, content and padding, then
-    the manifest and the end of the archive. Each file is hashed as it is read; the
-    manifest's file list is spooled to a temp file as it grows, so memory does not grow
-    with the tree."""
+    """The uncompressed tar, piece by piece: the folders' headers, then each file's header,
+    content and padding, then the manifest and the end of the archive. Each file is hashed as
+    it is read; the manifest's list is spooled to a temp file as it grows, so memory does not
+    grow with the tree."""
     content = hashlib.sha256()
-    count = offset = 0
+    count = entries = offset = 0
+    taken: set[str] = set()  # names at the top, which the manifest's must differ from
     with tempfile.TemporaryFile() as listing, Hasher() as hasher:
+        for folder in folders:
+            header = _pax(members.folder_info(folder))
+            yield header
+            offset += len(header)
+            entry = members.folder_entry(folder)
+            listing.write((b"," if entries else b"") + json.dumps(entry, sort_keys=True).encode())
+            content.update(f"{folder.path}/\0{folder.mode:o}\0dir\n".encode())
+            entries += 1
+            taken.add(folder.path.partition("/")[0])
         for item in source.files():
             header = tarstream.file_header(item.path, item.size, item.mode, int(item.mtime))
             yield header
@@ -101,15 +118,19 @@ def _tar_stream(
             if item.size >= CHUNK:
                 hasher.wait()
             sha = digest.hexdigest()
-            listing.write(b"," if count else b"")
+            listing.write(b"," if entries else b"")
             listing.write(manifest_entry(item.path, item.size, item.mode, sha))
             content.update(f"{item.path}\0{item.mode:o}\0{sha}\n".encode())
             count += 1
+            entries += 1
+            taken.add(item.path.partition("/")[0])
         head = {"schema": MANIFEST_SCHEMA, "created_at": datetime.now(UTC).isoformat(), **meta}
         opening = (json.dumps(head, sort_keys=True)[:-1] + ', "files": [').encode()
         closing = b"]}"
         size = len(opening) + listing.tell() + len(closing)
-        header = tarstream.file_header(MANIFEST, size, 0o600, int(datetime.now(UTC).timestamp()))
+        name = members.manifest_name(taken)
+        mtime = int(datetime.now(UTC).timestamp())
+        header = _pax(members.manifest_info(name, size, mtime))
         yield header + opening
         listing.seek(0)
         while data := listing.read(CHUNK):
@@ -118,6 +139,12 @@ def _tar_stream(
         offset += len(header) + size + -size % tarstream.BLOCK
         yield tarstream.end_of_archive(offset)
     summary.update(head, files=count, content_sha256=content.hexdigest())
+
+
+def _pax(info: tarfile.TarInfo) -> bytes:
+    """The header of a member the agent writes with PAX keywords of its own (folders, the
+    marked manifest), as `tarfile` writes it."""
+    return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
 
 
 def _batches(pieces: Iterator[bytes]) -> Iterator[bytes]:
@@ -156,6 +183,7 @@ def write_archive(
     name: str,
     recipients: list[str],
     meta: dict[str, Any],
+    folders: Iterable[BackupFolder] = (),
 ) -> ArchiveResult:
     """Write `store/name` atomically; on any failure no file by that name exists and the
     temp file is gone. Blocking: run it in a worker thread."""
@@ -171,7 +199,7 @@ def write_archive(
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb", buffering=0) as raw_out:
-            plain = PullReader(_compressed(_batches(_tar_stream(source, meta, manifest))))
+            plain = PullReader(_compressed(_batches(_tar_stream(source, meta, manifest, folders))))
             out = FileSink(raw_out)
             try:
                 pyrage.encrypt_io(plain.buffered, out, keys)

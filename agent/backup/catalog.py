@@ -1,6 +1,11 @@
 """The backup catalog in SQLite: the local backups (`backups`), the copies the archive host
 holds of this site (`offsite_copies`), and the log of every upload and removal there
-(`offsite_log`). Plain functions taking the connection, run through `StateStore.call`."""
+(`offsite_log`). Plain functions taking the connection, run through `StateStore.call`.
+
+A local backup's `status`: `ok` (its file verified when written), `failed` (no file),
+`orphan` (a file found in the store that no row listed: a crash or a read-only disk after its
+rename), `missing` (listed, but its file was gone at start), `deleting` (retention removes it:
+marked before the file goes, so a crash in between leaves no good row without its file)."""
 
 from __future__ import annotations
 
@@ -32,11 +37,51 @@ LOG_KEPT = 10_000  # offsite_log rows kept
 
 
 def insert(conn: sqlite3.Connection, row: Mapping[str, Any]) -> None:
+    """A run's row, not yet reported (its `backup` message is queued by `mark_reported`'s
+    transaction)."""
     with conn:
         conn.execute(
-            f"INSERT INTO backups ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+            f"INSERT INTO backups ({', '.join(COLUMNS)}, reported) "
+            f"VALUES ({', '.join('?' * len(COLUMNS))}, 0)",
             [row.get(c) for c in COLUMNS],
         )
+
+
+def mark_reported(conn: sqlite3.Connection, backup_id: str) -> None:
+    """Inside the transaction that queues the run's `backup` message."""
+    conn.execute("UPDATE backups SET reported = 1 WHERE id = ?", (backup_id,))
+
+
+def unreported(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Runs whose message a crash kept from being queued."""
+    cursor = conn.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM backups WHERE reported = 0 ORDER BY started_at"
+    )
+    return [dict(zip(COLUMNS, r, strict=True)) for r in cursor.fetchall()]
+
+
+def set_status(conn: sqlite3.Connection, backup_id: str, status: str, error: str | None) -> None:
+    with conn:
+        conn.execute(
+            "UPDATE backups SET status = ?, error = ? WHERE id = ?", (status, error, backup_id)
+        )
+
+
+def add_orphan(conn: sqlite3.Connection, backup_id: str, file: str, size: int, at: str) -> None:
+    """A file of the store no row listed (a row of that id without a file takes it)."""
+    reason = "found in the store at start, not in the catalog"
+    with conn:
+        updated = conn.execute(
+            "UPDATE backups SET status = 'orphan', file = ?, size = ?, sha256 = NULL, error = ? "
+            "WHERE id = ? AND file IS NULL",
+            (file, size, reason, backup_id),
+        ).rowcount
+        if not updated:
+            conn.execute(
+                "INSERT OR IGNORE INTO backups (id, started_at, finished_at, status, file, size, "
+                "error, reason) VALUES (?, ?, ?, 'orphan', ?, ?, ?, 'orphan')",
+                (backup_id, at, at, file, size, reason),
+            )
 
 
 def set_offsite(conn: sqlite3.Connection, statuses: Mapping[str, str | None]) -> None:

@@ -8,13 +8,19 @@ was decrypted, authenticated and checked against the manifest before anything is
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import posixpath
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import paramiko
+
 from agent.backup.archive import sha256_file
 from drivers.sftp_target import SftpTarget, upload_tree
+
+PARTIAL_SUFFIX = ".pbx-agent-partial"  # drivers.sftp_target's temp name for a file it writes
 
 DIFF_LIMIT = 256 * 1024  # bytes of a file shown as a diff; bigger files are "changed" only
 DIFF_LINES = 200
@@ -68,6 +74,19 @@ def plan(target: SftpTarget, tree: Path) -> PushPlan:
                 result.diffs[relative] = diff
     result.only_on_pbx = sorted(theirs - set(ours))
     return result
+
+
+def remove_partials(target: SftpTarget) -> list[str]:
+    """Remove the temp files (`.NAME.pbx-agent-partial`) a push killed mid-upload left on the
+    PBX: restored configuration, never the PBX's own files."""
+    removed = []
+    for item in list(target.files()):
+        name = posixpath.basename(item.path)
+        if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+            with contextlib.suppress(OSError, paramiko.SSHException):
+                target.sftp.remove(target.full_path(item.path))
+                removed.append(item.path)
+    return removed
 
 
 def push(target: SftpTarget, tree: Path, apply: bool) -> PushPlan:

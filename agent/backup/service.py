@@ -1,17 +1,25 @@
 """Backups in the daemon: on a cron schedule (APScheduler), caught up once at start-up when
 the last good backup is older than the schedule allows, and on demand; one at a time.
-Every run is a catalog row; a good one has a file that was fsynced and renamed first. After
-each run (and at start-up, and every `retry_interval` while copies are missing) the archive
-host is synced (`offsite_sync`). Time comes from the injected `Clock`."""
+Every run is a catalog row; a good one has a file that was fsynced and renamed first (and,
+with an identity, read back completely), and its `backup` message is queued in the
+transaction that marks the row reported. After each run (and at start-up, and every
+`retry_interval` while copies are missing) the archive host is synced (`offsite_sync`). Time
+comes from the injected `Clock`.
+
+`open()` (at start, before anything else touches backups) removes what a crash left: temp
+archives, decrypted content (`staging`), rows retention was deleting; it lists files no row
+knows as orphans (retention removes them) and sends results a crash kept from being queued.
+Verify, restore and `--to-pbx` check the archive against the catalog's size and SHA-256
+before decrypting anything, and read it within `[backup.limits]`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +29,62 @@ from apscheduler.triggers.cron import CronTrigger
 
 from agent import __version__
 from agent.backup import catalog, retention
-from agent.backup.archive import sha256_file, write_archive
+from agent.backup.archive import write_archive
+from agent.backup.decrypt import open_checked
+from agent.backup.folders import local_folders, sftp_folders
+from agent.backup.members import BackupFolder, GuardedSource, Limits
 from agent.backup.offsite_sync import OffsiteReport, OffsiteSync
-from agent.backup.push import PushPlan, push
-from agent.backup.restore import restore
+from agent.backup.push import PushPlan, push, remove_partials
+from agent.backup.restore import extract, restore, verify
+from agent.backup.staging import Staging
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config.schema import AgentConfig, BackupSshConfig
 from agent.errors import BackupError
 from agent.listeners import Listener, notify
 from agent.state import StateStore
+from agent.telemetry.service import Telemetry
 from drivers.backup_source import BackupSource, LocalSource
 from drivers.errors import DriverError
-from drivers.sftp_source import SftpSettings, SftpSource
+from drivers.sftp_source import SftpSettings
 from drivers.sftp_target import SftpTarget
 
 log = structlog.get_logger(__name__)
 
 COLUMNS = catalog.COLUMNS
+ARCHIVE_SUFFIX = ".tar.zst.age"
+ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
+PUSH = "push"  # the staging scratch of a --to-pbx
+OLD_SCRATCH = (".verify-*", ".push-*", ".restore-*")  # plaintext earlier versions left in the store
+# Rows retention removes besides the good backups it does not keep: nothing to restore.
+UNUSABLE = ("orphan", "missing")
+# The body of a `backup` message: these catalog columns, and the id as backup_id.
+REPORTED = (
+    "status",
+    "reason",
+    "started_at",
+    "finished_at",
+    "files",
+    "size",
+    "changed",
+    "offsite",
+    "error",
+)
 
 
 class BackupService:
-    def __init__(self, store: StateStore, cfg: AgentConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        cfg: AgentConfig,
+        clock: Clock = SYSTEM_CLOCK,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._store = store
         self._cfg = cfg
         self._clock = clock
+        self._telemetry = telemetry or Telemetry(store, cfg)
+        self.staging = Staging(cfg.state.dir / "staging")
+        self.limits = Limits.of(cfg.backup.limits)
         self._lock = asyncio.Lock()  # one backup or off-site sync at a time
         self._backups_wanted = 0  # backups running or waiting for the lock
         backup = cfg.backup
@@ -72,10 +112,20 @@ class BackupService:
 
     # -- scheduling ----------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Clean leftovers, catch up once if due (or sync the archive host), then follow the
-        cron schedule, syncing again every `retry_interval` while copies are missing."""
+    async def open(self) -> None:
+        """At start: remove what a crash left, reconcile the store with the catalog, and
+        queue the results a crash kept from being sent."""
+        left = await asyncio.to_thread(self.staging.clean)
+        if any(Path(p).name.startswith(f"{PUSH}-") for p in left):
+            await self._clean_pbx()
         await asyncio.to_thread(self.clean_temp_files)
+        await self._reconcile()
+        for row in await self._store.call(catalog.unreported):
+            await self._report(row)
+
+    async def run(self) -> None:
+        """Catch up once if due (or sync the archive host), then follow the cron schedule,
+        syncing again every `retry_interval` while copies are missing."""
         trigger = CronTrigger.from_crontab(self._cfg.backup.schedule)
         if await self._overdue(trigger):
             with contextlib.suppress(BackupError):
@@ -134,20 +184,85 @@ class BackupService:
         return None if last is None else datetime.fromisoformat(last)
 
     def clean_temp_files(self) -> None:
-        if self.directory.is_dir():
-            for leftover in self.directory.glob(".*.partial"):
-                leftover.unlink(missing_ok=True)
+        """Temp archives of an interrupted backup, and the decrypted scratch folders earlier
+        versions kept in the store (`.verify-*`, `.push-*`, `.restore-*`)."""
+        if not self.directory.is_dir():
+            return
+        for leftover in self.directory.glob(".*.partial"):
+            leftover.unlink(missing_ok=True)
+        for pattern in OLD_SCRATCH:
+            for leftover in self.directory.glob(pattern):
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+    async def _clean_pbx(self) -> None:
+        """A push to the PBX was interrupted: remove its partial uploads there."""
+        try:
+            settings = self.ssh_settings()
+
+            def clean() -> list[str]:
+                with SftpTarget(settings) as target:
+                    return remove_partials(target)
+
+            removed = await asyncio.to_thread(clean)
+        except (BackupError, DriverError) as exc:
+            log.warning("partial uploads of an interrupted push not removed", error=str(exc))
+            return
+        if removed:
+            log.warning("partial uploads of an interrupted push removed", files=removed)
+
+    async def _reconcile(self) -> None:
+        """Rows and files agree: removals a crash interrupted are finished, a good row whose
+        file is gone is `missing`, and a file no row lists is an `orphan` (both listed by
+        `backup list`, removed by the next retention)."""
+        rows = await self._store.call(catalog.rows)
+        for row in rows:
+            path = self.directory / row["file"] if row["file"] else None
+            if row["status"] == "deleting":
+                if path is not None:
+                    await asyncio.to_thread(path.unlink, True)
+                await self._store.call(catalog.delete, row["id"])
+            elif row["status"] == "ok" and (path is None or not path.is_file()):
+                log.warning("a catalogued backup has no file", id=row["id"], file=row["file"])
+                error = "its archive was missing from the store at start"
+                await self._store.call(catalog.set_status, row["id"], "missing", error)
+        if not self.directory.is_dir():
+            return
+        listed = {r["file"] for r in rows if r["file"]}
+        orphans = []
+        for path in sorted(self.directory.glob(f"*{ARCHIVE_SUFFIX}")):
+            if path.name in listed or not path.is_file():
+                continue
+            backup_id = path.name.removesuffix(ARCHIVE_SUFFIX)
+            info = path.stat()
+            try:
+                taken = datetime.strptime(backup_id, ID_FORMAT).replace(tzinfo=UTC)
+            except ValueError:
+                taken = datetime.fromtimestamp(info.st_mtime, UTC)
+            at = taken.isoformat()
+            await self._store.call(catalog.add_orphan, backup_id, path.name, info.st_size, at)
+            orphans.append(path.name)
+        if orphans:
+            log.warning(
+                "backup archives the catalog did not list: kept as orphans until retention",
+                files=orphans,
+            )
 
     # -- one backup ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _source(self) -> Iterator[BackupSource]:
+    def _source(self) -> Iterator[tuple[BackupSource, Iterator[BackupFolder]]]:
+        """The source's files and its folders (empty ones and modes are backed up too)."""
         backup = self._cfg.backup
         if backup.source == "local":
-            yield LocalSource(Path(backup.path), backup.excludes)
+            root = Path(backup.path)
+            yield LocalSource(root, backup.excludes), local_folders(root, backup.excludes)
             return
-        with SftpSource(self.ssh_settings()) as source:
-            yield source
+        # SftpTarget: the SFTP source with its session at hand, to list the folders too.
+        with SftpTarget(self.ssh_settings()) as source:
+            yield source, sftp_folders(source.sftp, backup.path, backup.excludes)
 
     def ssh_settings(self) -> SftpSettings:
         if self._cfg.backup.source != "sftp":
@@ -163,14 +278,30 @@ class BackupService:
             "site_id": self._cfg.site_id,
             "id": backup_id,
         }
-        with self._source() as source:
+        with self._source() as (source, folders):
+            # Checked against what a restore accepts while it is read: a backup that could
+            # not be restored fails now, and never counts as good for retention.
+            guarded = GuardedSource(source, folders, self.limits)
             result = write_archive(
-                source,
+                guarded,
                 self.directory,
-                f"{backup_id}.tar.zst.age",
+                f"{backup_id}{ARCHIVE_SUFFIX}",
                 list(self._cfg.backup.recipients),
                 meta,
+                guarded.folders(),
             )
+        if self._cfg.backup.identity_file is not None:
+            try:  # read back completely, in memory: nothing decrypted touches the disk
+                verify(
+                    result.path,
+                    _identities(self._cfg),
+                    sha256=result.sha256,
+                    size=result.size,
+                    limits=self.limits,
+                )
+            except BackupError as exc:
+                result.path.unlink(missing_ok=True)
+                raise BackupError(f"the new archive does not read back: {exc}") from exc
         return {
             "file": result.path.name,
             "size": result.size,
@@ -216,10 +347,20 @@ class BackupService:
                 await self.apply_retention()
                 report = await self._sync_offsite()
                 row["offsite"] = report.statuses.get(backup_id)
+            await self._report(row)
             await notify(self.listeners, row, "backup")
             if row["status"] == "ok":
                 return row
             raise BackupError(f"backup {backup_id} failed: {row['error']}")
+
+    async def _report(self, row: dict[str, Any]) -> None:
+        """The run's `backup` message, queued in the transaction that marks its row reported
+        (a crash before it: `open()` sends it at the next start)."""
+        body = {"backup_id": row["id"], **{k: row.get(k) for k in REPORTED}}
+        body["changed"] = None if body["changed"] is None else bool(body["changed"])
+        await self._telemetry.send(
+            "backup", body, write=functools.partial(catalog.mark_reported, backup_id=row["id"])
+        )
 
     async def sync_offsite(self) -> OffsiteReport:
         """Bring the archive host up to date now (uploads, retention there, lapse policy)."""
@@ -242,9 +383,15 @@ class BackupService:
         kept = retention.keep(
             [(bid, datetime.fromisoformat(r["started_at"])) for bid, r in good.items()], policy
         )
-        removed = [bid for bid in good if bid not in kept]
+        unusable = {r["id"]: r for r in rows if r["status"] in UNUSABLE}
+        removed = [bid for bid in good if bid not in kept] + list(unusable)
         for bid in removed:
-            (self.directory / good[bid]["file"]).unlink(missing_ok=True)
+            row = good.get(bid) or unusable[bid]
+            # Marked first: a crash before the row goes never lists a good backup whose file
+            # is gone (`open()` finishes the removal).
+            await self._store.call(catalog.set_status, bid, "deleting", None)
+            if row["file"]:
+                await asyncio.to_thread((self.directory / row["file"]).unlink, True)
             await self._store.call(catalog.delete, bid)
         if removed:
             log.info("old backups removed by retention", removed=removed)
@@ -279,34 +426,47 @@ class BackupService:
         for row in await self._store.call(catalog.rows):
             if row["id"] == backup_id:
                 if row["status"] != "ok":
+                    why = row["error"] or row["status"]
                     raise BackupError(
-                        f"backup {backup_id} failed ({row['error']}): nothing to read"
+                        f"backup {backup_id} is {row['status']} ({why}): nothing to read"
                     )
                 return row
         raise BackupError(f"no backup {backup_id!r} in the catalog (see `pbx-agent backup list`)")
 
+    def _checked(self, row: dict[str, Any]) -> dict[str, Any]:
+        """What every read of an archive is held to: the catalog's size and SHA-256 (checked
+        before anything is decrypted) and the limits."""
+        return {"sha256": row["sha256"], "size": row["size"], "limits": self.limits}
+
     async def verify(self, backup_id: str) -> dict[str, Any]:
         row = await self._row(backup_id)
         path = self.directory / row["file"]
-        digest = await asyncio.to_thread(sha256_file, path)
-        if digest != row["sha256"]:
-            raise BackupError(f"{path}: SHA-256 differs from the catalog: the file changed")
         result = {"id": backup_id, "ciphertext": "ok", "files": "not checked (no identity_file)"}
-        if self._cfg.backup.identity_file is not None:
-            keys = _identities(self._cfg)
-            scratch = Path(tempfile.mkdtemp(prefix=".verify-", dir=self.directory))
-            try:
-                manifest = await asyncio.to_thread(restore, path, keys, scratch / "tree")
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-            result["files"] = f"{len(manifest['files'])} files match their SHA-256"
+        if self._cfg.backup.identity_file is None:
+            handle = await asyncio.to_thread(open_checked, path, row["sha256"], row["size"])
+            handle.close()
+            return result
+        keys = _identities(self._cfg)
+        contents = await asyncio.to_thread(
+            functools.partial(verify, path, keys, **self._checked(row))
+        )
+        result["files"] = f"{contents.files} files match their SHA-256"
         return result
 
     async def restore(self, backup_id: str, target: Path) -> dict[str, Any]:
         row = await self._row(backup_id)
         keys = _identities(self._cfg)
-        manifest = await asyncio.to_thread(restore, self.directory / row["file"], keys, target)
-        return {"id": backup_id, "to": str(target), "files": len(manifest["files"])}
+        contents = await asyncio.to_thread(
+            functools.partial(
+                restore,
+                self.directory / row["file"],
+                keys,
+                target,
+                staging=self.staging,
+                **self._checked(row),
+            )
+        )
+        return {"id": backup_id, "to": str(target), "files": contents.files}
 
     async def restore_to_pbx(self, backup_id: str, apply: bool) -> dict[str, Any]:
         """Compare a backup with the PBX's files over SFTP; with `apply`, write the added and
@@ -314,20 +474,21 @@ class BackupService:
         row = await self._row(backup_id)
         keys = _identities(self._cfg)
         settings = self.ssh_settings()
-        scratch = Path(tempfile.mkdtemp(prefix=".push-", dir=self.directory))
 
         def compare_and_push() -> PushPlan:
-            restore(self.directory / row["file"], keys, scratch / "tree")
-            with SftpTarget(settings) as target:
-                return push(target, scratch / "tree", apply)
+            with self.staging.scratch(PUSH) as scratch:
+                tree = scratch / "tree"
+                tree.mkdir(mode=0o700)
+                extract(self.directory / row["file"], keys, tree, **self._checked(row))
+                with SftpTarget(settings) as target:
+                    remove_partials(target)  # what an interrupted push left on the PBX
+                    return push(target, tree, apply)
 
         async with self._lock:
             try:
                 result = await asyncio.to_thread(compare_and_push)
             except DriverError as exc:
                 raise BackupError(f"restore to the PBX failed: {exc}") from exc
-            finally:
-                await asyncio.to_thread(shutil.rmtree, scratch, True)
         log.info(
             "backup pushed to the PBX" if apply else "backup compared with the PBX",
             id=backup_id,

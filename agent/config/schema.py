@@ -111,6 +111,22 @@ class OffsiteConfig(BackupSshConfig):
     retry_interval: float = Field(3600, ge=60, le=86400)  # while copies are missing
 
 
+class BackupLimitsConfig(Section):
+    """What an archive may hold before it is read (restore, verify, --to-pbx), checked while
+    it streams; a backup that would not fit is failed when it is taken, never stored."""
+
+    manifest_bytes: int = Field(64 * 2**20, ge=2**20, le=2**31)
+    file_bytes: int = Field(4 * 2**30, ge=2**20, le=2**42)
+    total_bytes: int = Field(16 * 2**30, ge=2**20, le=2**44)
+    members: int = Field(200_000, ge=100, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _total_holds_a_file(self) -> BackupLimitsConfig:
+        if self.total_bytes < self.file_bytes:
+            raise ValueError("total_bytes must be at least file_bytes")
+        return self
+
+
 class BackupConfig(Section):
     enabled: bool = False
     schedule: str = "30 2 * * *"  # cron: minute hour day month weekday (site time)
@@ -127,6 +143,7 @@ class BackupConfig(Section):
     keep_yearly: int = Field(3, ge=0, le=100)
     ssh: BackupSshConfig | None = None
     offsite: OffsiteConfig | None = None
+    limits: BackupLimitsConfig = BackupLimitsConfig()
 
     @field_validator("recipients")
     @classmethod

@@ -87,10 +87,17 @@ def append_usage(
     conn: sqlite3.Connection, seq: int, ts: str, envelope: dict[str, Any], sha: str
 ) -> None:
     with conn:
-        conn.execute(
-            "INSERT INTO usage_reports (seq, ts, envelope, sha256) VALUES (?, ?, ?, ?)",
-            (seq, ts, json.dumps(envelope, sort_keys=True), sha),
-        )
+        add_usage(conn, seq, ts, envelope, sha)
+
+
+def add_usage(
+    conn: sqlite3.Connection, seq: int, ts: str, envelope: dict[str, Any], sha: str
+) -> None:
+    """`append_usage` inside the caller's transaction (with the report's outbox message)."""
+    conn.execute(
+        "INSERT INTO usage_reports (seq, ts, envelope, sha256) VALUES (?, ?, ?, ?)",
+        (seq, ts, json.dumps(envelope, sort_keys=True), sha),
+    )
 
 
 def usage_reports(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from agent.counting import history
 from agent.counting.tenants import count_inventory
 from agent.listeners import Listener, notify
 from agent.state import StateStore
+from agent.telemetry.messages import usage_message
+from agent.telemetry.service import Outgoing, Telemetry
 from agent.usage.chain import GENESIS, USAGE_SCHEMA, digest, sign
 from drivers.base import Driver
 from drivers.errors import DriverError
@@ -30,16 +33,22 @@ class CountingService:
     """Counts every `counting.interval` seconds and on demand; one count at a time."""
 
     def __init__(
-        self, driver: Driver, store: StateStore, cfg: AgentConfig, key: Ed25519PrivateKey
+        self,
+        driver: Driver,
+        store: StateStore,
+        cfg: AgentConfig,
+        key: Ed25519PrivateKey,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._driver = driver
         self._store = store
+        self._telemetry = telemetry or Telemetry(store, cfg)
         self._cfg = cfg
         self._key = key
         self._lock = asyncio.Lock()
         self._failing = False
         self.last: dict[str, Any] | None = None
-        # Called with each signed usage envelope (telemetry sends it upstream).
+        # Called with each signed usage envelope, once it is stored and queued upstream.
         self.listeners: list[Listener[dict[str, Any]]] = []
 
     async def run(self) -> None:
@@ -115,7 +124,15 @@ class CountingService:
                 {"tenant": t["tenant"], "billable": t["billable"]} for t in report["tenants"]
             ]
         envelope = sign(payload, self._key)
-        await self._store.call(
-            history.append_usage, seq + 1, now.isoformat(), envelope, digest(envelope)
+        # The report and its `usage` message: one transaction (a crash loses neither alone).
+        await self._telemetry.commit(
+            functools.partial(
+                history.add_usage,
+                seq=seq + 1,
+                ts=now.isoformat(),
+                envelope=envelope,
+                sha=digest(envelope),
+            ),
+            Outgoing("usage", usage_message(envelope)),
         )
         return envelope

@@ -16,6 +16,7 @@ retention (`offsite_pruned`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,7 +31,7 @@ from agent.config.schema import AgentConfig
 from agent.health.checks import CheckState, Transition
 from agent.pbx_poller import PollResult
 from agent.state import StateStore
-from agent.telemetry.service import Telemetry
+from agent.telemetry.service import Outgoing, Telemetry
 from drivers.errors import DriverError
 
 log = structlog.get_logger(__name__)
@@ -90,10 +91,11 @@ class HealthMonitor:
                 await self._raise(check, transition, finding)
 
     async def _raise(self, check: CheckState, transition: Transition, finding: Finding) -> None:
-        """One `problem` event (remembered, so its resolution can name it) or `resolved`."""
+        """One `problem` event (remembered, so its resolution can name it) or `resolved`,
+        stored in one transaction with the check's new state."""
         name, _, subject = finding.key.partition(":")
         problem = transition.to == "problem"
-        message = await self._telemetry.event(
+        message = self._telemetry.event_message(
             "problem" if problem else "resolved",
             name,
             finding.severity,
@@ -103,7 +105,10 @@ class HealthMonitor:
             details=finding.details,
         )
         check.problem_id = message["id"] if problem else None
-        await self._store.call(_save_state, check.key, check.state, check.problem_id)
+        state = functools.partial(
+            _put_state, key=check.key, state=check.state, problem_id=check.problem_id
+        )
+        await self._telemetry.commit(state, Outgoing("event", message, finding.severity))
 
     async def notice(self, check: str, severity: str, summary: str, **details: Any) -> None:
         await self._telemetry.event("notice", check, severity, summary, details=details or None)
@@ -354,11 +359,11 @@ def _load_states(conn: sqlite3.Connection) -> list[tuple[str, Any, str | None]]:
     ]
 
 
-def _save_state(conn: sqlite3.Connection, key: str, state: str, problem_id: str | None) -> None:
-    with conn:
-        conn.execute(
-            "INSERT INTO health_checks (key, state, since, problem_id) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET state = excluded.state, since = excluded.since, "
-            "problem_id = excluded.problem_id",
-            (key, state, datetime.now(UTC).isoformat(), problem_id),
-        )
+def _put_state(conn: sqlite3.Connection, key: str, state: str, problem_id: str | None) -> None:
+    """A check's state (inside the transaction of the event that changed it)."""
+    conn.execute(
+        "INSERT INTO health_checks (key, state, since, problem_id) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET state = excluded.state, since = excluded.since, "
+        "problem_id = excluded.problem_id",
+        (key, state, datetime.now(UTC).isoformat(), problem_id),
+    )

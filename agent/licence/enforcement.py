@@ -20,6 +20,8 @@ that is not off is a critical health problem (`feature_switch/<feature>`).
 from __future__ import annotations
 
 import asyncio
+import functools
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +44,8 @@ from agent.licence.status import (
 from agent.licence.token import FEATURES
 from agent.pbx_poller import PollResult
 from agent.state import StateStore
-from agent.telemetry.service import Telemetry
+from agent.telemetry.outbox import Write
+from agent.telemetry.service import Outgoing, Telemetry, nothing
 from drivers.base import Driver
 from drivers.errors import DriverConnectionError, DriverError
 from drivers.models import (
@@ -244,23 +247,28 @@ class Enforcement:
             for row, o in zip(rows, outcomes, strict=True)
             if o.state is not SwitchState.IN_EFFECT
         ]
-        await self._store.call(journal.set_state, [row[1] for row, _ in made], "applied")
         await self._store.call(journal.forget, [row[1] for row, _ in failed])
         run.failed += [Unswitchable(o.switch.target, o.detail) for _, o in failed]
-        fresh = [o for row, o in made if row[2] is None]
-        again = [(row[2], o) for row, o in made if row[2] is not None]
+        fresh = [(row[1], o) for row, o in made if row[2] is None]
+        again = [(row[1], row[2], o) for row, o in made if row[2] is not None]
         if fresh:
+            outs = [o for _, o in fresh]
             await self._message(
-                "switch-off", feature, f"{feature} switched off: {targets(fresh)}", fresh
+                "switch-off",
+                feature,
+                f"{feature} switched off: {targets(outs)}",
+                outs,
+                write=_marking([seq for seq, _ in fresh], "applied"),
             )
         if again:
-            why = "; ".join(sorted({str(reason) for reason, _ in again}))
-            outs = [o for _, o in again]
+            why = "; ".join(sorted({str(reason) for _, reason, _ in again}))
+            outs = [o for _, _, o in again]
             await self._message(
                 "re-applied",
                 feature,
                 f"{feature}: switched off again on {targets(outs)} (the PBX had lost it: {why})",
                 outs,
+                write=_marking([seq for seq, _, _ in again], "applied"),
             )
         if failed:
             await self._message(
@@ -277,7 +285,6 @@ class Enforcement:
         done = [
             seq for seq, o in zip(seqs, outcomes, strict=True) if o.state is SwitchState.IN_EFFECT
         ]
-        await self._store.call(journal.set_state, done, "done")
         await self._store.call(journal.forget, [s for s in seqs if s not in done])
         cut = [o for o in outcomes if o.state is SwitchState.IN_EFFECT]
         run.failed += [
@@ -287,7 +294,11 @@ class Enforcement:
         ]
         if cut:
             await self._message(
-                "cut", feature, f"{feature}: {len(cut)} live registration(s) cut", cut
+                "cut",
+                feature,
+                f"{feature}: {len(cut)} live registration(s) cut",
+                cut,
+                write=_marking(done, "done"),
             )
 
     # -- switching back on -----------------------------------------------------------------
@@ -320,28 +331,43 @@ class Enforcement:
             if o.state is SwitchState.CONFLICT
         ]
         failed = [o for o in outcomes if o.state not in (SwitchState.ABSENT, SwitchState.CONFLICT)]
-        await self._store.call(journal.set_state, [e.seq for e in undone], "undone")
-        for entry, outcome in conflicts:
-            await self._store.call(journal.set_state, [entry.seq], "conflict", outcome.detail)
-            await self._telemetry.event(
-                "notice",
-                "enforcement_conflict",
-                "warning",
-                f"{feature}: {entry.switch.target} in {entry.switch.place} was changed by "
-                "someone else since the agent switched it; the agent left it",
-                details=entry.to_json(),
-            )
         if conflicts:
+            events = [
+                Outgoing(
+                    "event",
+                    self._telemetry.event_message(
+                        "notice",
+                        "enforcement_conflict",
+                        "warning",
+                        f"{feature}: {entry.switch.target} in {entry.switch.place} was changed "
+                        "by someone else since the agent switched it; the agent left it",
+                        details=entry.to_json(),
+                    ),
+                    "warning",
+                )
+                for entry, _ in conflicts
+            ]
+
+            def mark_conflicts(conn: sqlite3.Connection) -> None:
+                for entry, outcome in conflicts:
+                    journal.mark(conn, [entry.seq], "conflict", outcome.detail)
+
             await self._message(
                 "conflict",
                 feature,
                 f"{feature}: {len(conflicts)} conflict(s)",
                 [o for _, o in conflicts],
+                write=mark_conflicts,
+                events=events,
             )
         if undone:
             restored = [o for o in outcomes if o.state is SwitchState.ABSENT]
             await self._message(
-                "restore", feature, f"{feature} restored: {targets(restored)}", restored
+                "restore",
+                feature,
+                f"{feature} restored: {targets(restored)}",
+                restored,
+                write=_marking([e.seq for e in undone], "undone"),
             )
         return failed
 
@@ -409,12 +435,22 @@ class Enforcement:
         feature: str,
         summary: str,
         outcomes: Sequence[SwitchOutcome] = (),
+        *,
+        write: Write[Any] = nothing,
+        events: Sequence[Outgoing] = (),
     ) -> None:
+        """The `licence` message (and `events`), in one transaction with `write`, the journal
+        change it tells of."""
         log.info("enforcement " + action, feature=feature, summary=summary)
         state = self.last.state if self.last else "unknown"
-        await self._telemetry.send(
-            "licence", licence_message(state, action, feature, summary, outcomes)
-        )
+        body = licence_message(state, action, feature, summary, outcomes)
+        message = Outgoing("licence", self._telemetry.message("licence", body))
+        await self._telemetry.commit(write, *events, message)
 
     async def journal(self) -> list[dict[str, Any]]:
         return [e.to_json() for e in await self._store.call(journal.entries, None)]
+
+
+def _marking(seqs: Sequence[int], state: str) -> Write[None]:
+    """A journal state change to commit with the message that tells of it."""
+    return functools.partial(journal.mark, seqs=seqs, state=state)

@@ -108,12 +108,19 @@ def begin(conn: sqlite3.Connection, switches: Sequence[Switch], priors: Sequence
 def set_state(
     conn: sqlite3.Connection, seqs: Sequence[int], state: str, reason: str | None = None
 ) -> None:
-    now = _now()
     with conn:
-        conn.executemany(
-            "UPDATE enforcement_switches SET state = ?, reason = ?, updated_at = ? WHERE seq = ?",
-            [(state, reason, now, seq) for seq in seqs],
-        )
+        mark(conn, seqs, state, reason)
+
+
+def mark(
+    conn: sqlite3.Connection, seqs: Sequence[int], state: str, reason: str | None = None
+) -> None:
+    """`set_state` inside the caller's transaction (with the message that tells of it)."""
+    now = _now()
+    conn.executemany(
+        "UPDATE enforcement_switches SET state = ?, reason = ?, updated_at = ? WHERE seq = ?",
+        [(state, reason, now, seq) for seq in seqs],
+    )
 
 
 def forget(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:

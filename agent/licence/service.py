@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,8 @@ from agent.licence.state import Evaluation, evaluate
 from agent.licence.token import Licence, TokenRejected, verify_token
 from agent.listeners import Listener, notify
 from agent.state import StateStore
-from agent.telemetry.service import Telemetry
+from agent.state.store import put_meta
+from agent.telemetry.service import Outgoing, Telemetry
 from agent.usage.keys import public_keys
 
 log = structlog.get_logger(__name__)
@@ -176,25 +178,21 @@ class LicenceService:
         return result
 
     async def _state_changed(self, previous: str | None, result: Evaluation) -> None:
+        """The new state, its `licence` message and its event: one transaction."""
         severity = SEVERITY.get(result.state, "critical")
-        await self._save({"licence_state": result.state})
-        await self._telemetry.send(
-            "licence",
-            {
-                "state": result.state,
-                "previous": previous,
-                "action": "state",
-                "summary": result.reason,
-                "details": self._details(result),
-            },
-        )
+        body = {
+            "state": result.state,
+            "previous": previous,
+            "action": "state",
+            "summary": result.reason,
+            "details": self._details(result),
+        }
+        messages = [Outgoing("licence", self._telemetry.message("licence", body))]
         if previous is not None:
-            await self._telemetry.event(
-                "notice",
-                "licence",
-                severity,
-                f"licence {previous} -> {result.state}: {result.reason}",
-            )
+            summary = f"licence {previous} -> {result.state}: {result.reason}"
+            event = self._telemetry.event_message("notice", "licence", severity, summary)
+            messages.append(Outgoing("event", event, severity))
+        await self._save({"licence_state": result.state}, *messages)
 
     async def _reminders(self, result: Evaluation, now: datetime) -> None:
         licence = self.licence
@@ -217,19 +215,24 @@ class LicenceService:
             )
 
     async def _once(self, meta_key: str, marker: str, check: str, summary: str) -> None:
-        """Raise a warning notice (and a licence message) once per marker value."""
+        """Raise a warning notice (and a licence message) once per marker value: the marker,
+        the event and the message in one transaction."""
         if self._meta.get(meta_key) == marker:
             return
-        await self._save({meta_key: marker})
-        await self._telemetry.event("notice", check, "warning", summary)
-        await self._telemetry.send(
-            "licence",
-            {
-                "state": self.state,
-                "action": check,
-                "summary": summary,
-                "details": self._details(self.evaluation),
-            },
+        body = {
+            "state": self.state,
+            "action": check,
+            "summary": summary,
+            "details": self._details(self.evaluation),
+        }
+        await self._save(
+            {meta_key: marker},
+            Outgoing(
+                "event",
+                self._telemetry.event_message("notice", check, "warning", summary),
+                "warning",
+            ),
+            Outgoing("licence", self._telemetry.message("licence", body)),
         )
 
     def _details(self, result: Evaluation) -> dict[str, Any]:
@@ -245,9 +248,10 @@ class LicenceService:
             details["days_left"] = round(result.days_left, 1)
         return details
 
-    async def _save(self, updates: Mapping[str, str]) -> None:
+    async def _save(self, updates: Mapping[str, str], *messages: Outgoing) -> None:
+        """Keep `updates` (and queue `messages` in the same transaction)."""
         self._meta.update(updates)
-        await self._store.set_meta_many(updates)
+        await self._telemetry.commit(functools.partial(put_meta, values=dict(updates)), *messages)
 
     # -- users against the licence ---------------------------------------------------------
 

@@ -159,4 +159,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX enforcement_switches_feature ON enforcement_switches (feature, state);
     """,
+    # 8 (issue 14): whether a backup's result was queued as its `backup` message. A run's row
+    # is written unreported, and marked in the transaction that queues the message (after the
+    # off-site copy), so a crash in between is sent at the next start. Rows already there
+    # count as reported.
+    """
+    ALTER TABLE backups ADD COLUMN reported INTEGER NOT NULL DEFAULT 1;
+    """,
 )

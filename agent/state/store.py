@@ -91,11 +91,7 @@ class StateStore:
 
         def put(conn: sqlite3.Connection) -> None:
             with conn:
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    list(values.items()),
-                )
+                put_meta(conn, values)
 
         await self.call(put)
 
@@ -154,6 +150,15 @@ class StateStore:
             )
 
         return await self.call(get)
+
+
+def put_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
+    """Set meta keys inside the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        list(values.items()),
+    )
 
 
 def _dumps(value: Any) -> str | None:

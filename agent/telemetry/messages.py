@@ -37,5 +37,17 @@ def envelope(topic: str, site_id: str, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def usage_message(usage: dict[str, Any]) -> dict[str, Any]:
+    """The `usage` message of a signed usage report: the envelope fields from its payload."""
+    payload = usage["payload"]
+    return {
+        "schema": payload["schema"],
+        "id": payload["id"],
+        "site_id": payload["site_id"],
+        "ts": payload["ts"],
+        **usage,
+    }
+
+
 def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), sort_keys=True).encode()

@@ -6,6 +6,11 @@ Writes are group-committed: every `put` and `ack` waiting when the writer runs g
 transaction (one fsync under `synchronous=FULL`), so a flood costs a few commits, not one
 each. A `put` returns only once its row is committed.
 
+`commit(write, ...)` puts messages together with the record they tell of: `write` (the
+record's SQL, which must not commit) runs in the same transaction as their outbox rows, under
+a savepoint of its own, so the record and its messages are stored together or not at all
+(a failing `write` fails only its own `commit`).
+
 Bounded by count and bytes: over a bound, rows are dropped lowest severity first, oldest
 first; the number dropped is kept (in `meta`, across restarts) and sent as one `dropped`
 event once there is room again.
@@ -15,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import structlog
 
@@ -26,6 +31,9 @@ from agent.state import StateStore
 from agent.telemetry.messages import SEVERITY_RANK, encode
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], T]  # SQL run inside the caller's transaction
 
 DROPPED_KEY = "outbox_dropped"
 ROOM_AGAIN = 0.9  # report drops once below this share of both bounds
@@ -51,6 +59,19 @@ class _Row:
     body: bytes
 
 
+@dataclass(slots=True)
+class _Put:
+    """Rows to insert, the record's `write` to run with them, and who waits for the outcome
+    (the rows' seqs and the write's result, or the write's exception)."""
+
+    rows: list[_Row]
+    write: Write[Any] | None
+    future: asyncio.Future[tuple[list[int], Any]]
+    seqs: list[int] = field(default_factory=list)
+    result: Any = None
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Bounds:
     depth: int  # before this commit
@@ -61,7 +82,8 @@ class _Bounds:
 
 @dataclass(frozen=True, slots=True)
 class _Committed:
-    seqs: list[int]
+    rows: int
+    size: int
     removed: int
     removed_bytes: int
     dropped: int
@@ -84,7 +106,7 @@ class Outbox:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._dropped_notice = dropped_notice
-        self._puts: list[tuple[_Row, asyncio.Future[int]]] = []
+        self._puts: list[_Put] = []
         self._acks: dict[int, int] = {}  # seq -> body size
         self._writer: asyncio.Task[None] | None = None
         self.depth = 0
@@ -99,9 +121,17 @@ class Outbox:
         self, topic: str, message: dict[str, Any], *, qos: int = 1, severity: str = "info"
     ) -> int:
         """Store `message` for `topic` (relative to the site's prefix); its seq once committed."""
-        row = _Row(str(message["id"]), topic, qos, SEVERITY_RANK[severity], encode(message))
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._puts.append((row, future))
+        seqs, _ = await self._submit([row(topic, message, qos=qos, severity=severity)], None)
+        return seqs[0]
+
+    async def commit(self, write: Write[T], rows: Sequence[_Row]) -> T:
+        """Run `write` and store `rows` (see `row`) in one transaction; `write`'s result."""
+        _, result = await self._submit(list(rows), write)
+        return result  # type: ignore[no-any-return]  # what `write` returned
+
+    async def _submit(self, rows: list[_Row], write: Write[Any] | None) -> tuple[list[int], Any]:
+        future: asyncio.Future[tuple[list[int], Any]] = asyncio.get_running_loop().create_future()
+        self._puts.append(_Put(rows, write, future))
         self._kick()
         return await future
 
@@ -129,26 +159,27 @@ class Outbox:
         while self._puts or self._acks:
             puts, self._puts = self._puts, []
             acks, self._acks = self._acks, {}
-            notice = self._notice_due(len(puts))
-            rows = [row for row, _ in puts]
+            notice = self._notice_due(sum(len(p.rows) for p in puts))
             if notice is not None:
-                rows.append(notice)
+                nobody = asyncio.get_running_loop().create_future()
+                nobody.set_result(([], None))  # no one waits for the notice
+                puts.append(_Put([notice], None, nobody))
             try:
                 done = await self._store.call(
                     _commit,
-                    rows,
+                    puts,
                     acks,
                     _Bounds(self.depth, self.bytes, self.max_messages, self.max_bytes),
                     self.dropped_unreported if notice is not None else 0,
                 )
             except StateError as exc:
                 log.error("outbox write failed", error=str(exc))
-                for _, future in puts:
-                    if not future.done():
-                        future.set_exception(TelemetryError(f"outbox write failed: {exc}"))
+                for put in puts:
+                    if not put.future.done():
+                        put.future.set_exception(TelemetryError(f"outbox write failed: {exc}"))
                 continue
-            self.depth += len(rows) - done.removed - done.dropped
-            self.bytes += sum(len(r.body) for r in rows) - done.removed_bytes - done.dropped_bytes
+            self.depth += done.rows - done.removed - done.dropped
+            self.bytes += done.size - done.removed_bytes - done.dropped_bytes
             self.dropped_unreported = done.dropped_total
             if done.dropped:
                 log.warning(
@@ -157,10 +188,14 @@ class Outbox:
                     depth=self.depth,
                     max_messages=self.max_messages,
                 )
-            for (_, future), seq in zip(puts, done.seqs, strict=False):
-                if not future.done():
-                    future.set_result(seq)
-            if rows:
+            for put in puts:
+                if put.future.done():
+                    continue
+                if put.error is not None:
+                    put.future.set_exception(put.error)
+                else:
+                    put.future.set_result((put.seqs, put.result))
+            if done.rows:
                 self.changed.set()
 
     def _notice_due(self, incoming: int) -> _Row | None:
@@ -172,7 +207,12 @@ class Outbox:
         if self.bytes >= ROOM_AGAIN * self.max_bytes:
             return None
         message = self._dropped_notice(self.dropped_unreported)
-        return _Row(str(message["id"]), "event", 1, SEVERITY_RANK["record"], encode(message))
+        return row("event", message, severity="record")
+
+
+def row(topic: str, message: dict[str, Any], *, qos: int = 1, severity: str = "info") -> _Row:
+    """A message as the outbox stores it."""
+    return _Row(str(message["id"]), topic, qos, SEVERITY_RANK[severity], encode(message))
 
 
 def _totals(conn: sqlite3.Connection) -> tuple[int, int, int]:
@@ -185,29 +225,24 @@ def _totals(conn: sqlite3.Connection) -> tuple[int, int, int]:
 
 def _commit(
     conn: sqlite3.Connection,
-    rows: list[_Row],
+    puts: list[_Put],
     acks: dict[int, int],
     bounds: _Bounds,
     reported: int,
 ) -> _Committed:
-    removed = removed_bytes = 0
+    removed = removed_bytes = added = added_bytes = 0
     with conn:
+        begin(conn)
         for seq, size in acks.items():
             if conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount:
                 removed += 1
                 removed_bytes += size
-        seqs = [
-            int(
-                conn.execute(
-                    "INSERT INTO outbox (id, topic, qos, severity, body) VALUES (?, ?, ?, ?, ?)",
-                    (r.id, r.topic, r.qos, r.rank, r.body),
-                ).lastrowid
-                or 0
-            )
-            for r in rows
-        ]
-        depth = bounds.depth + len(rows) - removed
-        size = bounds.size + sum(len(r.body) for r in rows) - removed_bytes
+        for put in puts:
+            if _run(conn, put):
+                added += len(put.rows)
+                added_bytes += sum(len(r.body) for r in put.rows)
+        depth = bounds.depth + added - removed
+        size = bounds.size + added_bytes - removed_bytes
         dropped = dropped_bytes = 0
         if depth > bounds.max_messages or size > bounds.max_bytes:
             dropped, dropped_bytes = _evict(
@@ -220,7 +255,57 @@ def _commit(
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (DROPPED_KEY, str(total)),
         )
-    return _Committed(seqs, removed, removed_bytes, dropped, dropped_bytes, total)
+    return _Committed(added, added_bytes, removed, removed_bytes, dropped, dropped_bytes, total)
+
+
+def begin(conn: sqlite3.Connection) -> None:
+    """Open the transaction now (a savepoint as its first statement would commit it when
+    released)."""
+    if not conn.in_transaction:
+        conn.execute("BEGIN IMMEDIATE")
+
+
+def run_write(conn: sqlite3.Connection, write: Write[T]) -> T:
+    """`write` inside the open transaction; refuse one that committed on its own (its record
+    would then be stored without its messages)."""
+    result = write(conn)
+    if not conn.in_transaction:
+        raise StateError(f"{getattr(write, '__qualname__', write)} committed on its own")
+    return result
+
+
+def _run(conn: sqlite3.Connection, put: _Put) -> bool:
+    """One put: its write and rows under a savepoint; on failure only they are undone. (A
+    plain put, with no write, needs none: a flood of them stays a few statements each.)"""
+    if put.write is None:
+        put.seqs = _insert(conn, put.rows)
+        return True
+    conn.execute("SAVEPOINT outbox_put")
+    try:
+        put.result = run_write(conn, put.write)
+        put.seqs = _insert(conn, put.rows)
+    except Exception as exc:
+        if not conn.in_transaction:  # the write committed: the whole group fails, loudly
+            raise
+        conn.execute("ROLLBACK TO outbox_put")
+        conn.execute("RELEASE outbox_put")
+        put.error = StateError(str(exc)) if isinstance(exc, sqlite3.Error) else exc
+        return False
+    conn.execute("RELEASE outbox_put")
+    return True
+
+
+def _insert(conn: sqlite3.Connection, rows: list[_Row]) -> list[int]:
+    return [
+        int(
+            conn.execute(
+                "INSERT INTO outbox (id, topic, qos, severity, body) VALUES (?, ?, ?, ?, ?)",
+                (r.id, r.topic, r.qos, r.rank, r.body),
+            ).lastrowid
+            or 0
+        )
+        for r in rows
+    ]
 
 
 def _evict(conn: sqlite3.Connection, excess_rows: int, excess_bytes: int) -> tuple[int, int]:

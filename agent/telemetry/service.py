@@ -3,6 +3,10 @@
 Every health event is kept in the local event log (`pbx-agent events`) whether or not MQTT is
 configured; with `[mqtt] enabled`, every message also goes into the durable outbox and the
 publisher sends it.
+
+A service records what it tells of and queues the message in one transaction (`commit`, or
+`send`/`event` with `write=`): a crash can lose neither one without the other, and a restart
+sends whatever was committed and not yet acknowledged.
 """
 
 from __future__ import annotations
@@ -10,21 +14,38 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 
 from agent.config.schema import AgentConfig
 from agent.state import StateStore
+from agent.telemetry import outbox as outbox_rows
 from agent.telemetry.commands import CommandReceiver, Handler
 from agent.telemetry.messages import envelope
-from agent.telemetry.outbox import Outbox
+from agent.telemetry.outbox import Outbox, Write
 from agent.telemetry.publisher import Publisher
 
 log = structlog.get_logger(__name__)
 
 EVENTS_KEPT = 10_000
 SEVERITIES = ("info", "warning", "critical")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to queue with a record (`Telemetry.commit`)."""
+
+    topic: str
+    message: dict[str, Any]
+    severity: str = "record"
+
+
+def nothing(_conn: sqlite3.Connection) -> None:
+    """A write that records nothing (a message that is its own record)."""
 
 
 class Telemetry:
@@ -73,19 +94,61 @@ class Telemetry:
 
     # -- sending ---------------------------------------------------------------------------
 
+    async def commit(self, write: Write[T], *outgoing: Outgoing) -> T:
+        """`write` (a record's SQL, which must not commit) and `outgoing`, in one transaction:
+        events go to the local event log, and with MQTT on every message to the outbox.
+        `write`'s result."""
+        for item in outgoing:
+            if item.topic == "event":
+                _log_event(item.message)
+
+        def record(conn: sqlite3.Connection) -> T:
+            result = write(conn)
+            for item in outgoing:
+                if item.topic == "event":
+                    _keep_event(conn, item.message)
+            return result
+
+        if self.outbox is None:
+            return await self._store.call(_in_transaction, record)
+        rows = [outbox_rows.row(o.topic, o.message, severity=o.severity) for o in outgoing]
+        return await self.outbox.commit(record, rows)
+
+    def message(self, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A new message for `topic` (not yet queued)."""
+        return envelope(topic, self.site_id, body)
+
     async def send(
-        self, topic: str, body: dict[str, Any], *, severity: str = "record"
+        self,
+        topic: str,
+        body: dict[str, Any],
+        *,
+        severity: str = "record",
+        write: Write[Any] = nothing,
     ) -> dict[str, Any]:
-        """A new message on `topic`, queued durably when MQTT is on; the message."""
-        message = envelope(topic, self.site_id, body)
-        await self.queue(topic, message, severity=severity)
+        """A new message on `topic`, queued durably when MQTT is on (with `write`'s record,
+        in one transaction); the message."""
+        message = self.message(topic, body)
+        await self.commit(write, Outgoing(topic, message, severity))
         return message
 
-    async def queue(self, topic: str, message: dict[str, Any], *, severity: str) -> None:
-        if self.outbox is not None:
-            await self.outbox.put(topic, message, severity=severity)
-
     async def event(
+        self,
+        kind: str,
+        check: str,
+        severity: str,
+        summary: str,
+        *,
+        write: Write[Any] = nothing,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A health event (`problem`, `resolved` or `notice`; `fields`: `event_message`'s):
+        logged, kept, sent, in one transaction with `write`."""
+        message = self.event_message(kind, check, severity, summary, **fields)
+        await self.commit(write, Outgoing("event", message, severity))
+        return message
+
+    def event_message(
         self,
         kind: str,
         check: str,
@@ -96,7 +159,7 @@ class Telemetry:
         problem_id: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A health event (`problem`, `resolved` or `notice`): logged, kept, sent."""
+        """A health event's message (not yet kept or queued: see `commit`)."""
         body: dict[str, Any] = {
             "kind": kind,
             "check": check,
@@ -109,12 +172,7 @@ class Telemetry:
             body["problem_id"] = problem_id
         if details:
             body["details"] = dict(details)
-        message = envelope("event", self.site_id, body)
-        logger = log.warning if kind == "problem" and severity != "info" else log.info
-        logger("health " + kind, check=check, subject=subject, summary=summary)
-        await self._store.call(_record_event, message)
-        await self.queue("event", message, severity=severity)
-        return message
+        return self.message("event", body)
 
     async def reply(self, command_id: str, body: dict[str, Any]) -> None:
         await self.send(f"reply/{command_id}", body)
@@ -152,15 +210,32 @@ class Telemetry:
         }
 
 
-def _record_event(conn: sqlite3.Connection, message: dict[str, Any]) -> None:
+def _log_event(message: dict[str, Any]) -> None:
+    kind, severity = message["kind"], message["severity"]
+    logger = log.warning if kind == "problem" and severity != "info" else log.info
+    logger(
+        "health " + kind,
+        check=message["check"],
+        subject=message.get("subject"),
+        summary=message["summary"],
+    )
+
+
+def _in_transaction(conn: sqlite3.Connection, write: Write[T]) -> T:
     with conn:
-        conn.execute(
-            "INSERT INTO events (id, ts, severity, body) VALUES (?, ?, ?, ?)",
-            (message["id"], message["ts"], message["severity"], json.dumps(message)),
-        )
-        conn.execute(
-            "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?", (EVENTS_KEPT,)
-        )
+        outbox_rows.begin(conn)
+        return outbox_rows.run_write(conn, write)
+
+
+def _keep_event(conn: sqlite3.Connection, message: dict[str, Any]) -> None:
+    """The event in the local log (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO events (id, ts, severity, body) VALUES (?, ?, ?, ?)",
+        (message["id"], message["ts"], message["severity"], json.dumps(message)),
+    )
+    conn.execute(
+        "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?", (EVENTS_KEPT,)
+    )
 
 
 def _events(conn: sqlite3.Connection, after: int, limit: int) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from agent.backup import tarstream
 from agent.backup.archive import CHUNK, MANIFEST, manifest_entry, write_archive
+from agent.backup.folders import local_folders
 from agent.backup.restore import restore
 from agent.errors import BackupError
 from drivers.backup_source import LocalSource
@@ -72,17 +73,7 @@ def test_stock_age_and_zstd_and_tar_read_it_back_byte_identical(
     )
     assert result.files == 6 and result.path.exists()
     assert not list(store.glob(".*")), "no temp file left"
-    key = tmp_path / "key.txt"
-    key.write_text(str(identity) + "\n")
-    out = tmp_path / "out"
-    out.mkdir()
-    decrypted = subprocess.run(
-        ["age", "-d", "-i", str(key), str(result.path)], capture_output=True, check=True
-    ).stdout
-    tar_bytes = subprocess.run(
-        ["zstd", "-d", "-c"], input=decrypted, capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(out)], input=tar_bytes, check=True)
+    out = stock_extract(result.path, identity, tmp_path / "out")
     manifest = out / MANIFEST
     assert manifest.exists()
     manifest.unlink()
@@ -94,10 +85,10 @@ def test_restore_verifies_and_reproduces_the_tree(
     tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity
 ) -> None:
     result = write_archive(LocalSource(tree), tmp_path, "b.age", [str(identity.to_public())], {})
-    manifest = restore(result.path, [str(identity)], tmp_path / "restored")
+    contents = restore(result.path, [str(identity)], tmp_path / "restored")
     assert snapshot(tmp_path / "restored") == snapshot(tree)
-    assert {f["path"] for f in manifest["files"]} == set(snapshot(tree))
-    assert not list(tmp_path.glob(".restore-*")), "no plaintext or staging left"
+    assert contents.files == len(snapshot(tree))
+    assert not list(tmp_path.glob(".pbx-agent-restore-*")), "no plaintext or staging left"
 
 
 def malicious(
@@ -130,7 +121,7 @@ def _member(
         (_member("link", tarfile.SYMTYPE, "../../../etc/shadow"), "link"),
         (_member("hard", tarfile.LNKTYPE, "/etc/shadow"), "link"),
         (_member("dev", tarfile.CHRTYPE), "device"),
-        (_member("fifo", tarfile.FIFOTYPE), "device"),
+        (_member("fifo", tarfile.FIFOTYPE), "FIFO"),
     ],
 )
 def test_restore_refuses_malicious_archives(
@@ -208,6 +199,8 @@ def test_the_tar_stream_is_byte_for_byte_what_tarfile_writes(
         for member in theirs:
             info = tarfile.TarInfo(member.name)
             info.size, info.mode, info.mtime = member.size, member.mode, int(member.mtime)
+            if "comment" in member.pax_headers:  # the manifest's marker
+                info.pax_headers = {"comment": member.pax_headers["comment"]}
             tar.addfile(info, theirs.extractfile(member))
     assert ours == expected.getvalue()
     with tarfile.open(fileobj=io.BytesIO(ours)) as tar:
@@ -316,3 +309,64 @@ def test_a_write_failure_fails_the_backup_and_leaves_nothing(
     assert done.returncode == 0, done.stderr
     assert "refused: backup b.age failed: [Errno 27] File too large" in done.stdout
     assert list(store.iterdir()) == []
+
+
+def test_empty_folders_and_folder_modes_are_kept(
+    tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    """Issue 14, defect 10: empty folders and folder modes were lost."""
+    root = tmp_path / "etc"
+    (root / "empty").mkdir(parents=True)
+    (root / "private" / "deeper").mkdir(parents=True)
+    (root / "private" / "deeper" / "secret.conf").write_text("x\n")
+    (root / "private").chmod(0o700)
+    (root / "empty").chmod(0o750)
+    folders = list(local_folders(root))
+    assert [f.path for f in folders] == ["empty", "private", "private/deeper"]
+    result = write_archive(
+        LocalSource(root), tmp_path, "b.age", [str(identity.to_public())], {}, folders
+    )
+    target = tmp_path / "restored"
+    contents = restore(result.path, [str(identity)], target)
+    assert (contents.files, contents.folders) == (1, 3)
+    assert (target / "empty").is_dir() and not list((target / "empty").iterdir())
+    assert stat.S_IMODE((target / "private").stat().st_mode) == 0o700
+    assert stat.S_IMODE((target / "empty").stat().st_mode) == 0o750
+    # The stock tools see the same folders.
+    out = stock_extract(result.path, identity, tmp_path / "stock")
+    assert (out / "empty").is_dir()
+    assert stat.S_IMODE((out / "private").stat().st_mode) == 0o700
+
+
+def test_a_source_file_named_like_the_manifest_is_only_a_file(
+    tree: Path, tmp_path: Path, identity: pyrage.x25519.Identity
+) -> None:
+    """Issue 14, defect 8: what a stock restore leaves in /etc/asterisk made every later
+    backup unrestorable. The manifest takes another name and is known by its marker."""
+    leftover = b'{"schema": "pbx-agent/backup-manifest/1", "files": []}'
+    (tree / MANIFEST).write_bytes(leftover)
+    (tree / "pbx-agent-manifest-1.json").write_bytes(b"{}")
+    result = write_archive(LocalSource(tree), tmp_path, "b.age", [str(identity.to_public())], {})
+    with tarfile.open(fileobj=io.BytesIO(plaintext_tar(result.path, identity)), mode="r:") as tar:
+        names = tar.getnames()
+    assert names[-1] == "pbx-agent-manifest-2.json"
+    assert len(names) == len(set(names)), "no member name twice"
+    target = tmp_path / "restored"
+    restore(result.path, [str(identity)], target)
+    assert snapshot(target) == snapshot(tree)
+    assert (target / MANIFEST).read_bytes() == leftover
+
+
+def stock_extract(archive: Path, identity: pyrage.x25519.Identity, out: Path) -> Path:
+    """`age -d -i KEY FILE | zstd -d | tar -x -C OUT`, the stock tools."""
+    key = out.parent / "key.txt"
+    key.write_text(str(identity) + "\n")
+    out.mkdir()
+    decrypted = subprocess.run(
+        ["age", "-d", "-i", str(key), str(archive)], capture_output=True, check=True
+    ).stdout
+    tar_bytes = subprocess.run(
+        ["zstd", "-d", "-c"], input=decrypted, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=tar_bytes, check=True)
+    return out

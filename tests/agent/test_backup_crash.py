@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import pyrage
 import pytest
 
 from agent.backup.service import BackupService
 from agent.config import load_config
 from agent.state import StateStore
+from tests.integration.backup_site import backup_table
 from tests.integration.daemon_harness import write_config as agent_config
 
 CHILD = r"""
@@ -40,21 +40,9 @@ asyncio.run(main())
 KILLS = 22
 
 
-def write_config(tmp_path: Path, source: Path, identity: pyrage.x25519.Identity) -> Path:
-    identity_file = tmp_path / "identity.txt"
-    identity_file.write_text(str(identity) + "\n")
-    identity_file.chmod(0o600)
-    backup = f"""
-[backup]
-enabled = true
-source = "local"
-path = "{source}"
-recipients = ["{identity.to_public()}"]
-identity_file = "{identity_file}"
-keep_last = 1000
-"""
-    config = agent_config(tmp_path, 5038, extra=backup)
-    return config
+def write_config(tmp_path: Path, source: Path) -> Path:
+    backup, _ = backup_table(tmp_path, "local", source, "keep_last = 1000")
+    return agent_config(tmp_path, 5038, extra=backup)
 
 
 def make_tree(root: Path) -> None:
@@ -96,7 +84,7 @@ async def check_catalog(config: Path) -> tuple[int, bool]:
 async def test_sigkill_at_many_points_never_leaves_a_bad_catalog_entry(tmp_path: Path) -> None:
     source = tmp_path / "etc"
     make_tree(source)
-    config = write_config(tmp_path, source, pyrage.x25519.Identity.generate())
+    config = write_config(tmp_path, source)
     # How long one backup takes here, to spread the kills over a whole run.
     proc = start(config)
     began = time.monotonic()

@@ -3,8 +3,10 @@ backup (the copy's failure is recorded), and retention prunes files with their r
 
 from __future__ import annotations
 
+import shutil
 import socket
 import sqlite3
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -155,5 +157,112 @@ async def test_copies_recorded_ok_before_the_upgrade_are_adopted(tmp_path: Path)
             "ab",
             "present",
         )
+    finally:
+        await store.close()
+
+
+async def test_open_lists_orphans_and_missing_files_and_retention_removes_them(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, defect 10: a file renamed into the store but never catalogued (a kill or a
+    read-only disk after the rename) stayed forever."""
+    service, store = await open_service(config(tmp_path))
+    try:
+        kept = await service.backup_now()
+        lost = await service.backup_now()
+        orphan = service.directory / "20270101T000000000000Z.tar.zst.age"
+        orphan.write_bytes(b"renamed, never catalogued")
+        (service.directory / lost["file"]).unlink()
+        await service.open()
+        statuses = {r["id"]: r["status"] for r in await service.list()}
+        assert statuses == {
+            kept["id"]: "ok",
+            lost["id"]: "missing",
+            "20270101T000000000000Z": "orphan",
+        }
+        with pytest.raises(service_module.BackupError, match="orphan"):
+            await service.verify("20270101T000000000000Z")
+        newest = await service.backup_now()
+        assert {r["id"] for r in await service.list()} == {kept["id"], newest["id"]}
+        assert sorted(p.name for p in service.directory.iterdir()) == sorted(
+            [kept["file"], newest["file"]]
+        )
+    finally:
+        await store.close()
+
+
+async def test_open_finishes_a_removal_a_crash_interrupted(tmp_path: Path) -> None:
+    service, store = await open_service(config(tmp_path))
+    try:
+        first = await service.backup_now()
+        await service.backup_now()
+        await store.call(catalog.set_status, first["id"], "deleting", None)
+        await service.open()
+        assert first["id"] not in {r["id"] for r in await service.list()}
+        assert not (service.directory / first["file"]).exists()
+    finally:
+        await store.close()
+
+
+async def test_a_backup_a_restore_would_refuse_fails_and_keeps_the_older_ones(
+    tmp_path: Path,
+) -> None:
+    """Retention never removes good backups because of a newer one that could not be read
+    back: one beyond `[backup.limits]` fails when it is taken."""
+    limits = "\n[backup.limits]\nfile_bytes = 1048576\ntotal_bytes = 2097152\n"
+    service, store = await open_service(config(tmp_path, limits))
+    try:
+        good = [await service.backup_now(), await service.backup_now()]
+        (tmp_path / "etc" / "huge.db").write_bytes(bytes(2 * 1024 * 1024))
+        with pytest.raises(service_module.BackupError, match=r"backup\.limits\.file_bytes"):
+            await service.backup_now()
+        rows = await service.list()
+        assert [r["id"] for r in rows if r["status"] == "ok"] == [g["id"] for g in good]
+        assert "exclude" in rows[-1]["error"]
+        assert sorted(p.name for p in service.directory.iterdir()) == sorted(
+            g["file"] for g in good
+        )
+    finally:
+        await store.close()
+
+
+async def test_open_removes_plaintext_a_crash_left(tmp_path: Path) -> None:
+    """Issue 14, defect 2: decrypted files of a killed verify or restore stayed for good."""
+    service, store = await open_service(config(tmp_path))
+    target = tmp_path / "restore-here" / "asterisk"
+    target.parent.mkdir()
+    try:
+        with service.staging.beside(target) as beside:
+            (beside / "manager.conf").write_text("[admin]\nsecret = s3cret\n")
+            with service.staging.scratch("push") as scratch:
+                (scratch / "tree").mkdir()
+                (scratch / "tree" / "sip.conf").write_text("secret = s3cret\n")
+                # A crash here: nothing below runs; simulate by copying what is on disk.
+                leftovers = tmp_path / "left"
+                shutil.copytree(service.staging.root, leftovers / "staging")
+                shutil.copytree(beside, leftovers / beside.name)
+        shutil.copytree(leftovers / "staging", service.staging.root, dirs_exist_ok=True)
+        shutil.copytree(leftovers / beside.name, beside)
+        assert stat.S_IMODE(service.staging.root.stat().st_mode) == 0o700
+        await service.open()
+        assert not beside.exists()
+        assert list(service.staging.root.iterdir()) == []
+        assert list(target.parent.iterdir()) == []
+    finally:
+        await store.close()
+
+
+async def test_open_removes_what_earlier_versions_left_in_the_store(tmp_path: Path) -> None:
+    """Before issue 14 a killed verify or push left `.verify-*` and `.push-*` folders (and a
+    restore `.restore-*` files) with decrypted configuration in the store."""
+    service, store = await open_service(config(tmp_path))
+    try:
+        kept = await service.backup_now()
+        for name in (".verify-abc/tree", ".push-def/tree"):
+            (service.directory / name).mkdir(parents=True)
+            (service.directory / name / "manager.conf").write_text("secret = s3cret\n")
+        (service.directory / ".restore-x.tar.zst").write_bytes(b"plaintext")
+        await service.open()
+        assert [p.name for p in service.directory.iterdir()] == [kept["file"]]
     finally:
         await store.close()

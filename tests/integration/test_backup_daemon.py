@@ -15,6 +15,7 @@ import pyrage
 
 from drivers.asterisk.simulator import Simulator
 from drivers.sftp_source import pin_host_key
+from tests.integration.backup_site import backup_table
 from tests.integration.daemon_harness import (
     cli,
     ssh_table,
@@ -48,22 +49,10 @@ async def test_backup_now_list_verify_restore_over_sftp(
     (remote / "sub" / "voicemail.conf").write_text("[default]\n100 => 1234,A\n")
     archive = tmp_path / "archive-host" / "site"
     archive.mkdir(parents=True)
-    identity = pyrage.x25519.Identity.generate()
-    identity_file = tmp_path / "identity.txt"
-    identity_file.write_text(str(identity) + "\n")
-    identity_file.chmod(0o600)
-    extra = f"""
-[backup]
-enabled = true
-schedule = "0 3 * * *"
-source = "sftp"
-path = "{remote}"
-recipients = ["{identity.to_public()}"]
-identity_file = "{identity_file}"
-{ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)}
-{archive_table(archive_sshd)}
-remote_dir = "{archive}"
-"""
+    ssh = ssh_table("backup.ssh", "127.0.0.1", sshd.port, sshd.user, sshd.client_key)
+    extra, _ = backup_table(
+        tmp_path, "sftp", remote, f'{ssh}\n{archive_table(archive_sshd)}\nremote_dir = "{archive}"'
+    )
     config = write_config(tmp_path, ami_simulator.port, extra=extra)
     pinned = await cli("backup", "pin-host-key", "--config", str(config), "--yes")
     assert pinned.returncode == 0, pinned.stderr

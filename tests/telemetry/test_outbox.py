@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agent.errors import TelemetryError
 from agent.state import StateStore
 from agent.telemetry.messages import envelope
 from agent.telemetry.outbox import Outbox
+from agent.telemetry.outbox import row as outbox_row
 
 
 def event(n: int, severity: str = "info") -> dict[str, Any]:
@@ -87,4 +92,43 @@ async def test_byte_bound_holds(tmp_path: Path) -> None:
         await outbox.put("event", envelope("event", "test-site", {"n": n, "pad": big}))
     assert outbox.bytes <= 1 << 20
     assert outbox.depth < 150 and outbox.dropped_unreported == 150 - outbox.depth
+    await store.close()
+
+
+async def test_a_record_and_its_message_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    """Issue 14, defect 6: the record's SQL and its outbox row are one transaction; a write
+    that fails takes only its own message with it (the others of the group commit stay), and
+    a write that commits on its own is refused."""
+    store = await StateStore.open(tmp_path / "state.db")
+    outbox = Outbox(store, max_messages=1000, max_bytes=1 << 20)
+    await outbox.open()
+
+    def record(name: str) -> Any:
+        def write(conn: sqlite3.Connection) -> str:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (name,))
+            return name
+
+        return write
+
+    def failing(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('half', 'x')")
+        raise ValueError("the record cannot be stored")
+
+    def committing(conn: sqlite3.Connection) -> None:
+        with conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('early', 'x')")
+
+    good, bad = event(1), event(2)
+    results = await asyncio.gather(  # one group commit
+        outbox.commit(record("kept"), [outbox_row("event", good)]),
+        outbox.commit(failing, [outbox_row("event", bad)]),
+        return_exceptions=True,
+    )
+    assert results[0] == "kept"
+    assert isinstance(results[1], ValueError)
+    keys = await store.meta_with_prefix("")
+    assert "kept" in keys and "half" not in keys
+    assert [m["id"] for m in await drain(outbox)] == [good["id"]]
+    with pytest.raises(TelemetryError, match="committed on its own"):
+        await outbox.commit(committing, [outbox_row("event", event(3))])
     await store.close()
