@@ -288,3 +288,29 @@ async def test_a_crm_session_already_logged_in_is_named(freepbx: Simulator) -> N
     assert "logged in now" in plan.unswitchable[0].reason
     await crm.close()
     await driver.close()
+
+
+async def test_a_non_pjsip_phone_is_named_not_switchable_and_nothing_is_planned_for_it(
+    plain: Simulator,
+) -> None:
+    """Counting includes IAX2 phones (capture 2's `120`); the agent switches PJSIP endpoints
+    only, so such a phone is named as not switchable instead of getting a `(+)` block that
+    would break pjsip.conf's load (fact 22) or being skipped without a word."""
+    driver = await connected(plain)
+    try:
+        policy = FeaturePolicy(
+            app_endpoints=("102-app", "120"),
+            phone_endpoints=("100", "120"),
+            new_endpoints=("120",),
+            lan_subnets=("127.0.0.0/8",),
+        )
+        for feature in ("offsite_devices", "softphone_app", "add_extensions"):
+            plan = await driver.plan_switches(feature, policy)
+            assert plan.refused is None, plan
+            assert not any("120" in s.target for s in plan.switches), plan.switches
+            named = [u for u in plan.unswitchable if u.target == "endpoint 120"]
+            assert len(named) == 1 and "not a PJSIP endpoint" in named[0].reason, plan
+        plan = await driver.plan_switches("offsite_devices", policy)
+        assert any(s.target == "endpoint 100" for s in plan.switches), plan.switches
+    finally:
+        await driver.close()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from drivers.asterisk.ami import AmiClient
 from drivers.asterisk.switching import acl, blocks, live
@@ -61,6 +61,8 @@ class Planner:
         if feature in NOT_ON_ASTERISK:
             return SwitchPlan(feature, NOT_ON_ASTERISK[feature], applicable=False)
         try:
+            if feature in ("softphone_app", "add_extensions", "offsite_devices"):
+                policy, peers = await self.pjsip_only(policy)
             if feature == "softphone_app":
                 shared = tuple(
                     Unswitchable(
@@ -71,16 +73,57 @@ class Planner:
                     )
                     for seat, endpoint in policy.shared_app_seats
                 )
-                return await self.stop_entirely(feature, policy.app_endpoints, shared)
+                plan = await self.stop_entirely(feature, policy.app_endpoints, shared)
+                return _with(plan, peers("app"))
             if feature == "add_extensions":
-                return await self.stop_entirely(feature, policy.new_endpoints, ())
+                plan = await self.stop_entirely(feature, policy.new_endpoints, ())
+                return _with(plan, peers("new"))
             if feature == "offsite_devices":
-                return await self.on_site_only(policy)
+                return _with(await self.on_site_only(policy), peers("phone"))
             if feature == "integrations":
                 return await self.integrations(policy)
         except UnsafeChange as exc:
             return SwitchPlan(feature, "", refused=str(exc))
         return SwitchPlan(feature, "", refused=f"the Asterisk driver has no switch for {feature}")
+
+    async def pjsip_only(
+        self, policy: FeaturePolicy
+    ) -> tuple[FeaturePolicy, Callable[..., tuple[Unswitchable, ...]]]:
+        """The policy narrowed to PJSIP endpoints, and a function naming the others (IAX2 or
+        chan_sip phones, which counting includes) as not switchable: the agent switches PJSIP
+        endpoints only, and a `(+)` block or maintenance mode for a name PJSIP does not know
+        would break the file's load or be refused."""
+        known = {
+            name
+            for name, kind, _ in await live.effective(self.ami, "pjsip.conf")
+            if kind == "endpoint"
+        }
+        lists = {
+            "app": policy.app_endpoints,
+            "phone": policy.phone_endpoints,
+            "new": policy.new_endpoints,
+        }
+
+        def others(*which: str) -> tuple[Unswitchable, ...]:
+            return tuple(
+                Unswitchable(
+                    f"endpoint {name}",
+                    "not a PJSIP endpoint (an IAX2 or chan_sip phone): the agent switches "
+                    "PJSIP endpoints only; deny it in iax.conf/sip.conf by hand or move the "
+                    "device to PJSIP",
+                )
+                for kind in which
+                for name in lists[kind]
+                if name not in known
+            )
+
+        narrowed = replace(
+            policy,
+            app_endpoints=tuple(e for e in policy.app_endpoints if e in known),
+            phone_endpoints=tuple(e for e in policy.phone_endpoints if e in known),
+            new_endpoints=tuple(e for e in policy.new_endpoints if e in known),
+        )
+        return narrowed, others
 
     async def maintenance_available(self) -> bool:
         return "PJSIPSetMaintenance" in await live.actions(self.ami)
@@ -257,3 +300,8 @@ def _without_agent_blocks(
         if added and options[-len(added) :] == added:
             options = options[: -len(added)]
     return options
+
+
+def _with(plan: SwitchPlan, more: tuple[Unswitchable, ...]) -> SwitchPlan:
+    """`plan` with `more` named as not switchable."""
+    return replace(plan, unswitchable=(*plan.unswitchable, *more)) if more else plan
