@@ -1,0 +1,86 @@
+"""The licence and the subscription features it switches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from agent import render
+from agent.cli.common import (
+    EXIT_FAILED,
+    ask,
+    config_option,
+    fail,
+    json_option,
+    print_json,
+    socket_option,
+)
+
+
+@click.group()
+def licence() -> None:
+    """The support subscription's licence: state, refresh."""
+
+
+@licence.command("status")
+@config_option
+@socket_option
+@json_option
+def licence_status(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Show the licence state, days left and the features it allows.
+
+    \b
+    Example:
+      pbx-agent licence status
+    """
+    _show_licence(config_path, socket_path, "licence-status", as_json)
+
+
+@licence.command("refresh")
+@config_option
+@socket_option
+@json_option
+def licence_refresh(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Ask the licence server now, then show the state.
+
+    \b
+    Example:
+      pbx-agent licence refresh
+    """
+    _show_licence(config_path, socket_path, "licence-refresh", as_json)
+
+
+def _show_licence(config_path: Path, socket_path: Path | None, command: str, as_json: bool) -> None:
+    result = ask(config_path, socket_path, command)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(render.licence(result))
+    if command == "licence-refresh" and result.get("last_error"):
+        reason = str(result["last_error"]).splitlines()[0]
+        fail(f"licence refresh failed: {reason}", EXIT_FAILED)
+
+
+@click.command("features")
+@config_option
+@socket_option
+@json_option
+def features_command(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """Each subscription feature: wanted on or off, why, and how it is switched.
+
+    \b
+    Example:
+      pbx-agent features
+    """
+    rows = ask(config_path, socket_path, "features")
+    if as_json:
+        print_json(rows)
+        return
+    table = [
+        [r["feature"], r["wanted"], "yes" if r["enforced"] else "NO", r["how"], r["note"]]
+        for r in rows
+    ]
+    click.echo(render.table(["FEATURE", "WANTED", "ENFORCED", "HOW", "NOTE"], table))
+    if rows:
+        click.echo(rows[0]["why"])
