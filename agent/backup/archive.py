@@ -28,6 +28,7 @@ import pyrage
 import zstandard
 
 from agent.errors import BackupError
+from agent.progress import ProgressCallback
 from drivers.backup_source import BackupSource
 from drivers.errors import DriverError
 
@@ -49,8 +50,9 @@ class ArchiveResult:
 class _HashingReader:
     """Reads a source file for tarfile while hashing it (tarfile only calls `read(n)`)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, progress: ProgressCallback | None = None) -> None:
         self._raw = raw
+        self._progress = progress
         self.digest = hashlib.sha256()
         self.count = 0
 
@@ -58,6 +60,8 @@ class _HashingReader:
         data = _read_full(self._raw, size)
         self.digest.update(data)
         self.count += len(data)
+        if self._progress is not None:
+            self._progress(0, len(data))
         return data
 
 
@@ -95,7 +99,11 @@ class _HashingWriter:
 
 
 def _tar_into(
-    source: BackupSource, out: BinaryIO, meta: dict[str, Any], summary: dict[str, Any]
+    source: BackupSource,
+    out: BinaryIO,
+    meta: dict[str, Any],
+    summary: dict[str, Any],
+    progress: ProgressCallback | None = None,
 ) -> None:
     """Producer stage: the tar stream, zstd-compressed, written to `out`. The manifest's file
     list is spooled to a temp file as it grows, so memory does not grow with the tree."""
@@ -111,7 +119,7 @@ def _tar_into(
             info = tarfile.TarInfo(item.path)
             info.size, info.mode, info.mtime = item.size, item.mode, int(item.mtime)
             with source.open(item.path) as raw:
-                reader = _HashingReader(raw)
+                reader = _HashingReader(raw, progress)
                 tar.addfile(info, reader)
             # TarFile remembers every member it wrote; a streaming writer never reads them
             # back, and 100,000 remembered headers would make memory grow with the tree.
@@ -123,6 +131,8 @@ def _tar_into(
             listing.write((b"," if count else b"") + json.dumps(entry, sort_keys=True).encode())
             content.update(f"{item.path}\0{item.mode:o}\0{digest}\n".encode())
             count += 1
+            if progress is not None:
+                progress(1, 0)
         head = {"schema": MANIFEST_SCHEMA, "created_at": datetime.now(UTC).isoformat(), **meta}
         opening = (json.dumps(head, sort_keys=True)[:-1] + ', "files": [').encode()
         closing = b"]}"
@@ -157,9 +167,11 @@ def write_archive(
     name: str,
     recipients: list[str],
     meta: dict[str, Any],
+    progress: ProgressCallback | None = None,
 ) -> ArchiveResult:
     """Write `store/name` atomically; on any failure no file by that name exists and the
-    temp file is gone. Blocking: run it in a worker thread."""
+    temp file is gone. Blocking: run it in a worker thread. `progress` is told each file
+    and the bytes read."""
     try:
         keys = [pyrage.x25519.Recipient.from_str(r) for r in recipients]
     except Exception as exc:  # pyrage raises its own RecipientError
@@ -177,7 +189,7 @@ def write_archive(
     def produce() -> None:
         with os.fdopen(write_fd, "wb", buffering=CHUNK) as pipe_out:
             try:
-                _tar_into(source, pipe_out, meta, manifest)
+                _tar_into(source, pipe_out, meta, manifest, progress)
             except BaseException as exc:  # reported to the consumer side below
                 failure.append(exc)
 
@@ -226,9 +238,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, progress: ProgressCallback | None = None) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
+            if progress is not None:
+                progress(0, len(chunk))
     return digest.hexdigest()

@@ -19,9 +19,12 @@ import zstandard
 
 from agent.backup.archive import CHUNK, MANIFEST
 from agent.errors import BackupError
+from agent.progress import CountingReader, ProgressCallback
 
 
-def decrypt(archive: Path, identities: list[str], temp_dir: Path) -> Path:
+def decrypt(
+    archive: Path, identities: list[str], temp_dir: Path, progress: ProgressCallback | None = None
+) -> Path:
     """The decrypted (still compressed) tar, in a 0600 temp file under `temp_dir`."""
     try:
         keys = [pyrage.x25519.Identity.from_str(i.strip()) for i in identities]
@@ -31,7 +34,7 @@ def decrypt(archive: Path, identities: list[str], temp_dir: Path) -> Path:
     plain = Path(name)
     try:
         with archive.open("rb") as src, os.fdopen(fd, "wb") as out:
-            pyrage.decrypt_io(src, out, keys)
+            pyrage.decrypt_io(CountingReader(src, progress), out, keys)
     except (pyrage.DecryptError, OSError, ValueError) as exc:
         plain.unlink(missing_ok=True)
         raise BackupError(
@@ -59,7 +62,9 @@ def _check_member(member: tarfile.TarInfo) -> str:
     return path.as_posix()
 
 
-def extract(plain: Path, target: Path) -> dict[str, Any]:
+def extract(
+    plain: Path, target: Path, progress: ProgressCallback | None = None
+) -> dict[str, Any]:
     """Extract the decrypted archive into `target` (created; must not exist or be empty);
     return the manifest. Everything is checked in a staging folder first."""
     if target.exists() and any(target.iterdir()):
@@ -67,7 +72,7 @@ def extract(plain: Path, target: Path) -> dict[str, Any]:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
     try:
-        digests, manifest = _extract_checked(plain, staging)
+        digests, manifest = _extract_checked(plain, staging, progress)
         _verify(manifest, digests)
         if target.exists():
             target.rmdir()
@@ -78,7 +83,9 @@ def extract(plain: Path, target: Path) -> dict[str, Any]:
     return manifest
 
 
-def _extract_checked(plain: Path, staging: Path) -> tuple[dict[str, str], dict[str, Any]]:
+def _extract_checked(
+    plain: Path, staging: Path, progress: ProgressCallback | None = None
+) -> tuple[dict[str, str], dict[str, Any]]:
     digests: dict[str, str] = {}
     manifest: dict[str, Any] | None = None
     try:
@@ -107,6 +114,8 @@ def _extract_checked(plain: Path, staging: Path) -> tuple[dict[str, str], dict[s
                         out.write(chunk)
                 os.chmod(dest, member.mode & 0o777)
                 digests[relative] = digest.hexdigest()
+                if progress is not None:
+                    progress(1, 0)
     except (tarfile.TarError, zstandard.ZstdError, json.JSONDecodeError, EOFError) as exc:
         raise BackupError(f"the archive is damaged: {exc}") from exc
     if manifest is None:
@@ -124,12 +133,14 @@ def _verify(manifest: dict[str, Any], digests: dict[str, str]) -> None:
             raise BackupError(f"{path}: SHA-256 differs from the manifest")
 
 
-def restore(archive: Path, identities: list[str], target: Path) -> dict[str, Any]:
+def restore(
+    archive: Path, identities: list[str], target: Path, progress: ProgressCallback | None = None
+) -> dict[str, Any]:
     """Decrypt, check and extract `archive` into `target`; the plaintext never outlives the
-    call, whatever happens."""
+    call, whatever happens. `progress` is told the ciphertext's bytes and each file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    plain = decrypt(archive, identities, target.parent)
+    plain = decrypt(archive, identities, target.parent, progress)
     try:
-        return extract(plain, target)
+        return extract(plain, target, progress)
     finally:
         plain.unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config.schema import AgentConfig, BackupSshConfig
 from agent.errors import BackupError
 from agent.listeners import Listener, notify
+from agent.progress import Progress
 from agent.state import StateStore
 from drivers.backup_source import BackupSource, LocalSource
 from drivers.errors import DriverError
@@ -154,7 +155,7 @@ class BackupService:
             raise BackupError('this needs backup.source = "sftp" and a [backup.ssh] server')
         return pbx_ssh_settings(self._cfg)
 
-    def _write(self, backup_id: str) -> dict[str, Any]:
+    def _write(self, backup_id: str, progress: Progress) -> dict[str, Any]:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
         meta = {
             "driver": self._cfg.pbx.driver,
@@ -170,6 +171,7 @@ class BackupService:
                 f"{backup_id}.tar.zst.age",
                 list(self._cfg.backup.recipients),
                 meta,
+                progress.advance,
             )
         return {
             "file": result.path.name,
@@ -179,15 +181,18 @@ class BackupService:
             "content_sha256": result.content_sha256,
         }
 
-    async def backup_now(self, reason: str = "on demand") -> dict[str, Any]:
+    async def backup_now(
+        self, reason: str = "on demand", progress: Progress | None = None
+    ) -> dict[str, Any]:
         """One backup; a request made while another runs waits for it (never overlaps)."""
         self._backups_wanted += 1
         try:
-            return await self._backup(reason)
+            return await self._backup(reason, progress or Progress())
         finally:
             self._backups_wanted -= 1
 
-    async def _backup(self, reason: str) -> dict[str, Any]:
+    async def _backup(self, reason: str, progress: Progress) -> dict[str, Any]:
+        progress.phase("waiting for another backup")
         async with self._lock:
             started = self._clock.now()
             backup_id = started.strftime("%Y%m%dT%H%M%S%fZ")
@@ -196,8 +201,11 @@ class BackupService:
                 "started_at": started.isoformat(),
                 "reason": reason,
             }
+            rows = await self._store.call(catalog.rows)
+            last = next((r["files"] for r in reversed(rows) if r["status"] == "ok"), None)
+            progress.phase("reading the PBX's files", files=last, estimated=True)
             try:
-                row |= await asyncio.to_thread(self._write, backup_id)
+                row |= await asyncio.to_thread(self._write, backup_id, progress)
                 previous = await self._store.call(catalog.last_content)
                 row |= {"status": "ok", "changed": int(previous != row["content_sha256"])}
             except (BackupError, DriverError, OSError) as exc:
@@ -214,6 +222,8 @@ class BackupService:
                     changed=bool(row["changed"]),
                 )
                 await self.apply_retention()
+                if self._cfg.backup.offsite is not None:
+                    progress.phase("copying off-site")
                 report = await self._sync_offsite()
                 row["offsite"] = report.statuses.get(backup_id)
             await notify(self.listeners, row, "backup")
@@ -285,41 +295,58 @@ class BackupService:
                 return row
         raise BackupError(f"no backup {backup_id!r} in the catalog (see `pbx-agent backup list`)")
 
-    async def verify(self, backup_id: str) -> dict[str, Any]:
+    async def verify(self, backup_id: str, progress: Progress | None = None) -> dict[str, Any]:
+        progress = progress or Progress()
         row = await self._row(backup_id)
         path = self.directory / row["file"]
-        digest = await asyncio.to_thread(sha256_file, path)
+        progress.phase("checking the SHA-256", nbytes=row["size"])
+        digest = await asyncio.to_thread(sha256_file, path, progress.advance)
         if digest != row["sha256"]:
             raise BackupError(f"{path}: SHA-256 differs from the catalog: the file changed")
         result = {"id": backup_id, "ciphertext": "ok", "files": "not checked (no identity_file)"}
         if self._cfg.backup.identity_file is not None:
             keys = _identities(self._cfg)
             scratch = Path(tempfile.mkdtemp(prefix=".verify-", dir=self.directory))
+            progress.phase("checking every file", **_totals(row))
             try:
-                manifest = await asyncio.to_thread(restore, path, keys, scratch / "tree")
+                manifest = await asyncio.to_thread(
+                    restore, path, keys, scratch / "tree", progress.advance
+                )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             result["files"] = f"{len(manifest['files'])} files match their SHA-256"
         return result
 
-    async def restore(self, backup_id: str, target: Path) -> dict[str, Any]:
+    async def restore(
+        self, backup_id: str, target: Path, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        progress = progress or Progress()
         row = await self._row(backup_id)
         keys = _identities(self._cfg)
-        manifest = await asyncio.to_thread(restore, self.directory / row["file"], keys, target)
+        progress.phase("restoring", **_totals(row))
+        manifest = await asyncio.to_thread(
+            restore, self.directory / row["file"], keys, target, progress.advance
+        )
         return {"id": backup_id, "to": str(target), "files": len(manifest["files"])}
 
-    async def restore_to_pbx(self, backup_id: str, apply: bool) -> dict[str, Any]:
+    async def restore_to_pbx(
+        self, backup_id: str, apply: bool, progress: Progress | None = None
+    ) -> dict[str, Any]:
         """Compare a backup with the PBX's files over SFTP; with `apply`, write the added and
         changed ones (files only on the PBX are kept). The plan is returned either way."""
+        progress = progress or Progress()
         row = await self._row(backup_id)
         keys = _identities(self._cfg)
         settings = self.ssh_settings()
         scratch = Path(tempfile.mkdtemp(prefix=".push-", dir=self.directory))
 
         def compare_and_push() -> PushPlan:
-            restore(self.directory / row["file"], keys, scratch / "tree")
+            progress.phase("decrypting", **_totals(row))
+            restore(self.directory / row["file"], keys, scratch / "tree", progress.advance)
+            what = "writing to the PBX" if apply else "comparing with the PBX"
+            progress.phase(what, files=row["files"])
             with SftpTarget(settings) as target:
-                return push(target, scratch / "tree", apply)
+                return push(target, scratch / "tree", apply, progress.advance)
 
         async with self._lock:
             try:
@@ -374,6 +401,11 @@ def _sftp_settings(
         timeout=ssh.timeout,
         **more,
     )
+
+
+def _totals(row: dict[str, Any]) -> dict[str, Any]:
+    """A backup's totals for progress: its files, and the archive's bytes (decrypted)."""
+    return {"files": row["files"], "nbytes": row["size"]}
 
 
 def _identities(cfg: AgentConfig) -> list[str]:
