@@ -4,6 +4,7 @@ redaction processor so that no configured secret value ever reaches a log line."
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -96,7 +97,7 @@ def configure_logging(
         final = [
             _scrub_exc_info,
             _redactor,
-            structlog.dev.ConsoleRenderer(colors=out.isatty()),
+            structlog.dev.ConsoleRenderer(colors=out.isatty() and not os.environ.get("NO_COLOR")),
         ]
     handler = logging.StreamHandler(out)
     handler.setFormatter(
@@ -108,9 +109,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # paramiko logs every SSH session at INFO and aiomqtt/paho ("mqtt") every packet at
-    # DEBUG; our own events say what was done, so keep only their warnings.
-    for chatty in ("paramiko", "mqtt"):
+    # paramiko logs every SSH session at INFO, aiomqtt/paho ("mqtt") every packet at DEBUG
+    # and APScheduler every job it adds and runs at INFO; our own events say what was done,
+    # so keep only their warnings.
+    for chatty in ("paramiko", "mqtt", "apscheduler"):
         logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))
     structlog.configure(
         processors=[

@@ -1,10 +1,14 @@
-"""Encrypted configuration backups: now, list, verify, restore, pin-host-key."""
+"""Encrypted configuration backups: now, list, verify, restore, pin-host-key. The long ones
+(now, verify, restore) are followed with their progress (`agent.cli.progress`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from agent import render
 from agent.cli.common import (
@@ -14,10 +18,92 @@ from agent.cli.common import (
     config_option,
     fail,
     json_option,
+    jsonl_option,
     print_json,
+    socket_from_config,
     socket_option,
 )
-from agent.errors import ConfigError
+from agent.cli.progress import mode_for, run_followed
+from agent.control_client import request
+from agent.errors import ConfigError, ControlError
+
+
+def complete_backup_id(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion: the good backups in the running daemon's catalog, newest first."""
+    config = ctx.params.get("config_path")
+    socket = ctx.params.get("socket_path") or socket_from_config(
+        Path(config) if config else Path("/etc/pbx-agent/agent.toml")
+    )
+    try:
+        rows = request(socket, "backup-list", timeout=3)
+    except ControlError:
+        return []
+    return [
+        CompletionItem(r["id"], help=f"{r['files']} files, {render.size(r['size'])}")
+        for r in reversed(rows)
+        if r.get("status") == "ok" and str(r["id"]).startswith(incomplete)
+    ]
+
+
+backup_id_argument = click.argument("backup_id", shell_complete=complete_backup_id)
+
+
+def backup_row_text(row: Mapping[str, Any]) -> str:
+    changed = "changed" if row["changed"] else "unchanged"
+    text = f"backup {row['id']}: {row['files']} files, {render.size(row['size'])}, {changed}"
+    if row.get("offsite"):
+        text += f"\noff-site copy: {row['offsite']}"
+    return text
+
+
+def verify_text(result: Mapping[str, Any]) -> str:
+    return f"backup {result['id']}: ciphertext {result['ciphertext']}; {result['files']}"
+
+
+def restore_text(result: Mapping[str, Any]) -> str:
+    return f"backup {result['id']}: {result['files']} files restored into {result['to']}"
+
+
+def push_text(plan: Mapping[str, Any]) -> str:
+    if plan.get("applied"):
+        written = len(plan["added"]) + len(plan["changed"])
+        return f"backup {plan['id']}: {written} files written to the PBX"
+    return render.push_plan(plan)
+
+
+# How the result of each long operation reads (also for `pbx-agent follow`).
+RESULTS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
+    "backup-now": ("backup now", backup_row_text),
+    "backup-verify": ("backup verify", verify_text),
+    "backup-restore": ("backup restore", restore_text),
+    "backup-restore-pbx": ("backup restore --to-pbx", push_text),
+}
+
+
+def _followed(
+    config_path: Path,
+    socket_path: Path | None,
+    command: str,
+    as_json: bool,
+    as_jsonl: bool,
+    **args: Any,
+) -> Any:
+    if as_json and as_jsonl:
+        fail("give --json or --jsonl, not both", EXIT_USAGE)
+    socket = socket_path or socket_from_config(config_path)
+    title = RESULTS[command][0]
+    return run_followed(socket, command, args, title=title, mode=mode_for(as_json, as_jsonl))
+
+
+def show_result(command: str, result: Any, as_json: bool, as_jsonl: bool) -> None:
+    if as_json:
+        print_json(result)
+    elif as_jsonl:
+        click.echo(render.json_line({"result": result}))
+    else:
+        click.echo(RESULTS[command][1](result))
 
 
 @click.group()
@@ -29,21 +115,17 @@ def backup() -> None:
 @config_option
 @socket_option
 @json_option
-def backup_now(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
-    """Take a backup now (the daemon does it; this waits for the result).
+@jsonl_option
+def backup_now(config_path: Path, socket_path: Path | None, as_json: bool, as_jsonl: bool) -> None:
+    """Take a backup now and follow it: a progress bar on a terminal (files, bytes, rate,
+    time left), a line every few seconds otherwise. Ctrl-C stops following, not the backup.
 
     \b
     Example:
       pbx-agent backup now
     """
-    row = ask(config_path, socket_path, "backup-now")
-    if as_json:
-        print_json(row)
-    else:
-        changed = "changed" if row["changed"] else "unchanged"
-        click.echo(f"backup {row['id']}: {row['files']} files, {row['size']} bytes, {changed}")
-        if row.get("offsite"):
-            click.echo(f"off-site copy: {row['offsite']}")
+    row = _followed(config_path, socket_path, "backup-now", as_json, as_jsonl)
+    show_result("backup-now", row, as_json, as_jsonl)
 
 
 @backup.command("list")
@@ -72,28 +154,27 @@ def backup_list(config_path: Path, socket_path: Path | None, as_json: bool) -> N
 @backup.command("verify")
 @config_option
 @socket_option
-@click.argument("backup_id")
+@backup_id_argument
 @json_option
+@jsonl_option
 def backup_verify(
-    config_path: Path, socket_path: Path | None, backup_id: str, as_json: bool
+    config_path: Path, socket_path: Path | None, backup_id: str, as_json: bool, as_jsonl: bool
 ) -> None:
-    """Check a backup: its ciphertext against the catalog, and with an identity every file.
+    """Check a backup: its ciphertext against the catalog, and with an identity every file
+    (followed with its progress).
 
     \b
     Example:
       pbx-agent backup verify 20261125T023000000000Z
     """
-    result = ask(config_path, socket_path, "backup-verify", id=backup_id)
-    if as_json:
-        print_json(result)
-    else:
-        click.echo(f"backup {backup_id}: ciphertext {result['ciphertext']}; {result['files']}")
+    result = _followed(config_path, socket_path, "backup-verify", as_json, as_jsonl, id=backup_id)
+    show_result("backup-verify", result, as_json, as_jsonl)
 
 
 @backup.command("restore")
 @config_option
 @socket_option
-@click.argument("backup_id")
+@backup_id_argument
 @click.option(
     "--to",
     "target",
@@ -102,6 +183,8 @@ def backup_verify(
 )
 @click.option("--to-pbx", is_flag=True, help="Compare with the PBX's files and show the diff.")
 @click.option("--yes", is_flag=True, help="With --to-pbx: write the added and changed files.")
+@json_option
+@jsonl_option
 def backup_restore(
     config_path: Path,
     socket_path: Path | None,
@@ -109,8 +192,11 @@ def backup_restore(
     target: Path | None,
     to_pbx: bool,
     yes: bool,
+    as_json: bool,
+    as_jsonl: bool,
 ) -> None:
-    """Restore a backup's files into a folder, or onto the (replacement) PBX.
+    """Restore a backup's files into a folder, or onto the (replacement) PBX, following the
+    progress.
 
     Everything is decrypted and checked first. --to-pbx shows what would change on the PBX
     and writes nothing; add --yes to write the added and changed files (each replaced
@@ -127,22 +213,33 @@ def backup_restore(
     if yes and not to_pbx:
         fail("--yes goes with --to-pbx", EXIT_USAGE)
     if target is not None:
-        result = ask(
-            config_path, socket_path, "backup-restore", id=backup_id, to=str(target.resolve())
+        result = _followed(
+            config_path,
+            socket_path,
+            "backup-restore",
+            as_json,
+            as_jsonl,
+            id=backup_id,
+            to=str(target.resolve()),
         )
-        click.echo(f"backup {backup_id}: {result['files']} files restored into {result['to']}")
+        show_result("backup-restore", result, as_json, as_jsonl)
         return
-    plan = ask(config_path, socket_path, "backup-restore-pbx", id=backup_id, apply=False)
-    click.echo(render.push_plan(plan))
-    if not plan["added"] and not plan["changed"]:
-        click.echo("the PBX already has this backup's files: nothing to write")
+    command = "backup-restore-pbx"
+    plan = _followed(config_path, socket_path, command, as_json, as_jsonl, id=backup_id)
+    if not yes or (not plan["added"] and not plan["changed"]):
+        show_result(command, plan, as_json, as_jsonl)
+        if not (as_json or as_jsonl):
+            if not plan["added"] and not plan["changed"]:
+                click.echo("the PBX already has this backup's files: nothing to write")
+            else:
+                click.echo("nothing written; run again with --yes to write these files to the PBX")
         return
-    if not yes:
-        click.echo("nothing written; run again with --yes to write these files to the PBX")
-        return
-    done = ask(config_path, socket_path, "backup-restore-pbx", id=backup_id, apply=True)
-    written = len(done["added"]) + len(done["changed"])
-    click.echo(f"backup {backup_id}: {written} files written to the PBX")
+    if not (as_json or as_jsonl):
+        click.echo(render.push_plan(plan))
+    done = _followed(
+        config_path, socket_path, command, as_json, as_jsonl, id=backup_id, apply=True
+    )
+    show_result(command, done, as_json, as_jsonl)
 
 
 @backup.command("pin-host-key")

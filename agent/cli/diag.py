@@ -13,6 +13,7 @@ from agent.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     config_option,
+    fail,
     json_option,
     print_json,
     socket_from_config,
@@ -34,12 +35,13 @@ from agent.errors import ControlError
 def diag_command(
     config_path: Path, socket_path: Path | None, bundle: Path | None, as_json: bool
 ) -> None:
-    """Check everything the agent depends on: PASS/WARN/FAIL, the value, a hint.
+    """Check everything the agent depends on: PASS/WARN/FAIL, the value, a hint (SKIP: not
+    configured on this site).
 
     Config, PBX AMI login and round trip, SSH host key, the archive host (reachable, key
     pinned, writable, free space), MQTT broker (TLS, credentials), licence server and token,
-    certificate expiry, clock skew, disk, permissions, and the daemon with its outbox.
-    Exit 1 when any check FAILs.
+    certificate expiry, clock skew, disk, permissions, the daemon with its outbox and tasks,
+    and its open health problems (one line each). Exit 1 when any check FAILs.
 
     \b
     Examples:
@@ -59,7 +61,10 @@ def diag_command(
                 views[view] = request(socket, view, {}, timeout=10)
             except ControlError as exc:
                 views[view] = {"error": str(exc)}
-        written = write_bundle(bundle, config_path, checks, views)
+        try:
+            written = write_bundle(bundle, config_path, checks, views)
+        except OSError as exc:
+            fail(f"cannot write the support bundle {bundle}: {exc.strerror}", EXIT_FAILED)
     failed = any(c.status == "FAIL" for c in checks)
     if as_json:
         print_json(
@@ -70,7 +75,7 @@ def diag_command(
             }
         )
     else:
-        colours = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
+        colours = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "bright_black"}
         for c in checks:
             status = click.style(f"{c.status:<4}", fg=colours[c.status], bold=True)
             click.echo(f"{status}  {c.name:<14} {c.value}")

@@ -53,13 +53,16 @@ def licence_refresh(config_path: Path, socket_path: Path | None, as_json: bool) 
 
 def _show_licence(config_path: Path, socket_path: Path | None, command: str, as_json: bool) -> None:
     result = ask(config_path, socket_path, command)
+    failed = command == "licence-refresh" and result.get("last_error")
+    if failed:  # the server unreachable, or its answer refused: exit 1 (issue 16, defect 5)
+        reason = str(result["last_error"]).splitlines()[0]
+        if not as_json:
+            click.echo(render.licence(result))
+        fail(f"licence refresh failed: {reason}", EXIT_FAILED, result=result)
     if as_json:
         print_json(result)
     else:
         click.echo(render.licence(result))
-    if command == "licence-refresh" and result.get("last_error"):
-        reason = str(result["last_error"]).splitlines()[0]
-        fail(f"licence refresh failed: {reason}", EXIT_FAILED)
 
 
 @click.command("features")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,11 @@ import click
 from agent import render
 from agent.cli.common import (
     EXIT_FAILED,
+    EXIT_USAGE,
     ask,
     config_option,
     fail,
+    fail_from_control,
     json_option,
     print_json,
     socket_from_config,
@@ -54,11 +55,9 @@ def status(
                 break
         except DaemonNotRunning as exc:
             if time.monotonic() >= deadline:
-                if as_json:
-                    print_json({"daemon": {"running": False, "reason": str(exc)}})
                 fail(str(exc), EXIT_FAILED)
         except ControlError as exc:
-            fail(str(exc), EXIT_FAILED)
+            fail_from_control(exc)
         time.sleep(0.2)
     if as_json:
         print_json(result)
@@ -70,27 +69,37 @@ def status(
 @config_option
 @socket_option
 @click.option("--explain", is_flag=True, help="One line per seat and per object not counted.")
+@click.option(
+    "--report",
+    is_flag=True,
+    help="Also record this count and send its signed usage report upstream (as the "
+    "daemon's scheduled counts do).",
+)
 @json_option
 def count_command(
-    config_path: Path, socket_path: Path | None, explain: bool, as_json: bool
+    config_path: Path, socket_path: Path | None, explain: bool, report: bool, as_json: bool
 ) -> None:
     """Count the billable users now and show how.
 
+    A count from here is for looking: nothing is recorded or sent upstream unless --report
+    (the daemon counts every counting.interval and reports those).
+
     \b
-    Example:
+    Examples:
       pbx-agent count --explain
+      pbx-agent count --report
     """
     from agent.counting.explain import explain as render_explain
     from agent.counting.explain import summary
 
-    result = ask(config_path, socket_path, "count")
-    report = result["report"]
+    result = ask(config_path, socket_path, "count", report=report)
+    counted = result["report"]
     if as_json:
-        print_json(report)
-    elif explain:
-        click.echo(render_explain(report))
-    else:
-        click.echo(summary(report))
+        print_json(counted)
+        return
+    click.echo(render_explain(counted) if explain else summary(counted))
+    if report:
+        click.echo(f"usage report {result['usage']['payload']['id']} recorded and queued upstream")
 
 
 @click.command("inventory")
@@ -114,7 +123,7 @@ def inventory_command(config_path: Path, socket_path: Path | None, as_json: bool
         by_aor.setdefault(contact["aor"], []).append(contact)
     for e in inventory["endpoints"]:
         contacts = [c for aor in e["aors"] for c in by_aor.get(aor, [])]
-        agents = "; ".join(c["user_agent"][:30] for c in contacts) or "-"
+        agents = "; ".join(render.clip(c["user_agent"], 40) for c in contacts) or "-"
         cid = e["callerid_number"] or "-"
         rows.append([e["name"], e["technology"], cid, ",".join(e["aors"]) or "-", agents])
     click.echo(render.table(["ENDPOINT", "TECH", "CID", "AORS", "DEVICES"], rows))
@@ -149,30 +158,46 @@ def keys_command(config_path: Path, socket_path: Path | None, as_json: bool) -> 
 @config_option
 @socket_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events (Ctrl-C stops).")
-@click.option("--limit", default=50, show_default=True, help="How many recent events.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+    help="How many recent events.",
+)
 @json_option
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON object per line (streams).")
 def events_command(
-    config_path: Path, socket_path: Path | None, follow: bool, limit: int, as_json: bool
+    config_path: Path,
+    socket_path: Path | None,
+    follow: bool,
+    limit: int,
+    as_json: bool,
+    as_jsonl: bool,
 ) -> None:
     """Show recent health events (problems, resolutions, notices) from the local store.
+
+    --json prints one JSON array; --jsonl one event per line, and with --follow goes on
+    streaming (--follow --json cannot be one document).
 
     \b
     Examples:
       pbx-agent events
-      pbx-agent events --follow --json
+      pbx-agent events --json
+      pbx-agent events --follow --jsonl
     """
-    import time
-
+    if as_json and (follow or as_jsonl):
+        fail("--json prints one document: use --jsonl to stream with --follow", EXIT_USAGE)
     after = 0  # 0: the newest `limit`; then everything after the last one shown
     rows = ask(config_path, socket_path, "events", after=after, limit=limit)
-    while True:
-        for row in rows:
-            click.echo(json.dumps(row, sort_keys=True) if as_json else render.event_line(row))
-            after = row["seq"]
-        if not follow:
-            return
-        try:
+    if as_json:
+        print_json(rows)
+        return
+    try:
+        while True:
+            for row in rows:
+                click.echo(render.json_line(row) if as_jsonl else render.event_line(row))
+                after = row["seq"]
+            if not follow:
+                return
             time.sleep(1.0)
-        except KeyboardInterrupt:
-            return
-        rows = ask(config_path, socket_path, "events", after=after, limit=500)
+            rows = ask(config_path, socket_path, "events", after=after, limit=500)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how --follow ends

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -13,6 +14,8 @@ from agent.cli.common import (
     ask,
     config_option,
     fail,
+    json_option,
+    print_json,
     socket_option,
 )
 
@@ -25,24 +28,36 @@ def usage() -> None:
 @usage.command("export")
 @config_option
 @socket_option
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 def usage_export(config_path: Path, socket_path: Path | None, file: Path) -> None:
-    """Write the signed usage reports to FILE (one JSON envelope per line).
+    """Write the signed usage reports to FILE, one JSON envelope per line (JSON Lines);
+    FILE "-" writes them to stdout.
 
     \b
-    Example:
+    Examples:
       pbx-agent usage export usage.jsonl
+      pbx-agent usage export - | gzip > usage.jsonl.gz
     """
     envelopes = ask(config_path, socket_path, "usage-export")
-    file.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in envelopes))
+    text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in envelopes)
+    if str(file) == "-":
+        click.echo(text, nl=False)
+        click.echo(f"{len(envelopes)} usage reports written to stdout", err=True)
+        return
+    try:
+        file.write_text(text)
+    except OSError as exc:
+        fail(f"cannot write {file}: {exc.strerror}", EXIT_FAILED)
     click.echo(f"{len(envelopes)} usage reports written to {file}")
 
 
 @usage.command("verify")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--public-key", required=True, help="The agent's public key (base64).")
-def usage_verify(file: Path, public_key: str) -> None:
-    """Prove a usage report chain untampered: every signature and every link.
+@json_option
+def usage_verify(file: Path, public_key: str, as_json: bool) -> None:
+    """Prove a usage report chain untampered: every signature and every link. FILE "-"
+    reads stdin.
 
     \b
     Example:
@@ -52,11 +67,18 @@ def usage_verify(file: Path, public_key: str) -> None:
     from agent.usage.keys import AgentKeyError, public_from_b64
 
     try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}", EXIT_USAGE)
+    try:
         key = public_from_b64(public_key)
-        envelopes = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        envelopes = [json.loads(line) for line in text.splitlines() if line.strip()]
         verified = verify(envelopes, key)
     except (AgentKeyError, ValueError) as exc:
         fail(f"{file}: {exc}", EXIT_USAGE)
     except ChainError as exc:
         fail(f"{file}: TAMPERED or broken: {exc}", EXIT_FAILED)
-    click.echo(f"{file}: {verified} usage reports verified, chain intact")
+    if as_json:
+        print_json({"file": str(file), "verified": verified, "intact": True})
+    else:
+        click.echo(f"{file}: {verified} usage reports verified, chain intact")

@@ -20,6 +20,7 @@ from agent.config.secrets import (
     read_secret_file,
 )
 from agent.errors import ConfigError
+from agent.tomlfile import read_toml_text
 from drivers.base import Driver
 from drivers.registry import available
 from drivers.settings import DriverSettings
@@ -53,8 +54,7 @@ PBX_SECRET_INSTEAD = "secret_file (mode 0600) or secret_credential (systemd Load
 def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_toml_text(path))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found", file=str(path)) from exc
     except OSError as exc:

@@ -30,12 +30,14 @@ def feature_rows(
     driver_switches: Mapping[str, str],
     status: Mapping[str, Mapping[str, str]],
     journal: Sequence[Mapping[str, Any]],
+    unavailable: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per feature: wanted on/off, why, how it is (or cannot be) switched, whether
     that is done, and the journal entries behind it.
 
     `driver_switches` maps each feature the driver can switch to a short note of how;
-    `status` is the enforcement's last outcome per feature.
+    `status` is the enforcement's last outcome per feature; `unavailable` says why the
+    driver, which could switch features, switches none here (e.g. no file access).
     """
     rows = []
     for name in FEATURES:
@@ -47,7 +49,8 @@ def feature_rows(
             how = f"driver: {driver_switches[name]}"
             enforced = wanted or outcome.get("state") == "off"
         else:
-            how, enforced = "the PBX driver cannot switch this feature", wanted
+            how = unavailable or "the PBX driver cannot switch this feature"
+            enforced = wanted
         rows.append(
             {
                 "feature": name,
