@@ -197,6 +197,8 @@ class ControlServer:
             if op.progress.version != sent_version or now - last_sent >= HEARTBEAT:
                 sent_version, last_sent = op.progress.version, now
                 await _send(writer, {"progress": op.progress.snapshot()})
+        if stream and op.progress.version != sent_version:  # where it ended
+            await _send(writer, {"progress": op.progress.snapshot()})
         reply = op.reply or _refused("the daemon stopped before the operation ended")
         await _send(writer, {**reply, "operation": op.id})
 

@@ -48,6 +48,7 @@ class BackupService:
         self._clock = clock
         self._lock = asyncio.Lock()  # one backup or off-site sync at a time
         self._backups_wanted = 0  # backups running or waiting for the lock
+        self._last_read: int | None = None  # bytes the last good backup read (progress ETA)
         backup = cfg.backup
         self.directory = backup.store or cfg.state.dir / "backups"
         self.known_hosts = self.known_hosts_path(cfg)
@@ -203,9 +204,12 @@ class BackupService:
             }
             rows = await self._store.call(catalog.rows)
             last = next((r["files"] for r in reversed(rows) if r["status"] == "ok"), None)
-            progress.phase("reading the PBX's files", files=last, estimated=True)
+            progress.phase(
+                "reading the PBX's files", files=last, nbytes=self._last_read, estimated=True
+            )
             try:
                 row |= await asyncio.to_thread(self._write, backup_id, progress)
+                self._last_read = progress.snapshot()["bytes"]
                 previous = await self._store.call(catalog.last_content)
                 row |= {"status": "ok", "changed": int(previous != row["content_sha256"])}
             except (BackupError, DriverError, OSError) as exc:

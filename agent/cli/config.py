@@ -44,10 +44,8 @@ def config_check(file: Path, as_json: bool) -> None:
     try:
         cfg = load_config(file)
     except ConfigError as exc:
-        if as_json:
-            print_json({"file": str(file), "valid": False, "errors": str(exc).splitlines()})
-            sys.exit(EXIT_USAGE)
-        fail(f"config error: {exc}", EXIT_USAGE)
+        errors = str(exc).splitlines()
+        fail(f"config error: {exc}", EXIT_USAGE, file=str(file), valid=False, errors=errors)
     if as_json:
         print_json({"file": str(file), "valid": True, "site_id": cfg.site_id})
     else:
@@ -121,6 +119,13 @@ def _site_id(value: str) -> str:
     "file: read from the file directly (running by hand).",
 )
 @click.option("--ssh-host", help="The PBX's SSH host for backups (asked when not given).")
+@click.option("--ssh-port", type=click.IntRange(1, 65535), help="Its SSH port (22).")
+@click.option(
+    "--state-dir",
+    default="/var/lib/pbx-agent",
+    show_default=True,
+    help="The agent's state folder (state.db, backups, pinned host keys).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing FILE.")
 @click.option("--yes", is_flag=True, help="Ask nothing: defaults for what is not given.")
 def config_init(
@@ -131,6 +136,8 @@ def config_init(
     ami_user: str | None,
     secret_as: str,
     ssh_host: str | None,
+    ssh_port: int | None,
+    state_dir: str,
     force: bool,
     yes: bool,
 ) -> None:
@@ -164,9 +171,12 @@ def config_init(
     port = ask("PBX AMI port", ami_port, 5038, type=click.IntRange(1, 65535))
     user = ask("AMI user (manager.conf)", ami_user, "pbx-agent")
     ssh = ask("PBX SSH host for backups (empty: none)", ssh_host, "", show_default=False)
+    ssh_port = ask("SSH port", ssh_port, 22, type=click.IntRange(1, 65535)) if ssh else 22
     ssh_user = ask("SSH user on the PBX", None, "root") if ssh else None
     key = ask("SSH private key of the agent", None, str(file.parent / "ssh-key")) if ssh else None
-    answers = InitAnswers(site, host, port, user, secret_as, ssh or None, ssh_user, key)
+    answers = InitAnswers(
+        site, host, port, user, secret_as, ssh or None, ssh_port, ssh_user, key, state_dir
+    )
     secret = None
     secret_path = file.parent / "ami-secret"
     if not yes and not secret_path.exists():

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+STATE_DIR = "/var/lib/pbx-agent"
+SOCKET = "/run/pbx-agent/control.sock"  # the installed unit's RuntimeDirectory
 
 @dataclass(frozen=True, slots=True)
 class InitAnswers:
@@ -17,8 +19,10 @@ class InitAnswers:
     ami_user: str
     secret_as: str  # "credential" (systemd LoadCredential=) or "file"
     ssh_host: str | None = None
+    ssh_port: int = 22
     ssh_user: str | None = None
     ssh_key: str | None = None
+    state_dir: str = STATE_DIR
 
 
 def minimal_toml(answers: InitAnswers) -> str:
@@ -41,6 +45,12 @@ host = {q(answers.ami_host)}
 port = {answers.ami_port}
 username = {q(answers.ami_user)}
 {secret}
+
+[state]
+dir = {q(answers.state_dir)}
+
+[control]
+socket = {q(SOCKET if answers.state_dir == STATE_DIR else answers.state_dir + "/control.sock")}
 """
     if answers.ssh_host:
         text += f"""
@@ -51,6 +61,7 @@ source = "sftp"
 
 [backup.ssh]
 host = {q(answers.ssh_host)}
+port = {answers.ssh_port}
 username = {q(answers.ssh_user or "root")}
 key_file = {q(answers.ssh_key or "ssh-key")}
 """
