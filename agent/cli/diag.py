@@ -19,7 +19,7 @@ from agent.cli.common import (
     socket_from_config,
     socket_option,
 )
-from agent.control import request
+from agent.control_client import request
 from agent.errors import ControlError
 
 

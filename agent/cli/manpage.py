@@ -58,7 +58,7 @@ def _walk(group: click.Group, ctx: click.Context) -> Iterator[tuple[click.Contex
         command = group.get_command(ctx, name)
         if command is None or command.hidden:
             continue
-        sub = click.Context(command, info_name=name, parent=ctx)
+        sub = command.make_context(name, [], parent=ctx, resilient_parsing=True)
         if isinstance(command, click.Group):
             yield from _walk(command, sub)
         else:
@@ -66,7 +66,7 @@ def _walk(group: click.Group, ctx: click.Context) -> Iterator[tuple[click.Contex
 
 
 def render(cli: click.Group) -> str:
-    root = click.Context(cli, info_name="pbx-agent")
+    root = cli.make_context("pbx-agent", [], resilient_parsing=True)
     short = (cli.help or "").strip().splitlines()[0].rstrip(".")
     out = [
         f'.TH PBX\\-AGENT 1 "" "pbx-agent {escape(__version__)}" "User Commands"',
@@ -78,7 +78,7 @@ def render(cli: click.Group) -> str:
         ".SH DESCRIPTION",
         *_paragraphs(cli.help or ""),
         ".PP",
-        "Every command has \\fB\\-\\-help\\fR. Commands other than \\fBrun\\fR, "
+        "Every command has \\fB\\-h\\fR, \\fB\\-\\-help\\fR. Commands other than \\fBrun\\fR, "
         "\\fBconfig\\fR, \\fBusage verify\\fR, \\fBstate\\fR and \\fBsimulate\\fR ask the "
         "running daemon over its control socket and say so plainly when it is not running.",
         ".SH COMMANDS",
@@ -87,9 +87,10 @@ def render(cli: click.Group) -> str:
         usage = " ".join(command.collect_usage_pieces(ctx))
         out.append(f'.SS "{escape(ctx.command_path)} {escape(usage)}"')
         out += _paragraphs(command.help or "")
+        help_option = command.get_help_option(ctx)
         for param in command.get_params(ctx):
             record = param.get_help_record(ctx)
-            if record is None or param.name == "help":
+            if record is None or param is help_option:
                 continue
             out += [".TP", f"\\fB{escape(record[0])}\\fR", escape(record[1] or "")]
     for title, rows in (

@@ -12,7 +12,7 @@ from agent.cli.common import (
     config_option,
     fail,
 )
-from agent.control import request
+from agent.control_client import request
 from agent.errors import AgentError, ConfigError, ControlError, DaemonNotRunning
 
 

@@ -21,13 +21,13 @@ from agent.cli.common import (
     socket_from_config,
     socket_option,
 )
-from agent.control import request
+from agent.control_client import request
 from agent.errors import ControlError, DaemonNotRunning
 
 
 @click.command()
 @config_option
-@click.option("--socket", "socket_path", type=click.Path(path_type=Path), help="Control socket.")
+@socket_option
 @click.option("--endpoints", is_flag=True, help="Also list the PBX's endpoints.")
 @click.option(
     "--wait",
