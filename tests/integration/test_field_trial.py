@@ -109,6 +109,9 @@ async def test_5_licence_refresh_fails_when_the_server_is_unreachable(
         assert as_json.returncode == 1
         document = json.loads(as_json.stdout)  # one document, not the state and an error
         assert document["ok"] is False and document["result"]["state"] == "active"
+        status = await cli("status", "--config", str(config))
+        assert re.search(r"Licence    active: .* \(checked \d{4}-\d\d-\d\d [\d:]+ \(\d+ s ago\)\); "
+                         r"last check failed: .*connection refused", status.stdout), status.stdout
     finally:
         code, _, err = await asyncio.to_thread(stop_daemon, proc)
         server.stop()
