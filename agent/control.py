@@ -1,8 +1,19 @@
-"""The control socket: a unix stream socket speaking one JSON request and one JSON reply per
-connection, each a single line. The CLI uses it to ask the running daemon.
+"""The control socket: a unix stream socket speaking JSON lines, one request per connection.
+The CLI uses it to ask the running daemon.
 
-Request: ``{"command": "status", "args": {...}}``.
-Reply: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``.
+Request: ``{"command": "status", "args": {...}}``, optionally with ``"stream": true``.
+Reply: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "...", "kind": "..."}``
+(`kind` is ``config`` when the daemon's configuration does not allow what was asked, else
+``failed``).
+
+Long operations (backup, verify, restore) are *streamed* commands: each runs as an operation
+of its own (`agent.operations`) with a `Progress` its handler reports to. A request with
+``"stream": true`` gets ``{"operation": {"id": N, "command": ...}}``, then
+``{"progress": {...}}`` lines (on change, at most every `PROGRESS_INTERVAL` s, and at least
+every `HEARTBEAT` s so the client knows the daemon is there), then the final reply. A client
+that goes away leaves the operation running; ``follow`` (args ``id``) streams it again and
+``operations`` lists them. Without ``"stream"`` only the final reply is sent.
+
 The socket file is mode 0660, so members of the daemon's group may use it and nobody else.
 A request is bounded (size, nesting, numbers) before it is parsed, and its arguments are
 checked against what the command takes before the command runs; a bad request gets a one-line
@@ -13,10 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import os
-import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +34,24 @@ from typing import Any
 import structlog
 
 from agent import bounded_json
-from agent.errors import AgentError, ControlError, DaemonNotRunning
+from agent.control_client import MAX_REPLY, request
+from agent.errors import AgentError, ConfigError, ControlError
+from agent.operations import Operation, Operations
+from agent.progress import Progress
 from drivers.errors import DriverError
 
 log = structlog.get_logger(__name__)
 
 MAX_REQUEST = 64 * 1024
-MAX_REPLY = 16 * 1024 * 1024
 REQUEST_TIMEOUT = 5.0
 REQUEST_LIMITS = bounded_json.Limits(MAX_REQUEST, max_depth=4, max_number_chars=24)
+PROGRESS_INTERVAL = 0.5
+HEARTBEAT = 5.0
 
 ControlHandler = Callable[[Mapping[str, Any]], Awaitable[Any]]
+StreamedHandler = Callable[[Mapping[str, Any], Progress], Awaitable[Any]]
+
+__all__ = ["MAX_REPLY", "Arg", "BadRequest", "ControlServer", "request"]
 
 
 class BadRequest(ControlError):
@@ -66,28 +82,42 @@ class Arg:
             raise BadRequest(f"argument {name!r} must be true or false")
 
 
+BUILTIN_ARGS = {"follow": {"id": Arg(int, minimum=1, maximum=10**9, required=True)}}
+
+
 class ControlServer:
-    """Serves `handlers` (command name -> coroutine taking the request's args) on `path`;
-    `args` names the arguments each command takes (a command not listed takes none)."""
+    """Serves `handlers` (command name -> coroutine taking the request's args) and `streamed`
+    (the long operations: coroutines taking the args and a `Progress`) on `path`; `args`
+    names the arguments each command takes (a command not listed takes none)."""
 
     def __init__(
         self,
         path: Path,
         handlers: Mapping[str, ControlHandler],
         args: Mapping[str, Mapping[str, Arg]] | None = None,
+        streamed: Mapping[str, StreamedHandler] | None = None,
     ) -> None:
         self.path = path
         self._handlers = dict(handlers)
-        self._args = {name: dict(spec) for name, spec in (args or {}).items()}
+        self._streamed = dict(streamed or {})
+        self._args = {name: dict(spec) for name, spec in {**BUILTIN_ARGS, **(args or {})}.items()}
         self._server: asyncio.AbstractServer | None = None
+        self._inode: int | None = None  # of the socket file this server bound (and may remove)
+        self.operations = Operations()
+
+    async def check_free(self) -> None:
+        """Raise `ControlError` when another daemon answers on the socket (called first, so a
+        second daemon started by hand touches nothing of the running one)."""
+        if (self.path.exists() or self.path.is_symlink()) and await _answers(self.path):
+            raise ControlError(
+                f"{self.path}: another pbx-agent daemon is already running and listening on "
+                "this socket (systemctl status pbx-agent); this one stops and leaves it alone"
+            )
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self.check_free()
         if self.path.exists() or self.path.is_symlink():
-            if await _answers(self.path):
-                raise ControlError(
-                    f"{self.path}: another pbx-agent daemon is already listening on this socket"
-                )
             self.path.unlink()  # stale socket left by a daemon that was killed
         old_umask = os.umask(0o117)  # the socket is created 0660, never briefly wider
         try:
@@ -99,21 +129,24 @@ class ControlServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o660)
+        self._inode = os.stat(self.path).st_ino
 
     async def stop(self) -> None:
+        await self.operations.cancel_all()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        # Only the socket this server bound: never another daemon's (issue 16, defect 1).
+        with contextlib.suppress(OSError):
+            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
+                self.path.unlink()
+        self._inode = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            reply = await self._answer(reader)
-            writer.write(json.dumps(reply, default=str).encode() + b"\n")
-            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
+            await self._converse(reader, writer)
         except (OSError, TimeoutError) as exc:
             log.debug("control client went away", error=str(exc))
         finally:
@@ -121,33 +154,83 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
         except (ValueError, asyncio.LimitOverrunError):
-            return _refused(f"malformed request: longer than {MAX_REQUEST} bytes")
+            await _send(writer, _refused(f"malformed request: longer than {MAX_REQUEST} bytes"))
+            return
         try:
-            name, args = self._parse(line)
+            name, args, stream = self._parse(line)
         except BadRequest as exc:
             log.info("control request refused", reason=str(exc))
-            return _refused(str(exc))
+            await _send(writer, _refused(str(exc)))
+            return
+        if name == "follow":
+            op = self.operations.get(int(args["id"]))
+            if op is None:
+                await _send(writer, _refused(f"no operation {args['id']} (pbx-agent operations)"))
+                return
+            await self._follow(writer, op, stream)
+        elif name == "operations":
+            result = [op.to_json() for op in self.operations.all()]
+            await _send(writer, {"ok": True, "result": result})
+        elif name in self._streamed:
+            handler = self._streamed[name]
+            op = self.operations.start(name, lambda p: self._outcome(name, handler(args, p)))
+            await self._follow(writer, op, stream)
+        else:
+            await _send(writer, await self._outcome(name, self._handlers[name](args)))
+
+    async def _follow(self, writer: asyncio.StreamWriter, op: Operation, stream: bool) -> None:
+        """Stream `op`'s progress (when asked), then its final reply. A client that goes away
+        ends the streaming, never the operation."""
+        if stream:
+            await _send(writer, {"operation": {"id": op.id, "command": op.command}})
+        sent_version, last_sent = -1, 0.0
+        loop = asyncio.get_running_loop()
+        while not op.task.done():
+            await asyncio.wait({op.task}, timeout=PROGRESS_INTERVAL)
+            if not stream or op.task.done():
+                continue
+            now = loop.time()
+            if op.progress.version != sent_version or now - last_sent >= HEARTBEAT:
+                sent_version, last_sent = op.progress.version, now
+                await _send(writer, {"progress": op.progress.snapshot()})
+        if stream and op.progress.version != sent_version:  # where it ended
+            await _send(writer, {"progress": op.progress.snapshot()})
+        reply = op.reply or _refused("the daemon stopped before the operation ended")
+        await _send(writer, {**reply, "operation": op.id})
+
+    async def _outcome(self, name: str, work: Awaitable[Any]) -> dict[str, Any]:
+        """Run a command: its result, or a one-line refusal. A failure a technician can cause
+        (a bad id, a folder that is not empty, the PBX down) is logged in one line; only an
+        unexpected error is logged with its traceback."""
         try:
-            return {"ok": True, "result": await self._handlers[name](args)}
+            return {"ok": True, "result": await work}
+        except ConfigError as exc:
+            log.info("control command refused", command=name, error=str(exc))
+            return _refused(str(exc), "config")
         except (AgentError, DriverError) as exc:
-            log.warning("control command failed", command=name, error=str(exc))
+            log.info("control command failed", command=name, error=str(exc))
             return _refused(str(exc))
         except TimeoutError:
             log.warning("control command timed out", command=name)
             return _refused(f"{name}: timed out")
-        except Exception as exc:  # one catch-all: a failing command never stops the daemon
+        except OSError as exc:  # a file or folder the command was given or needs
+            where = f"{exc.filename}: " if exc.filename else ""
+            log.warning("control command failed", command=name, error=f"{where}{exc.strerror}")
+            return _refused(f"{name} failed: {where}{exc.strerror or exc}")
+        except Exception:  # one catch-all: a failing command never stops the daemon
             log.exception("control command failed", command=name)
             return _refused(
-                f"{name} failed: internal error ({type(exc).__name__}); the daemon's log "
-                "(journalctl -u pbx-agent) has the details"
+                f"{name} failed: internal error; the daemon's log (journalctl -u pbx-agent) "
+                "has the details"
             )
 
-    def _parse(self, line: bytes) -> tuple[str, dict[str, Any]]:
-        """The command's name and checked arguments, or `BadRequest`."""
+    def _parse(self, line: bytes) -> tuple[str, dict[str, Any], bool]:
+        """The command's name, checked arguments and whether the client follows progress, or
+        `BadRequest`."""
         if not line.endswith(b"\n"):
             raise BadRequest("malformed request: expected one JSON line ending in a newline")
         request = bounded_json.loads(line, REQUEST_LIMITS, "malformed request", BadRequest)
@@ -155,10 +238,14 @@ class ControlServer:
             raise BadRequest('malformed request: expected {"command": "...", "args": {...}}')
         name = request["command"]
         args = request.get("args", {})
-        if name not in self._handlers:
+        stream = request.get("stream", False)
+        known = name in self._handlers or name in self._streamed or name in BUILTIN_COMMANDS
+        if not known:
             raise BadRequest(f"unknown command {name[:64]!r}")
         if not isinstance(args, dict):
             raise BadRequest("malformed request: args must be an object")
+        if not isinstance(stream, bool):
+            raise BadRequest("malformed request: stream must be true or false")
         spec = self._args.get(name, {})
         for key, value in args.items():
             if key not in spec:
@@ -167,13 +254,21 @@ class ControlServer:
         missing = [key for key, arg in spec.items() if arg.required and key not in args]
         if missing:
             raise BadRequest(f"{name} needs the argument {missing[0]!r}")
-        return name, args
+        return name, args, stream
 
 
-def _refused(error: str) -> dict[str, Any]:
+BUILTIN_COMMANDS = ("follow", "operations")
+
+
+def _refused(error: str, kind: str = "failed") -> dict[str, Any]:
     """A refusal: one line, short."""
     lines = error.strip().splitlines() or ["refused"]
-    return {"ok": False, "error": lines[0][:500]}
+    return {"ok": False, "error": lines[0][:500], "kind": kind}
+
+
+async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+    writer.write(json.dumps(message, default=str).encode() + b"\n")
+    await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
 
 
 async def _answers(path: Path) -> bool:
@@ -183,60 +278,3 @@ async def _answers(path: Path) -> bool:
         return False
     writer.close()
     return True
-
-
-def request(
-    path: Path, command: str, args: Mapping[str, Any] | None = None, *, timeout: float = 10.0
-) -> Any:
-    """Blocking client used by the CLI: send one request, return the result or raise.
-
-    Raises `DaemonNotRunning` when nothing listens on `path`, `ControlError` otherwise.
-    """
-    payload = json.dumps({"command": command, "args": dict(args or {})}).encode() + b"\n"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(path))
-        except FileNotFoundError as exc:
-            raise DaemonNotRunning(f"the daemon is not running (no socket at {path})") from exc
-        except ConnectionRefusedError as exc:
-            raise DaemonNotRunning(
-                f"the daemon is not running (stale socket at {path}, nothing listens)"
-            ) from exc
-        except PermissionError as exc:
-            raise ControlError(
-                f"{path}: permission denied (run as the pbx-agent user or a member of its group)"
-            ) from exc
-        except OSError as exc:
-            if exc.errno == errno.ENOTSOCK:
-                raise ControlError(f"{path} is not a socket") from exc
-            raise ControlError(f"{path}: {exc.strerror}") from exc
-        try:
-            sock.sendall(payload)
-            data = _read_line(sock)
-        except TimeoutError as exc:
-            raise ControlError(f"the daemon did not answer within {timeout:g} s") from exc
-        except OSError as exc:
-            raise ControlError(f"control socket error: {exc}") from exc
-    try:
-        reply = json.loads(data)
-    except ValueError as exc:
-        raise ControlError("the daemon sent a malformed reply") from exc
-    if not isinstance(reply, dict) or not reply.get("ok"):
-        error = reply.get("error") if isinstance(reply, dict) else None
-        raise ControlError(str(error or "the daemon refused the request"))
-    return reply.get("result")
-
-
-def _read_line(sock: socket.socket) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-        if chunk.endswith(b"\n") or size > MAX_REPLY:
-            break
-    return b"".join(chunks)

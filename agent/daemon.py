@@ -17,17 +17,19 @@ from typing import Any
 import structlog
 
 from agent import __version__, restore_target
+from agent.backup import catalog
 from agent.backup.service import BackupService
 from agent.config import AgentConfig
 from agent.control import Arg, ControlServer
 from agent.counting.history import usage_reports
 from agent.counting.service import CountingService
-from agent.errors import LicenceError
+from agent.errors import ConfigError, LicenceError
 from agent.health.monitor import Finding, HealthMonitor
 from agent.licence.enforcement import Enforcement
 from agent.licence.features import feature_rows, summary
 from agent.licence.service import LicenceService
 from agent.pbx_poller import PbxPoller
+from agent.progress import Progress
 from agent.sdnotify import Notifier
 from agent.state import StateStore
 from agent.supervisor import Supervisor, TaskInfo
@@ -35,6 +37,7 @@ from agent.telemetry.service import Telemetry
 from agent.usage import keys
 from drivers.base import Driver
 from drivers.config_files import ConfigFiles, LocalConfigFiles, SftpConfigFiles
+from drivers.models import Capability
 from drivers.registry import driver_class
 from drivers.sftp_source import remote_disk_free
 
@@ -48,7 +51,7 @@ TASK_STABLE_AFTER = 60.0
 
 # The arguments each control command takes (anything else is refused before it runs).
 CONTROL_ARGS: dict[str, dict[str, Arg]] = {
-    "count": {"cached": Arg(bool)},
+    "count": {"cached": Arg(bool), "report": Arg(bool)},
     "usage-export": {"limit": Arg(int, maximum=1_000_000)},
     "backup-now": {"reason": Arg(str, maximum=200)},
     "backup-verify": {"id": Arg(str, maximum=100, required=True)},
@@ -80,6 +83,10 @@ class Daemon:
         self._notifier = Notifier()
 
     async def run(self) -> int:
+        control = ControlServer(
+            self.cfg.control.socket, self._handlers(), CONTROL_ARGS, self._streamed()
+        )
+        await control.check_free()  # before anything: a second daemon touches nothing
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
@@ -113,7 +120,6 @@ class Daemon:
             files = self._config_files()
             if files is not None:
                 driver.use_config_files(files)
-        control = ControlServer(self.cfg.control.socket, self._handlers(), CONTROL_ARGS)
         tasks = self._tasks = Supervisor(
             on_failure=self._task_health,
             on_stable=self._task_health,
@@ -271,11 +277,21 @@ class Daemon:
         return result | {"enforcement": summary(await self._features({}))}
 
     async def _features(self, _args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        switches = self._driver.feature_switches()
+        unavailable = None
+        if not self.cfg.licence.enabled:
+            unavailable = "nothing is switched: no licence server ([licence] enabled = false)"
+        elif self._driver.supports(Capability.FEATURES) and not switches:
+            unavailable = (
+                "cannot switch: no access to the PBX's config files (set [backup] "
+                'source = "local" on the PBX host, or a [backup.ssh] server)'
+            )
         return feature_rows(
             self._licence.evaluation,
-            self._driver.feature_switches(),
+            switches,
             self._enforcement.status,
             await self._enforcement.journal(),
+            unavailable,
         )
 
     def _config_files(self) -> ConfigFiles | None:
@@ -316,38 +332,54 @@ class Daemon:
             "inventory": self._inventory,
             "keys": self._keys,
             "usage-export": self._usage_export,
-            "backup-now": self._backup_now,
             "backup-list": self._backup_list,
-            "backup-verify": self._backup_verify,
-            "backup-restore": self._backup_restore,
-            "backup-restore-pbx": self._backup_restore_pbx,
             "events": self._events,
             "licence-status": self._licence_status,
             "licence-refresh": self._licence_refresh,
             "features": self._features,
         }
 
+    def _streamed(self) -> dict[str, Any]:
+        """The long operations: they report progress, and outlive a client that goes."""
+        return {
+            "backup-now": self._backup_now,
+            "backup-verify": self._backup_verify,
+            "backup-restore": self._backup_restore,
+            "backup-restore-pbx": self._backup_restore_pbx,
+        }
+
     def _pbx_version(self) -> str | None:
         good = self._poller.last_good
         return good.facts.version if good and good.facts else None
 
-    async def _backup_now(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    async def _backup_now(
+        self, args: Mapping[str, Any], progress: Progress | None = None
+    ) -> dict[str, Any]:
+        if not self.cfg.backup.enabled:  # refused: nothing recorded, no alarm raised
+            raise ConfigError(
+                f"backups are not configured on this site ([backup] enabled = false in "
+                f"{self.cfg.source}); see the Backups section of the README"
+            )
         self._backups.pbx_version = self._pbx_version()
-        return await self._backups.backup_now(str(args.get("reason", "on demand")))
+        reason = str(args.get("reason", "on demand"))
+        return await self._backups.backup_now(reason, progress)
 
     async def _backup_list(self, _args: Mapping[str, Any]) -> list[dict[str, Any]]:
         return await self._backups.list()
 
-    async def _backup_verify(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        return await self._backups.verify(str(args["id"]))
+    async def _backup_verify(self, args: Mapping[str, Any], progress: Progress) -> dict[str, Any]:
+        return await self._backups.verify(str(args["id"]), progress)
 
-    async def _backup_restore(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    async def _backup_restore(self, args: Mapping[str, Any], progress: Progress) -> dict[str, Any]:
         target, allowed = Path(str(args["to"])), self.cfg.state.dir / "restore"
         await asyncio.to_thread(restore_target.claim, target, str(args.get("token", "")), allowed)
-        return await self._backups.restore(str(args["id"]), target)
+        return await self._backups.restore(str(args["id"]), target, progress)
 
-    async def _backup_restore_pbx(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        return await self._backups.restore_to_pbx(str(args["id"]), bool(args.get("apply")))
+    async def _backup_restore_pbx(
+        self, args: Mapping[str, Any], progress: Progress
+    ) -> dict[str, Any]:
+        apply = bool(args.get("apply"))
+        return await self._backups.restore_to_pbx(str(args["id"]), apply, progress)
 
     def _counting_status(self) -> dict[str, Any] | None:
         last = self._counting.last
@@ -362,9 +394,10 @@ class Daemon:
         }
 
     async def _count(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """A count for a technician: nothing recorded or sent upstream unless `report`."""
         if args.get("cached") and self._counting.last is not None:
             return self._counting.last
-        return await self._counting.count_now()
+        return await self._counting.count_now(record=bool(args.get("report")))
 
     async def _inventory(self, _args: Mapping[str, Any]) -> dict[str, Any]:
         return await self._counting.inventory()
@@ -422,8 +455,25 @@ class Daemon:
             "telemetry": self._telemetry.status(),
             "health": self._health.states(),
             "licence": {
+                "enabled": self.cfg.licence.enabled,
                 "state": self._licence.state,
                 "reason": self._licence.evaluation.reason,
+                "last_checked": self._licence.status()["last_checked"],
+                "last_error": self._licence.last_error,
                 **summary(await self._features({})),
             },
+            "problems": await self._health.open_problems(),
+            "backup": await self._backup_status(),
+        }
+
+    async def _backup_status(self) -> dict[str, Any]:
+        """The newest backup and the newest good one, for `status`."""
+        rows = await self._store.call(catalog.rows)
+        keys = ("id", "status", "finished_at", "error", "files", "size")
+        last = rows[-1] if rows else None
+        good = next((r for r in reversed(rows) if r["status"] == "ok"), None)
+        return {
+            "enabled": self.cfg.backup.enabled,
+            "last": {k: last[k] for k in keys} if last else None,
+            "last_good": {k: good[k] for k in keys} if good else None,
         }

@@ -4,7 +4,8 @@
     ├── ConfigError        bad or missing configuration (exit code 2)
     ├── StateError         the SQLite state store failed
     ├── ControlError       talking to the daemon over the control socket failed
-    │   └── DaemonNotRunning
+    │   ├── DaemonNotRunning
+    │   └── CommandFailed  the daemon answered: the command was refused or failed
     ├── LicenceError       (issue 6)
     ├── TelemetryError     (issue 5)
     └── BackupError        (issue 4)
@@ -38,6 +39,15 @@ class ControlError(AgentError):
 
 class DaemonNotRunning(ControlError):
     """Nothing listens on the control socket: the daemon is not running."""
+
+
+class CommandFailed(ControlError):
+    """The daemon refused a command or the command failed; `kind` is ``config`` when the
+    daemon's configuration does not allow it (exit code 2), else ``failed``."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        self.kind = kind or "failed"
+        super().__init__(message)
 
 
 class LicenceError(AgentError):

@@ -100,7 +100,7 @@ def configure_logging(
         final = [
             _scrub_exc_info,
             _redactor,
-            structlog.dev.ConsoleRenderer(colors=out.isatty()),
+            structlog.dev.ConsoleRenderer(colors=out.isatty() and not os.environ.get("NO_COLOR")),
         ]
     formatter_class = JournalFormatter if is_journal(out) else structlog.stdlib.ProcessorFormatter
     handler = logging.StreamHandler(out)
@@ -113,9 +113,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # paramiko logs every SSH session at INFO and aiomqtt/paho ("mqtt") every packet at
-    # DEBUG; our own events say what was done, so keep only their warnings.
-    for chatty in ("paramiko", "mqtt"):
+    # paramiko logs every SSH session at INFO, aiomqtt/paho ("mqtt") every packet at DEBUG
+    # and APScheduler every job it adds and runs at INFO; our own events say what was done,
+    # so keep only their warnings.
+    for chatty in ("paramiko", "mqtt", "apscheduler"):
         logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))
     structlog.configure(
         processors=[

@@ -15,7 +15,7 @@ import structlog
 from agent.listeners import Listener, notify
 from agent.state import StateStore
 from drivers.base import Driver
-from drivers.errors import DriverError
+from drivers.errors import DriverAuthError, DriverError
 from drivers.models import Capability, EndpointSummary, PbxFacts, Registration
 
 log = structlog.get_logger(__name__)
@@ -32,6 +32,9 @@ class PollResult:
     endpoints: tuple[EndpointSummary, ...] = ()
     registrations: tuple[Registration, ...] = ()
     error: str | None = None
+    # Why it failed: "login_refused" (the PBX answered and refused our credentials),
+    # "unreachable" (no answer, a timeout, the connection lost) or "error" (anything else).
+    error_kind: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +42,7 @@ class PollResult:
             "ok": self.ok,
             "duration_ms": self.duration_ms,
             "error": self.error,
+            "error_kind": self.error_kind,
             "facts": asdict(self.facts) if self.facts else None,
             "endpoints": [asdict(e) for e in self.endpoints],
         }
@@ -89,6 +93,7 @@ class PbxPoller:
                 ok=False,
                 duration_ms=_ms_since(started),
                 error=_describe(exc, self._cycle_timeout),
+                error_kind=_kind(exc),
             )
             if not self._failing:
                 log.warning("PBX poll failed", error=result.error)
@@ -141,6 +146,17 @@ def _ms_since(started: float) -> int:
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
+    """What went wrong, in words (the driver's message names the PBX and the cause)."""
     if isinstance(exc, TimeoutError) and not isinstance(exc, DriverError):
         return f"poll did not finish within {timeout:g} s"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, DriverAuthError):
+        return f"the PBX refused the agent's login: {exc}"
+    return str(exc) or "the PBX connection failed"
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, DriverAuthError):
+        return "login_refused"
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return "unreachable"
+    return "error"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -22,6 +24,67 @@ def duration(seconds: float | None) -> str:
     return " ".join(parts)
 
 
+def size(nbytes: float | None) -> str:
+    """A byte count for people: 512 B, 12.3 kB, 4.1 MB, 1.2 GB (powers of 1000, as `ls -h
+    --si` and rich's columns)."""
+    if nbytes is None:
+        return "-"
+    value = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def duration_short(seconds: float | None) -> str:
+    """About how long, in the largest sensible unit: 45 s, 12 min, 3 h 5 min, 2 days."""
+    if seconds is None:
+        return "unknown"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 2 * 86400:
+        hours, minutes = divmod(s // 60, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{s // 86400} days"
+
+
+def when(
+    ts: str | datetime | None, *, now: datetime | None = None, relative: bool = True
+) -> str:
+    """A moment for people, in one format everywhere: local time to the second and how long
+    ago, e.g. ``2026-11-25 02:30:05 (12 min ago)``. Machine output (--json, logs) keeps ISO
+    8601 UTC."""
+    if ts is None or ts == "":
+        return "never"
+    try:
+        moment = ts if isinstance(ts, datetime) else datetime.fromisoformat(str(ts))
+    except ValueError:
+        return str(ts)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if not relative:
+        return local
+    ago = ((now or datetime.now(UTC)) - moment).total_seconds()
+    ago_text = f"{duration_short(ago)} ago" if ago >= 0 else f"in {duration_short(-ago)}"
+    return f"{local} ({ago_text})"
+
+
+def clip(text: str, width: int) -> str:
+    """`text` cut to `width` characters, with an ellipsis when something was cut (so a cut
+    firmware version is never read as a whole one)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def json_line(value: Any) -> str:
+    """One JSON Lines record (--jsonl)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [len(h) for h in headers]
     for row in rows:
@@ -33,7 +96,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
+def status(
+    result: Mapping[str, Any], *, endpoints: bool = False, now: datetime | None = None
+) -> str:
     d = result["daemon"]
     pbx = result["pbx"]
     lines = [
@@ -46,10 +111,10 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
     where = f"{pbx['driver']} at {pbx['address']}"
     if facts:
         name = f' "{facts["system_name"]}"' if facts.get("system_name") else ""
+        reload = when(facts["reload_time"], now=now) if facts.get("reload_time") else "unknown"
         lines.append(
             f"PBX        {where}: {facts['vendor'].capitalize()} {facts['version']}{name}, "
-            f"up {duration(facts.get('uptime_seconds'))}, "
-            f"last reload {facts.get('reload_time') or 'unknown'}"
+            f"up {duration(facts.get('uptime_seconds'))}, last reload {reload}"
         )
     else:
         lines.append(f"PBX        {where}: not reached yet")
@@ -57,17 +122,21 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
         lines.append("Last poll  none yet")
     elif last["ok"]:
         lines.append(
-            f"Last poll  ok at {last['finished_at']} ({last['duration_ms']} ms), "
+            f"Last poll  ok {when(last['finished_at'], now=now)}, {last['duration_ms']} ms, "
             f"{len(last['endpoints'])} endpoints"
         )
     else:
-        lines.append(f"Last poll  FAILED at {last['finished_at']}: {last['error']}")
+        lines.append(f"Last poll  FAILED {when(last['finished_at'], now=now)}: {last['error']}")
     counted = result.get("counting")
     if counted:
         lines.append(
-            f"Users      {counted['billable']} billable (counted {counted['at']}), "
-            f"{counted['stale']} stale, {counted['warnings']} warnings"
+            f"Users      {counted['billable']} billable, {counted['stale']} stale, "
+            f"{counted['warnings']} warnings; counted {when(counted['at'], now=now)}"
         )
+    if "backup" in result:
+        lines.append(f"Backups    {backup_line(result['backup'], now=now)}")
+    if "licence" in result:
+        lines.append(f"Licence    {licence_line(result['licence'], now=now)}")
     telemetry = result.get("telemetry") or {}
     if telemetry.get("enabled"):
         link = (
@@ -90,15 +159,56 @@ def status(result: Mapping[str, Any], *, endpoints: bool = False) -> str:
                 f"Features   {len(wanted_off)} wanted off ({licence['state']}); "
                 + (f"NOT switched: {', '.join(wrong)}" if wrong else "all switched")
             )
-    problems = sorted(k for k, v in (result.get("health") or {}).items() if v == "problem")
-    if "health" in result:
-        lines.append(
-            f"Health     {'problems: ' + ', '.join(problems) if problems else 'no problem'}"
-        )
+    if "problems" in result:
+        lines += problem_lines(result["problems"], now=now)
     if endpoints and good:
         lines.append("")
         lines.append(endpoint_table(good["endpoints"]))
     return "\n".join(lines)
+
+
+def backup_line(backup: Mapping[str, Any], *, now: datetime | None = None) -> str:
+    """The newest backup, and the newest good one when the newest failed."""
+    last, good = backup.get("last"), backup.get("last_good")
+    off = "" if backup.get("enabled") else "scheduled backups off; "
+    if last is None:
+        return "off ([backup] enabled = false)" if off else "none yet"
+    if last["status"] == "ok":
+        return (
+            f"{off}last {last['id']} ok {when(last['finished_at'], now=now)}, "
+            f"{last['files']} files, {size(last['size'])}"
+        )
+    text = f"{off}last {last['id']} FAILED {when(last['finished_at'], now=now)}: {last['error']}"
+    if good is not None:
+        text += f"; last good {when(good['finished_at'], now=now)}"
+    return text
+
+
+def licence_line(licence: Mapping[str, Any], *, now: datetime | None = None) -> str:
+    if not licence.get("enabled", True):
+        return "no licence server configured (nothing is switched)"
+    text = f"{licence['state']}: {licence['reason']}"
+    if licence.get("last_checked"):
+        text += f" (checked {when(licence['last_checked'], now=now)})"
+    if licence.get("last_error"):
+        text += f"; last check failed: {licence['last_error']}"
+    return text
+
+
+def problem_lines(
+    problems: Sequence[Mapping[str, Any]], *, now: datetime | None = None
+) -> list[str]:
+    """Open health problems, oldest first: severity, check, since when, what."""
+    if not problems:
+        return ["Health     no open problem"]
+    lines = [f"Health     {len(problems)} open problem{'s' if len(problems) > 1 else ''}:"]
+    for p in problems:
+        severity = str(p.get("severity") or "warning").upper()
+        lines.append(
+            f"  {severity:<8} {p['key']} since {when(p['since'], now=now)}: "
+            f"{p.get('summary') or ''}".rstrip()
+        )
+    return lines
 
 
 def tasks(states: Mapping[str, Mapping[str, Any]]) -> str:
@@ -172,13 +282,13 @@ def backup_list(rows: Sequence[Mapping[str, Any]]) -> str:
                 r["id"],
                 r["status"],
                 str(r["files"] or "-"),
-                str(r["size"] or "-"),
+                size(r["size"]) if r["size"] else "-",
                 {1: "changed", 0: "unchanged"}.get(r["changed"], "-"),
                 label,
-                (r["error"] or "")[:60],
+                clip(r["error"] or "", 60),
             ]
         )
-    headers = ["ID", "STATUS", "FILES", "BYTES", "CONTENT", "OFFSITE", "ERROR"]
+    headers = ["ID", "STATUS", "FILES", "SIZE", "CONTENT", "OFFSITE", "ERROR"]
     lines = [table(headers, table_rows)]
     lines += [f"off-site {label}: {detail}" for label, detail in reasons]
     return "\n".join(lines)
@@ -190,7 +300,7 @@ def event_line(event: Mapping[str, Any]) -> str:
     if event.get("subject"):
         check = f"{check}/{event['subject']}"
     return (
-        f"{event.get('ts', '?')}  {event.get('severity', '?'):<8} "
+        f"{when(event.get('ts'), relative=False)}  {event.get('severity', '?'):<8} "
         f"{event.get('kind', '?'):<8} {check}: {event.get('summary', '')}"
     )
 
@@ -202,7 +312,7 @@ def licence(result: Mapping[str, Any]) -> str:
     if token:
         lines.append(
             f"Token      serial {token['serial']}, subscription {token['subscription_id']}, "
-            f"expires {token['expires_at']}, max {token['max_users']} users"
+            f"expires {when(token['expires_at'])}, max {token['max_users']} users"
         )
     if result.get("last_error"):
         lines.append(f"Server     last check failed: {result['last_error']}")
@@ -242,7 +352,7 @@ def inventory(inv: Mapping[str, Any]) -> str:
     rows = []
     for e in inv["endpoints"]:
         contacts = [c for aor in e["aors"] for c in by_aor.get(aor, [])]
-        agents = "; ".join(c["user_agent"][:30] or c["uri"][:30] for c in contacts) or "-"
+        agents = "; ".join(clip(c["user_agent"] or c["uri"], 40) for c in contacts) or "-"
         cid = e["callerid_number"] or "-"
         rows.append([e["name"], e["technology"], cid, ",".join(e["aors"]) or "-", agents])
     lines = [table(["ENDPOINT", "TECH", "CID", "AORS", "DEVICES"], rows), ""]

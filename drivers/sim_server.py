@@ -99,13 +99,13 @@ async def serve_until_signal(
     simulator: SimServer, ready: Callable[[int], None] | None = None
 ) -> None:
     """Start `simulator`, report its port to `ready`, serve until SIGTERM/SIGINT, stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before `ready`: a stop right after is clean
+        loop.add_signal_handler(sig, stop.set)
     await simulator.start()
     if ready is not None:
         ready(simulator.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

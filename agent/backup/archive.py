@@ -42,6 +42,7 @@ from agent.backup.members import BackupFolder
 from agent.backup.stages import CHUNK as CHUNK  # restore reads in the same pieces
 from agent.backup.stages import FileSink, Hasher, PullReader
 from agent.errors import BackupError
+from agent.progress import ProgressCallback
 from drivers.backup_source import BackupSource
 from drivers.errors import DriverError
 
@@ -81,6 +82,7 @@ def _tar_stream(
     meta: dict[str, Any],
     summary: dict[str, Any],
     folders: Iterable[BackupFolder] = (),
+    progress: ProgressCallback | None = None,
 ) -> Iterator[bytes]:
     """The uncompressed tar, piece by piece: the folders' headers, then each file's header,
     content and padding, then the manifest and the end of the archive. Each file is hashed as
@@ -112,6 +114,8 @@ def _tar_stream(
                         raise BackupError(f"{item.path} changed while it was read: try again")
                     update(data)
                     remaining -= len(data)
+                    if progress is not None:
+                        progress(0, len(data))
                     yield data
             yield tarstream.padding(item.size)
             offset += len(header) + item.size + -item.size % tarstream.BLOCK
@@ -123,6 +127,8 @@ def _tar_stream(
             content.update(f"{item.path}\0{item.mode:o}\0{sha}\n".encode())
             count += 1
             entries += 1
+            if progress is not None:
+                progress(1, 0)
             taken.add(item.path.partition("/")[0])
         head = {"schema": MANIFEST_SCHEMA, "created_at": datetime.now(UTC).isoformat(), **meta}
         opening = (json.dumps(head, sort_keys=True)[:-1] + ', "files": [').encode()
@@ -184,9 +190,11 @@ def write_archive(
     recipients: list[str],
     meta: dict[str, Any],
     folders: Iterable[BackupFolder] = (),
+    progress: ProgressCallback | None = None,
 ) -> ArchiveResult:
     """Write `store/name` atomically; on any failure no file by that name exists and the
-    temp file is gone. Blocking: run it in a worker thread."""
+    temp file is gone. Blocking: run it in a worker thread. `progress` is told each file
+    and the bytes read."""
     try:
         keys = [pyrage.x25519.Recipient.from_str(r) for r in recipients]
     except Exception as exc:  # pyrage raises its own RecipientError
@@ -199,7 +207,8 @@ def write_archive(
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb", buffering=0) as raw_out:
-            plain = PullReader(_compressed(_batches(_tar_stream(source, meta, manifest, folders))))
+            tar = _tar_stream(source, meta, manifest, folders, progress)
+            plain = PullReader(_compressed(_batches(tar)))
             out = FileSink(raw_out)
             try:
                 pyrage.encrypt_io(plain.buffered, out, keys)

@@ -18,6 +18,7 @@ from typing import Any
 import paramiko
 
 from agent.backup.archive import sha256_file
+from agent.progress import ProgressCallback
 from drivers.sftp_target import SftpTarget, upload_tree
 
 PARTIAL_SUFFIX = ".pbx-agent-partial"  # drivers.sftp_target's temp name for a file it writes
@@ -55,11 +56,13 @@ def _diff(relative: str, pbx: bytes, backup: bytes) -> str | None:
     return "\n".join(lines)
 
 
-def plan(target: SftpTarget, tree: Path) -> PushPlan:
+def plan(target: SftpTarget, tree: Path, progress: ProgressCallback | None = None) -> PushPlan:
     result = PushPlan()
     ours = local_files(tree)
     theirs = {f.path for f in target.files()}
     for relative in ours:
+        if progress is not None:
+            progress(1, 0)
         if relative not in theirs:
             result.added.append(relative)
             continue
@@ -89,9 +92,12 @@ def remove_partials(target: SftpTarget) -> list[str]:
     return removed
 
 
-def push(target: SftpTarget, tree: Path, apply: bool) -> PushPlan:
-    """The plan; with `apply`, the added and changed files are written to the PBX too."""
-    result = plan(target, tree)
+def push(
+    target: SftpTarget, tree: Path, apply: bool, progress: ProgressCallback | None = None
+) -> PushPlan:
+    """The plan; with `apply`, the added and changed files are written to the PBX too.
+    `progress` is told each file compared."""
+    result = plan(target, tree, progress)
     if apply:
         upload_tree(target, tree, result.added + result.changed)
     return result

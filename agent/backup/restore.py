@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from agent import bounded_json
 from agent.backup import decrypt
@@ -38,6 +38,7 @@ from agent.backup.members import (
 from agent.backup.staging import BESIDE_PREFIX, Staging
 from agent.backup.tarread import TarReader
 from agent.errors import BackupError
+from agent.progress import CountingReader, ProgressCallback
 
 _SHA256_CHARS = frozenset("0123456789abcdef")
 
@@ -72,20 +73,27 @@ def extract(
     sha256: str | None = None,
     size: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    progress: ProgressCallback | None = None,
 ) -> Contents:
     """Restore `archive` into `tree`, an empty private folder (the caller removes it), after
-    checking it against the catalog's `sha256` and `size`; with no tree, only check it."""
-    with _opened(archive, identities, sha256, size) as (handle, keys):
-        return _read(handle, keys, archive.name, limits, tree)
+    checking it against the catalog's `sha256` and `size`; with no tree, only check it.
+    `progress` is told the ciphertext's bytes as they are decrypted, and each file."""
+    with _opened(archive, identities, sha256, size, progress) as (handle, keys):
+        return _read(handle, keys, archive.name, limits, tree, progress)
 
 
 @contextlib.contextmanager
 def _opened(
-    archive: Path, identities: list[str], sha256: str | None, size: int | None
+    archive: Path,
+    identities: list[str],
+    sha256: str | None,
+    size: int | None,
+    progress: ProgressCallback | None,
 ) -> Iterator[tuple[BinaryIO, list[Any]]]:
     keys = decrypt.identities(identities)
     with decrypt.open_checked(archive, sha256, size) as handle:
-        yield handle, keys
+        counted = handle if progress is None else CountingReader(handle, progress)
+        yield cast(BinaryIO, counted), keys
 
 
 def restore(
@@ -97,6 +105,7 @@ def restore(
     size: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
     staging: Staging | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Contents:
     """Restore `archive` into `target` (missing, or an empty folder): built beside it (recorded
     in `staging` so that a crash leaves nothing after the next start) and renamed into place
@@ -109,11 +118,11 @@ def restore(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BackupError(f"cannot create {target.parent}: {exc.strerror}") from exc
-    with _opened(archive, identities, sha256, size) as (handle, keys):
+    with _opened(archive, identities, sha256, size, progress) as (handle, keys):
         place = staging.beside(target) if staging else _beside(target)
         try:
             with place as tree:
-                contents = _read(handle, keys, archive.name, limits, tree)
+                contents = _read(handle, keys, archive.name, limits, tree, progress)
                 try:
                     os.replace(tree, target)  # onto a missing or empty folder: one step
                 except OSError as exc:
@@ -134,10 +143,15 @@ def _beside(target: Path) -> Iterator[Path]:
 
 
 def _read(
-    handle: BinaryIO, keys: list[Any], name: str, limits: Limits, tree: Path | None
+    handle: BinaryIO,
+    keys: list[Any],
+    name: str,
+    limits: Limits,
+    tree: Path | None,
+    progress: ProgressCallback | None = None,
 ) -> Contents:
     with decrypt.plaintext_tar(handle, keys, name) as (stream, plain):
-        found = _members(TarReader(stream), limits, tree)
+        found = _members(TarReader(stream), limits, tree, progress)
         plain.finish()  # authenticated to the last byte: only now is any of it trusted
     if found.manifest is None:
         raise BackupError("refused: the archive has no manifest: not a pbx-agent backup")
@@ -147,7 +161,9 @@ def _read(
     return Contents(manifest, len(found.files), len(found.folders))
 
 
-def _members(reader: TarReader, limits: Limits, tree: Path | None) -> _Found:
+def _members(
+    reader: TarReader, limits: Limits, tree: Path | None, progress: ProgressCallback | None
+) -> _Found:
     found = _Found({}, {})
     tally = Tally(limits)
     made: set[str] = set()  # folders made in `tree`
@@ -188,6 +204,8 @@ def _members(reader: TarReader, limits: Limits, tree: Path | None) -> _Found:
             continue
         digest, content = _take(reader, tree, path, member.mode, made, keep=candidate)
         found.files[path] = (digest, member.size, member.mode)
+        if progress is not None:
+            progress(1, 0)
         if candidate:
             legacy, legacy_kept = content, True
     if namesakes and (found.manifest is not None or last != MANIFEST):

@@ -41,6 +41,7 @@ from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config.schema import AgentConfig, BackupSshConfig
 from agent.errors import BackupError
 from agent.listeners import Listener, notify
+from agent.progress import Progress
 from agent.state import StateStore
 from agent.telemetry.service import Telemetry
 from drivers.backup_source import BackupSource, LocalSource
@@ -86,6 +87,7 @@ class BackupService:
         self.staging = Staging(cfg.state.dir / "staging")
         self.limits = Limits.of(cfg.backup.limits)
         self._lock = asyncio.Lock()  # one backup or off-site sync at a time
+        self._last_read: int | None = None  # bytes the last good backup read (progress ETA)
         self._backups_wanted = 0  # backups running or waiting for the lock
         backup = cfg.backup
         self.directory = backup.store or cfg.state.dir / "backups"
@@ -269,7 +271,7 @@ class BackupService:
             raise BackupError('this needs backup.source = "sftp" and a [backup.ssh] server')
         return pbx_ssh_settings(self._cfg)
 
-    def _write(self, backup_id: str) -> dict[str, Any]:
+    def _write(self, backup_id: str, progress: Progress) -> dict[str, Any]:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
         meta = {
             "driver": self._cfg.pbx.driver,
@@ -289,8 +291,11 @@ class BackupService:
                 list(self._cfg.backup.recipients),
                 meta,
                 guarded.folders(),
+                progress.advance,
             )
         if self._cfg.backup.identity_file is not None:
+            self._last_read = progress.snapshot()["bytes"]
+            progress.phase("reading the new archive back", files=result.files, nbytes=result.size)
             try:  # read back completely, in memory: nothing decrypted touches the disk
                 verify(
                     result.path,
@@ -298,6 +303,7 @@ class BackupService:
                     sha256=result.sha256,
                     size=result.size,
                     limits=self.limits,
+                    progress=progress.advance,
                 )
             except BackupError as exc:
                 result.path.unlink(missing_ok=True)
@@ -310,15 +316,18 @@ class BackupService:
             "content_sha256": result.content_sha256,
         }
 
-    async def backup_now(self, reason: str = "on demand") -> dict[str, Any]:
+    async def backup_now(
+        self, reason: str = "on demand", progress: Progress | None = None
+    ) -> dict[str, Any]:
         """One backup; a request made while another runs waits for it (never overlaps)."""
         self._backups_wanted += 1
         try:
-            return await self._backup(reason)
+            return await self._backup(reason, progress or Progress())
         finally:
             self._backups_wanted -= 1
 
-    async def _backup(self, reason: str) -> dict[str, Any]:
+    async def _backup(self, reason: str, progress: Progress) -> dict[str, Any]:
+        progress.phase("waiting for another backup")
         async with self._lock:
             started = self._clock.now()
             backup_id = started.strftime("%Y%m%dT%H%M%S%fZ")
@@ -327,8 +336,15 @@ class BackupService:
                 "started_at": started.isoformat(),
                 "reason": reason,
             }
+            rows = await self._store.call(catalog.rows)
+            last = next((r["files"] for r in reversed(rows) if r["status"] == "ok"), None)
+            progress.phase(
+                "reading the PBX's files", files=last, nbytes=self._last_read, estimated=True
+            )
             try:
-                row |= await asyncio.to_thread(self._write, backup_id)
+                row |= await asyncio.to_thread(self._write, backup_id, progress)
+                if self._cfg.backup.identity_file is None:
+                    self._last_read = progress.snapshot()["bytes"]
                 previous = await self._store.call(catalog.last_content)
                 row |= {"status": "ok", "changed": int(previous != row["content_sha256"])}
             except (BackupError, DriverError, OSError) as exc:
@@ -345,6 +361,8 @@ class BackupService:
                     changed=bool(row["changed"]),
                 )
                 await self.apply_retention()
+                if self._cfg.backup.offsite is not None:
+                    progress.phase("copying off-site")
                 report = await self._sync_offsite()
                 row["offsite"] = report.statuses.get(backup_id)
             await self._report(row)
@@ -438,24 +456,31 @@ class BackupService:
         before anything is decrypted) and the limits."""
         return {"sha256": row["sha256"], "size": row["size"], "limits": self.limits}
 
-    async def verify(self, backup_id: str) -> dict[str, Any]:
+    async def verify(self, backup_id: str, progress: Progress | None = None) -> dict[str, Any]:
+        progress = progress or Progress()
         row = await self._row(backup_id)
         path = self.directory / row["file"]
         result = {"id": backup_id, "ciphertext": "ok", "files": "not checked (no identity_file)"}
         if self._cfg.backup.identity_file is None:
+            progress.phase("checking the SHA-256", nbytes=row["size"])
             handle = await asyncio.to_thread(open_checked, path, row["sha256"], row["size"])
             handle.close()
             return result
         keys = _identities(self._cfg)
+        progress.phase("checking every file", **_totals(row))
         contents = await asyncio.to_thread(
-            functools.partial(verify, path, keys, **self._checked(row))
+            functools.partial(verify, path, keys, progress=progress.advance, **self._checked(row))
         )
         result["files"] = f"{contents.files} files match their SHA-256"
         return result
 
-    async def restore(self, backup_id: str, target: Path) -> dict[str, Any]:
+    async def restore(
+        self, backup_id: str, target: Path, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        progress = progress or Progress()
         row = await self._row(backup_id)
         keys = _identities(self._cfg)
+        progress.phase("restoring", **_totals(row))
         contents = await asyncio.to_thread(
             functools.partial(
                 restore,
@@ -463,14 +488,18 @@ class BackupService:
                 keys,
                 target,
                 staging=self.staging,
+                progress=progress.advance,
                 **self._checked(row),
             )
         )
         return {"id": backup_id, "to": str(target), "files": contents.files}
 
-    async def restore_to_pbx(self, backup_id: str, apply: bool) -> dict[str, Any]:
+    async def restore_to_pbx(
+        self, backup_id: str, apply: bool, progress: Progress | None = None
+    ) -> dict[str, Any]:
         """Compare a backup with the PBX's files over SFTP; with `apply`, write the added and
         changed ones (files only on the PBX are kept). The plan is returned either way."""
+        progress = progress or Progress()
         row = await self._row(backup_id)
         keys = _identities(self._cfg)
         settings = self.ssh_settings()
@@ -479,10 +508,19 @@ class BackupService:
             with self.staging.scratch(PUSH) as scratch:
                 tree = scratch / "tree"
                 tree.mkdir(mode=0o700)
-                extract(self.directory / row["file"], keys, tree, **self._checked(row))
+                progress.phase("decrypting", **_totals(row))
+                extract(
+                    self.directory / row["file"],
+                    keys,
+                    tree,
+                    progress=progress.advance,
+                    **self._checked(row),
+                )
+                what = "writing to the PBX" if apply else "comparing with the PBX"
+                progress.phase(what, files=row["files"])
                 with SftpTarget(settings) as target:
                     remove_partials(target)  # what an interrupted push left on the PBX
-                    return push(target, tree, apply)
+                    return push(target, tree, apply, progress.advance)
 
         async with self._lock:
             try:
@@ -535,6 +573,11 @@ def _sftp_settings(
         timeout=ssh.timeout,
         **more,
     )
+
+
+def _totals(row: dict[str, Any]) -> dict[str, Any]:
+    """A backup's totals for progress: its files, and the archive's bytes (decrypted)."""
+    return {"files": row["files"], "nbytes": row["size"]}
 
 
 def _identities(cfg: AgentConfig) -> list[str]:

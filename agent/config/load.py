@@ -21,6 +21,7 @@ from agent.config.secrets import (
     read_secret_file,
 )
 from agent.errors import ConfigError
+from agent.tomlfile import read_toml_text
 from drivers.base import Driver
 from drivers.registry import available
 from drivers.settings import DriverSettings
@@ -58,8 +59,7 @@ def load_config(
     for `diag` run by an account that may not read them)."""
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_toml_text(path))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found", file=str(path)) from exc
     except OSError as exc:

@@ -61,8 +61,9 @@ class CountingService:
         await self._driver.connect()
         return asdict(await self._driver.inventory())
 
-    async def count_now(self) -> dict[str, Any]:
-        """Count, store, sign; return the report with the usage envelope."""
+    async def count_now(self, *, record: bool = True) -> dict[str, Any]:
+        """Count, store, sign; return the report with the usage envelope. Without `record`
+        (a technician's count) nothing is stored, signed or sent: `usage` is None."""
         async with self._lock:
             try:
                 await self._driver.connect()
@@ -81,6 +82,8 @@ class CountingService:
             report = count_inventory(
                 inventory, self._cfg.counting, seen, site_id=self._cfg.site_id, now=now
             )
+            if not record:
+                return {"report": report.to_json(), "usage": None}
             changes = await self._store.call(history.record_count, report, now)
             envelope = await self._sign(report.to_json(), changes, now)
             log.info(

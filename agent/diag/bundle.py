@@ -55,18 +55,18 @@ def redactor_for(config_path: Path, known: Iterable[str] = ()) -> Redactor:
     redactor = Redactor()
     redactor.add(known)
     try:
-        text = config_path.read_text()
+        text = config_path.read_text(errors="replace")
     except OSError:
         return redactor
     for path in _secret_files(text, config_path.resolve().parent):
         try:
-            redactor.add([path.read_text().strip()])
+            redactor.add([path.read_text(errors="replace").strip()])
         except OSError:
             continue
     credentials = config_path.resolve().parent  # where LoadCredential= sources live
     for name in re.findall(r'_credential\s*=\s*"([^"]+)"', text):
         try:
-            redactor.add([(credentials / name).read_text().strip()])
+            redactor.add([(credentials / name).read_text(errors="replace").strip()])
         except OSError:
             continue
     return redactor
@@ -111,7 +111,7 @@ def write_bundle(
     """Write the bundle; the names of its files."""
     redactor = redactor_for(config_path, known_secrets)
     try:
-        config_text = config_path.read_text()
+        config_text = config_path.read_text(errors="replace")  # a Latin-1 comment, say
     except OSError as exc:
         config_text = f"# cannot read {config_path}: {exc}\n"
     files: dict[str, str] = {

@@ -18,6 +18,7 @@ import pwd
 import shutil
 import stat
 import time
+import tomllib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ AS_ROOT = "run pbx-agent diag as root to check it too"
 @dataclass(frozen=True, slots=True)
 class Check:
     name: str
-    status: str  # PASS | WARN | FAIL
+    status: str  # PASS | WARN | FAIL | SKIP (not configured on this site: nothing to check)
     value: str
     hint: str = ""
 
@@ -49,6 +50,10 @@ class Check:
 
 def _pass(name: str, value: str) -> Check:
     return Check(name, "PASS", value)
+
+
+def _skip(name: str, value: str) -> Check:
+    return Check(name, "SKIP", value)
 
 
 def _warn(name: str, value: str, hint: str) -> Check:
@@ -179,7 +184,7 @@ async def _ssh(cfg: AgentConfig) -> list[Check]:
 
     ssh = cfg.backup.ssh
     if ssh is None:
-        return [_pass("pbx-ssh", "not configured (no [backup.ssh])")]
+        return [_skip("pbx-ssh", "not configured (no [backup.ssh])")]
     settings = pbx_ssh_settings(cfg)
     where = f"{ssh.username}@{ssh.host}:{ssh.port}"
     try:
@@ -214,9 +219,9 @@ def _archive(cfg: AgentConfig) -> list[Check]:
 
     offsite = cfg.backup.offsite
     if offsite is None:
-        return [_pass("archive-host", "not configured (no [backup.offsite])")]
+        return [_skip("archive-host", "not configured (no [backup.offsite])")]
     if not offsite.enabled:
-        return [_pass("archive-host", "off ([backup.offsite] enabled = false)")]
+        return [_skip("archive-host", "off ([backup.offsite] enabled = false)")]
     settings = archive_settings(cfg)
     where = f"{settings.username}@{settings.host}:{settings.port}"
     host = ArchiveHost(settings)
@@ -291,7 +296,7 @@ async def _broker(cfg: AgentConfig) -> list[Check]:
 
     mqtt = cfg.mqtt
     if not mqtt.enabled:
-        return [_pass("mqtt-broker", "not configured ([mqtt] enabled = false)")]
+        return [_skip("mqtt-broker", "not configured ([mqtt] enabled = false)")]
     where = f"{mqtt.host}:{mqtt.effective_port}"
     if mqtt.password_file is not None and mqtt.password is None:
         return [_warn("mqtt-broker", f"{where}: not checked: its password was not read", AS_ROOT)]
@@ -329,7 +334,7 @@ async def _licence(cfg: AgentConfig) -> list[Check]:
 
     lic = cfg.licence
     if not lic.enabled:
-        return [_pass("licence", "not configured ([licence] enabled = false)")]
+        return [_skip("licence", "not configured ([licence] enabled = false)")]
     try:
         answer = await asyncio.to_thread(
             fetch, lic.url, cfg.site_id, timeout=TIMEOUT, ca_file=lic.ca_file
@@ -371,7 +376,7 @@ def _certificates(cfg: AgentConfig) -> list[Check]:
 
     tls = cfg.mqtt.tls
     if not cfg.mqtt.enabled or tls is None:
-        return [_pass("certificates", "no TLS certificates configured")]
+        return [_skip("certificates", "no TLS certificates configured")]
     checks = []
     now = dt.datetime.now(dt.UTC)
     for label, path in (("CA", tls.ca_file), ("client", tls.cert_file)):
@@ -414,7 +419,7 @@ def _permissions(path: Path, cfg: AgentConfig | None) -> list[Check]:
     problems = []
     if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o002:
         problems.append(f"{path} is writable by everyone (chmod o-w)")
-    secrets = []
+    secrets = [] if cfg is not None else _secret_files_named(path)
     if cfg is not None:
         secrets = [p for p in (cfg.pbx.settings.secret_file, cfg.mqtt.password_file) if p]
         if cfg.mqtt.tls and cfg.mqtt.tls.key_file:
@@ -429,7 +434,9 @@ def _permissions(path: Path, cfg: AgentConfig | None) -> list[Check]:
             problems.append(f"{secret} is readable by others (chmod 600)")
     if problems:
         return [_fail("permissions", "; ".join(problems), "tighten the modes named")]
-    if cfg is not None and cfg.state.dir.exists():
+    if cfg is None:  # the state folder is only known from a config that loads
+        return [_pass("permissions", "config and the secret files it names are private")]
+    if cfg.state.dir.exists():
         hidden = _hidden_from_service(cfg)
         if hidden:
             return [_fail("permissions", "; ".join(hidden), "give the files named to the service")]
@@ -468,6 +475,34 @@ def _hidden_from_service(cfg: AgentConfig) -> list[str]:
     return hidden
 
 
+def _secret_files_named(path: Path) -> list[Path]:
+    """The secret files a config names, read from its TOML alone: a config that does not load
+    (a secret file with a wide mode, say) still has its secrets' modes checked."""
+    from agent.tomlfile import read_toml_text
+
+    try:
+        data = tomllib.loads(read_toml_text(path))
+    except (AgentError, OSError, tomllib.TOMLDecodeError, RecursionError):
+        return []
+    found: list[Path] = []
+
+    def named(table: Any, *keys: str) -> None:
+        for key in keys[:-1]:
+            table = table.get(key) if isinstance(table, dict) else None
+        value = table.get(keys[-1]) if isinstance(table, dict) else None
+        if isinstance(value, str):
+            candidate = Path(value).expanduser()
+            found.append(candidate if candidate.is_absolute() else path.parent / candidate)
+
+    pbx = data.get("pbx")
+    for table in pbx.values() if isinstance(pbx, dict) else ():
+        named(table, "secret_file")
+    named(data, "mqtt", "password_file")
+    named(data, "mqtt", "tls", "key_file")
+    named(data, "backup", "identity_file")
+    return found
+
+
 async def _daemon(cfg: AgentConfig, socket: Path | None) -> list[Check]:
     from agent.control import request
     from agent.errors import ControlError
@@ -488,7 +523,23 @@ async def _daemon(cfg: AgentConfig, socket: Path | None) -> list[Check]:
     checks = [_pass("daemon", value)]
     if depth > cfg.health.outbox_backlog:
         checks = [_warn("daemon", value, "messages are waiting: check the broker")]
-    return [*checks, _tasks(status.get("tasks") or {})]
+    return [*checks, _tasks(status.get("tasks") or {}), *_problems(status.get("problems") or [])]
+
+
+def _problems(problems: list[dict[str, Any]]) -> list[Check]:
+    """The daemon's open health problems, one line each (FAIL for a critical one)."""
+    from agent.render import when
+
+    if not problems:
+        return [_pass("problems", "no open health problem")]
+    return [
+        (_fail if p.get("severity") == "critical" else _warn)(
+            "problem",
+            f"{p['key']} since {when(p['since'])}: {p.get('summary') or ''}",
+            "pbx-agent events shows its history",
+        )
+        for p in problems
+    ]
 
 
 def _tasks(tasks: dict[str, Any]) -> Check:

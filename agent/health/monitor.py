@@ -3,7 +3,8 @@ service (after every run) and a local timer (`health.interval`), raising events 
 telemetry. Check states live in SQLite, so a problem raised before a restart is not raised
 again after it, and its resolution still refers to it.
 
-Checks, by key: `pbx_reachable` (critical), `ami_slow`, `trunk:{name}` per outbound
+Checks, by key: `pbx_reachable` (critical), `pbx_login` (critical: the PBX answers and
+refuses the agent's credentials), `ami_slow`, `trunk:{name}` per outbound
 registration, `trunks_all` (critical: every trunk down), `phones_unreachable`, `backup_age`,
 `backup_failed`, `offsite_failed`, `outbox_backlog`, `disk_space`, `agent_task_failed:{task}`
 (a long-running task of the daemon failed; raised by its supervisor), and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,6 +70,10 @@ class HealthMonitor:
     def states(self) -> dict[str, str]:
         return {key: check.state for key, check in sorted(self._checks.items())}
 
+    async def open_problems(self) -> list[dict[str, Any]]:
+        """The checks in `problem` now: key, since when, severity and the problem's summary."""
+        return await self._store.call(_open_problems)
+
     def _threshold(self, key: str) -> int:
         # A failed backup or copy is one run, hours apart, and a failed agent task is one
         # crash (the supervisor damps its restarts): report them at once. So is a feature the
@@ -117,12 +123,26 @@ class HealthMonitor:
 
     async def on_poll(self, result: PollResult) -> None:
         health = self._cfg.health
+        if not result.ok and result.error_kind == "login_refused":
+            # The PBX answered: it is reachable, and refuses the agent's credentials.
+            await self.observe(Finding("pbx_reachable", True, "critical", "PBX reachable again"))
+            await self.observe(
+                Finding(
+                    "pbx_login",
+                    False,
+                    "critical",
+                    f"PBX refuses the agent's login (check the user and secret in "
+                    f"[pbx.{self._cfg.pbx.table}]): {result.error}",
+                )
+            )
+            return
         if not result.ok:
             await self.observe(
                 Finding("pbx_reachable", False, "critical", f"PBX unreachable: {result.error}")
             )
             return
         await self.observe(Finding("pbx_reachable", True, "critical", "PBX reachable again"))
+        await self.observe(Finding("pbx_login", True, "critical", "PBX accepts the agent's login"))
         slow = result.duration_ms > health.ami_slow_ms
         await self.observe(
             Finding(
@@ -357,6 +377,20 @@ def _load_states(conn: sqlite3.Connection) -> list[tuple[str, Any, str | None]]:
         (str(k), s, p)
         for k, s, p in conn.execute("SELECT key, state, problem_id FROM health_checks")
     ]
+
+
+def _open_problems(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT h.key, h.since, e.severity, e.body FROM health_checks h "
+        "LEFT JOIN events e ON e.id = h.problem_id WHERE h.state = 'problem' ORDER BY h.since"
+    ).fetchall()
+    problems = []
+    for key, since, severity, body in rows:
+        event = json.loads(body) if body else {}
+        problems.append(
+            {"key": key, "since": since, "severity": severity, "summary": event.get("summary")}
+        )
+    return problems
 
 
 def _put_state(conn: sqlite3.Connection, key: str, state: str, problem_id: str | None) -> None:

@@ -53,8 +53,29 @@ def fetch(url: str, site_id: str, *, timeout: float, ca_file: Path | None = None
             body = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
             date = response.headers.get("Date")
     except requests.RequestException as exc:
-        raise LicenceServerUnreachable(f"{target}: {type(exc).__name__}: {exc}") from exc
+        raise LicenceServerUnreachable(f"{target}: {_why(exc, timeout)}") from exc
     data = bounded_json.loads(body, ANSWER_LIMITS, f"{target}: answer", LicenceError)
     if not isinstance(data, dict):
         raise LicenceError(f"{target}: answer is not a JSON object")
     return Answer(data.get("token"), date)
+
+
+def _why(exc: requests.RequestException, timeout: float) -> str:
+    """A request failure in words, without the library's class names and object reprs."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS failed (is the server's certificate signed by a CA this host trusts?)"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        for needle, words in (
+            ("Connection refused", "connection refused (nothing listens there)"),
+            ("Name or service not known", "host name not found (DNS)"),
+            ("Temporary failure in name resolution", "host name not found (DNS)"),
+            ("No route to host", "no route to host"),
+            ("Network is unreachable", "network unreachable"),
+        ):
+            if needle in text:
+                return words
+        return "cannot connect"
+    return "the request failed"

@@ -41,12 +41,14 @@ def feature_rows(
     driver_switches: Mapping[str, str],
     status: Mapping[str, FeatureStatus],
     journal: Sequence[Mapping[str, Any]],
+    unavailable: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per feature: wanted on/off and why, actual, how it is (or would be) switched on
     this PBX, what it could not switch (by name), and the journal entries behind it.
 
     `driver_switches` maps each feature to the driver's own one-line description of how;
-    `status` is the enforcement's last finding per feature.
+    `status` is the enforcement's last finding per feature; `unavailable` says why the driver,
+    which could switch features, switches none here (e.g. no file access).
     """
     rows = []
     for name in FEATURES:
@@ -55,8 +57,11 @@ def feature_rows(
         if name in AGENT_SWITCHED:
             how = AGENT_SWITCHED[name]
         else:
-            how = (found.how if found and found.how else "") or driver_switches.get(
-                name, "the PBX driver cannot switch this feature"
+            how = (
+                (found.how if found and found.how else "")
+                or driver_switches.get(name)
+                or unavailable
+                or "the PBX driver cannot switch this feature"
             )
         actual = actual_text(found, wanted_on)
         state = found.state if found else ("on" if wanted_on else "pending")

@@ -128,7 +128,7 @@ async def test_backup_now_list_verify_restore_over_sftp(
         assert [r["status"] for r in rows[-2:]] == ["failed", "failed"]
         assert rows[-1]["file"] is None and "pinned host keys" in rows[-1]["error"]
         shown = await cli("events", "--config", str(config), "--json")
-        events = [json.loads(line) for line in shown.stdout.splitlines()]
+        events = json.loads(shown.stdout)
         failed_events = [e for e in events if e["check"] == "backup_failed"]
         assert [e["kind"] for e in failed_events] == ["problem"], "one problem, not one per run"
         assert "HOST KEY CHANGED" in failed_events[0]["summary"]

@@ -26,12 +26,12 @@ async def test_count_keys_and_a_verifiable_usage_chain(
     proc = start_daemon(config)
     try:
         await asyncio.to_thread(wait_for, status_when(sock, lambda r: True), 20, "the daemon")
-        counted = await cli("count", "--config", str(config), "--json")
+        counted = await cli("count", "--config", str(config), "--json", "--report")
         assert counted.returncode == 0, counted.stderr
         report: dict[str, Any] = json.loads(counted.stdout)
         assert report["billable"] == 11 and report["schema"] == "pbx-agent/count-report/1"
 
-        explained = await cli("count", "--config", str(config), "--explain")
+        explained = await cli("count", "--config", str(config), "--explain", "--report")
         assert explained.returncode == 0
         assert "SEAT 103 'Carol White'" in explained.stdout
         assert "NOT COUNTED trunk trunk-provider" in explained.stdout
@@ -53,7 +53,7 @@ async def test_count_keys_and_a_verifiable_usage_chain(
             await cli("usage", "export", "--config", str(config), str(exported))
         ).returncode == 0
         lines = exported.read_text().splitlines()
-        assert len(lines) >= 2, "one signed report per count"
+        assert len(lines) >= 3, "one signed report per recorded count (the daemon's, --report)"
         ok = await cli("usage", "verify", str(exported), "--public-key", keys["public_key"])
         assert ok.returncode == 0 and "chain intact" in ok.stdout
 

@@ -106,7 +106,7 @@ recipients = ["{identity.to_public()}"]
 
             shown = await cli("events", "--config", str(config), "--json")
             assert shown.returncode == 0, shown.stderr
-            local = [json.loads(line) for line in shown.stdout.splitlines()]
+            local = json.loads(shown.stdout)
             published = {e["id"] for e in watcher.on("event")}
             assert {e["id"] for e in local} >= published and published
             text = await cli("events", "--config", str(config))

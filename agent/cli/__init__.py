@@ -1,0 +1,93 @@
+"""The `pbx-agent` command line. Exit codes: 0 ok, 1 failed check or operation, 2 usage or
+config error (130: stopped following a long operation with Ctrl-C; it goes on). Commands
+other than `run`, `config`, `usage verify`, `state` and `simulate` ask the running daemon over
+its control socket. `NO_COLOR` (any value) turns colours off."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from agent import __version__
+from agent.cli import (
+    backup,
+    config,
+    diag,
+    licence,
+    operations,
+    run,
+    simulate,
+    state,
+    status,
+    usage,
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="pbx-agent")
+def cli() -> None:
+    """On-premises agent for phone-system support subscriptions.
+
+    \b
+    Example:
+      pbx-agent status --config /etc/pbx-agent/agent.toml
+    """
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]), default="bash")
+def completion_command(shell: str) -> None:
+    """Print the shell completion script.
+
+    \b
+    Example:
+      pbx-agent completion bash > /etc/bash_completion.d/pbx-agent
+    """
+    from click.shell_completion import get_completion_class
+
+    completion = get_completion_class(shell)
+    assert completion is not None
+    click.echo(completion(cli, {}, "pbx-agent", "_PBX_AGENT_COMPLETE").source())
+
+
+for command in (
+    run.run,
+    status.status,
+    status.count_command,
+    status.inventory_command,
+    status.keys_command,
+    status.events_command,
+    licence.licence,
+    licence.features_command,
+    diag.diag_command,
+    usage.usage,
+    backup.backup,
+    operations.operations_command,
+    operations.follow_command,
+    config.config_group,
+    state.state_group,
+    simulate.simulate,
+):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `pbx-agent` entry point: click's usage errors exit 2, and with --json or --jsonl
+    they are also a JSON error object on stdout, like every other failure."""
+    args = sys.argv[1:] if argv is None else argv
+    color = False if os.environ.get("NO_COLOR") else None
+    try:
+        code = cli.main(args, prog_name="pbx-agent", standalone_mode=False, color=color)
+    except click.ClickException as exc:
+        if "--json" in args or "--jsonl" in args:
+            message = exc.format_message()
+            click.echo(json.dumps({"ok": False, "error": message, "exit_code": exc.exit_code}))
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

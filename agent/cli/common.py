@@ -1,0 +1,104 @@
+"""What every command shares: options, failing with an exit code (and, for a `--json`
+command, a JSON error object on stdout), JSON output, asking the daemon over the control
+socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from agent.control_client import request
+from agent.errors import CommandFailed, ConfigError, ControlError
+
+DEFAULT_CONFIG = Path("/etc/pbx-agent/agent.toml")
+DEFAULT_SOCKET = Path("/run/pbx-agent/control.sock")
+
+# 130: the technician stopped following a long operation with Ctrl-C (it goes on).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get("PBX_AGENT_CONFIG", str(DEFAULT_CONFIG)),
+    show_default="$PBX_AGENT_CONFIG or /etc/pbx-agent/agent.toml",
+    help="Agent configuration file.",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (for scripts)."
+)
+jsonl_option = click.option(
+    "--jsonl", "as_jsonl", is_flag=True, help="Stream JSON Lines: progress, then the result."
+)
+socket_option = click.option(
+    "--socket", "socket_path", type=click.Path(path_type=Path), help="Control socket."
+)
+
+
+def wants_json() -> bool:
+    """Whether the running command was asked for JSON (`--json` or `--jsonl`)."""
+    ctx = click.get_current_context(silent=True)
+    params = ctx.params if ctx is not None else {}
+    return bool(params.get("as_json") or params.get("as_jsonl"))
+
+
+def fail(message: str, code: int, **details: Any) -> NoReturn:
+    """Exit with `code`, saying why on stderr; a `--json` command also prints the error as
+    JSON on stdout (`details` added to it), so a script reading stdout always gets one JSON
+    document."""
+    if wants_json():
+        error = {"ok": False, "error": message, "exit_code": code, **details}
+        click.echo(json.dumps(error, indent=2, sort_keys=True, default=str))
+    click.echo(f"pbx-agent: {message}", err=True)
+    sys.exit(code)
+
+
+def fail_from_control(exc: ControlError) -> NoReturn:
+    """A failed request: exit 2 when the site's configuration does not allow it, else 1."""
+    config = isinstance(exc, CommandFailed) and exc.kind == "config"
+    fail(str(exc), EXIT_USAGE if config else EXIT_FAILED)
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def ask(config_path: Path, socket_path: Path | None, command: str, **args: Any) -> Any:
+    """One request to the running daemon; exits 1 (2 for a configuration refusal) with a
+    plain message when it fails."""
+    try:
+        return request(socket_path or socket_from_config(config_path), command, args, timeout=120)
+    except ControlError as exc:
+        fail_from_control(exc)
+
+
+def socket_from_config(config_path: Path) -> Path:
+    """The control socket named in the config, read without loading secrets (which a
+    technician's account may not be allowed to read)."""
+    from agent.tomlfile import read_toml_text
+
+    try:
+        data = tomllib.loads(read_toml_text(config_path))
+    except (OSError, ConfigError, tomllib.TOMLDecodeError, RecursionError):
+        return DEFAULT_SOCKET
+    socket = data.get("control", {}).get("socket") if isinstance(data, dict) else None
+    if not isinstance(socket, str):
+        return DEFAULT_SOCKET
+    return (config_path.parent / socket).resolve()
+
+
+def give_to_service(made: Path, *, mode: int | None = None) -> None:
+    """Run as root, a file the service opens itself (known_hosts, a recovered state.db) takes
+    its folder's owner (the service's account), and `mode` if given; otherwise untouched."""
+    if os.geteuid() != 0:
+        return
+    folder = made.parent.stat()
+    os.chown(made, folder.st_uid, folder.st_gid)
+    if mode is not None:
+        made.chmod(mode)
