@@ -36,15 +36,10 @@ from tests.integration.daemon_harness import (
     stop_daemon,
     wait_for,
 )
+from tests.integration.test_hostile_input import error_line
 from tests.sshd import SshServer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in text, text[-2000:]
-    return lines[0]
 
 
 def no_plaintext(site: Site, *places: Path) -> None:
@@ -82,7 +77,7 @@ async def test_a_swapped_archive_is_refused_before_anything_is_decrypted(
         for args in refusals:
             done = await cli(*args, "--config", str(site.config))
             assert done.returncode == 1, done.stdout
-            reason = one_line(done.stderr)
+            reason = error_line(done.stderr)
             assert "size (" in reason and "differs from the catalog" in reason, reason
             assert "nothing was decrypted" in reason
         # The same size, one bit changed: the SHA-256 tells.
@@ -92,7 +87,7 @@ async def test_a_swapped_archive_is_refused_before_anything_is_decrypted(
         for args in refusals:
             done = await cli(*args, "--config", str(site.config))
             assert done.returncode == 1, done.stdout
-            reason = one_line(done.stderr)
+            reason = error_line(done.stderr)
             assert "SHA-256 differs from the catalog" in reason, reason
             assert "nothing was decrypted" in reason
         assert tree(site.remote) == before, "the PBX was not touched"
@@ -132,7 +127,7 @@ async def test_the_manifest_a_stock_restore_leaves_does_not_spoil_later_backups(
         (site.remote / "huge.db").write_bytes(os.urandom(2 * 1024 * 1024))
         failed = await cli("backup", "now", "--config", str(site.config))
         assert failed.returncode == 1
-        assert "backup.limits.file_bytes" in one_line(failed.stderr)
+        assert "backup.limits.file_bytes" in error_line(failed.stderr)
         rows = await site.run("backup", "list")
         assert [r["id"] for r in rows if r["status"] == "ok"] == [b["id"] for b in later]
         assert all((site.store / b["file"]).is_file() for b in later)

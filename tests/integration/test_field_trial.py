@@ -9,8 +9,10 @@ import json
 import os
 import re
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from drivers.asterisk.simulator import Simulator
 from tests.integration.daemon_harness import (
@@ -122,12 +124,22 @@ async def test_6_features_name_missing_file_access(
     ami_simulator: Simulator, tmp_path: Path
 ) -> None:
     server, config = licensed(tmp_path, ami_simulator.port)
+    server.issue(expires_at=now() + timedelta(days=90), status="lapsed")
     proc, _ = await started(config)
     try:
-        shown = await cli("features", "--config", str(config), "--json")
-        rows = {r["feature"]: r for r in json.loads(shown.stdout)}
-        assert "no access to the PBX's config files" in rows["softphone_app"]["how"]
-        assert "cannot switch this feature" not in rows["softphone_app"]["how"]
+
+        async def app_row() -> dict[str, Any]:
+            shown = await cli("features", "--config", str(config), "--json")
+            return {r["feature"]: r for r in json.loads(shown.stdout)}["softphone_app"]
+
+        row = await app_row()
+        deadline = time.monotonic() + 30
+        while row["state"] == "pending" and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # the first count and the switch, not a timing assert
+            row = await app_row()
+        assert "cannot switch this feature" not in row["how"], row
+        assert row["actual"].startswith("not switched: "), row
+        assert "no access to the PBX's config files" in row["actual"], row
     finally:
         await asyncio.to_thread(stop_daemon, proc)
         server.stop()

@@ -30,7 +30,7 @@ from tests.integration.daemon_harness import (
     wait_for,
     write_config,
 )
-from tests.integration.test_hostile_input import one_line, snapshot
+from tests.integration.test_hostile_input import error_line, one_line, snapshot
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -108,7 +108,7 @@ async def test_hostile_archives_are_refused_and_the_daemon_lives_on(
             assert not target.exists(), f"{label}: restored"
             if n < 4:  # what a technician sees
                 shown = await cli("backup", "verify", backup_id, "--config", str(config))
-                assert shown.returncode == 1 and one_line(shown.stderr.strip()), label
+                assert shown.returncode == 1 and error_line(shown.stderr), label
         peak_after = peak_rss_kib(proc.pid)
         assert not any("Traceback" in r for r in refusals.values())
         assert "backup.limits.manifest_bytes" in refusals[

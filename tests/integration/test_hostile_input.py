@@ -65,6 +65,14 @@ def raw_control(path: Path, data: bytes) -> dict[str, Any]:
     return dict(json.loads(reply))
 
 
+def error_line(stderr: str) -> str:
+    """The one error line a failed command prints (`pbx-agent: REASON`), beside the plain
+    progress lines a followed operation writes off a terminal."""
+    errors = [line for line in stderr.strip().splitlines() if line.startswith("pbx-agent: ")]
+    assert len(errors) == 1, stderr[-600:]
+    return one_line(errors[0])
+
+
 def one_line(reason: object) -> str:
     text = str(reason)
     assert text and "\n" not in text and len(text) < 600, text[:300]
