@@ -445,7 +445,7 @@ def _hidden_from_service(cfg: AgentConfig) -> list[str]:
         groups = set(os.getgrouplist(user, state.st_gid))
     except KeyError:
         user, groups = str(state.st_uid), {state.st_gid}
-    files = [cfg.pbx.ami.secret_file, cfg.mqtt.password_file, cfg.backup.identity_file]
+    files = [cfg.pbx.settings.secret_file, cfg.mqtt.password_file, cfg.backup.identity_file]
     if cfg.mqtt.enabled and cfg.mqtt.tls:
         files += [cfg.mqtt.tls.ca_file, cfg.mqtt.tls.cert_file, cfg.mqtt.tls.key_file]
     for ssh in (cfg.backup.ssh, cfg.backup.offsite):
