@@ -40,7 +40,8 @@ def _access_error(name: str, where: str, exc: OSError, writing: bool) -> ConfigA
     if exc.errno == errno.EROFS:
         return ConfigAccessError(
             f"cannot write {name}: {where} is read-only for the agent; installed on the PBX host "
-            "its unit needs ReadWritePaths=-/etc/asterisk (scripts/install sets it)"
+            "its unit needs ReadWritePaths= for that folder (the shipped unit has "
+            "ReadWritePaths=-/etc/asterisk and ReadWritePaths=-/etc/freeswitch)"
         )
     if isinstance(exc, PermissionError):
         return ConfigAccessError(

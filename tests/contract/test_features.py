@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from agent.licence.token import FEATURES
 from drivers.base import Driver
 from drivers.models import FeaturePolicy, Switch, SwitchKind, SwitchPlan, SwitchState

@@ -181,14 +181,7 @@ class _Walker:
                 self.directive(name, attributes(raw), depth)
                 continue
             if closing:
-                if self.current is self.root or self.current.name != tag:
-                    raise SourceError(
-                        f"{name}: </{tag}> at offset {match.start()} closes nothing open: the "
-                        "agent reads the configuration as FreeSWITCH would and stops here"
-                    )
-                self.current.close_file = name
-                self.current.close_start = match.start()
-                self.current = self.current.parent or self.root
+                self.close(name, tag, match.start())
                 continue
             element = Element(
                 tag, attributes(raw), name, match.start(), match.end(), parent=self.current
@@ -196,6 +189,39 @@ class _Walker:
             self.current.children.append(element)
             if not empty:
                 self.current = element
+
+    def close(self, name: str, tag: str, offset: int) -> None:
+        """A closing tag. One that closes nothing open is FreeSWITCH's parse error: inside
+        the directory it stops the agent (it could not tell where its text goes); elsewhere
+        it is noted, and ``reloadxml`` will say it (fact 22)."""
+        if self.current is not self.root and self.current.name == tag:
+            self.current.close_file = name
+            self.current.close_start = offset
+            self.current = self.current.parent or self.root
+            return
+        problem = f"{name}: </{tag}> at offset {offset} closes nothing open"
+        if self.in_directory():
+            raise SourceError(
+                f"{problem}: the agent reads the directory as FreeSWITCH would and stops here"
+            )
+        self.notes.append(problem)
+        open_names = []
+        node: Element | None = self.current
+        while node is not None and node is not self.root:
+            open_names.append(node.name)
+            node = node.parent
+        if tag in open_names:  # recover as far as that element
+            while self.current.name != tag:
+                self.current = self.current.parent or self.root
+            self.current = self.current.parent or self.root
+
+    def in_directory(self) -> bool:
+        node: Element | None = self.current
+        while node is not None:
+            if node.name == "section" and node.attrs.get("name") == "directory":
+                return True
+            node = node.parent
+        return False
 
     def directive(self, name: str, attrs: dict[str, str], depth: int) -> None:
         cmd = attrs.get("cmd", "").lower()
@@ -264,9 +290,10 @@ def read_outline(
     walker = _Walker(files, lookup, conf_dir)
     walker.file(ROOT_FILE, 0)
     if walker.current is not walker.root:
-        raise SourceError(
-            f"<{walker.current.name}> opened in {walker.current.file} is never closed"
-        )
+        problem = f"<{walker.current.name}> opened in {walker.current.file} is never closed"
+        if walker.in_directory():
+            raise SourceError(problem)
+        walker.notes.append(problem)
     domains: dict[str, DomainSource] = {}
     directory = _section(walker.root, "directory")
     for element in directory.all("domain") if directory is not None else ():
