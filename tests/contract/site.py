@@ -1,32 +1,23 @@
 """The agent around a contract vendor's driver, for the feature tests: the count that decides
-what each feature acts on, and the agent's own enforcement (licence test double, journal,
-poller) switching the vendor's simulated PBX, in this process or in a child the tests kill."""
+what each feature acts on, and the agent's own enforcement (tests/enforcement_rig.py)
+switching the vendor's simulated PBX."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.config.schema import AgentConfig
 from agent.counting.rules import History
-from agent.counting.service import CountingService
 from agent.counting.tenants import count_inventory
-from agent.health.monitor import HealthMonitor
-from agent.licence.enforcement import Enforcement
-from agent.licence.features import feature_rows
 from agent.licence.policy import endpoints_of, shared_app_seats
-from agent.licence.service import LicenceService
-from agent.pbx_poller import PbxPoller
-from agent.state import StateStore
-from agent.telemetry.service import Telemetry
-from agent.usage import keys
 from drivers.base import Driver
 from drivers.models import FeaturePolicy
 from tests.contract.conftest import Rig
-from tests.licence.test_licence_service import Clock
+from tests.enforcement_rig import Agent, start_agent
 from tests.licence_server import LicenceServer
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -72,77 +63,11 @@ def agent_config(rig: Rig, server: LicenceServer, *, files: bool = True) -> Agen
     return rig.config(extra=extra)
 
 
-@dataclass
-class Site:
-    """The agent's enforcement in this process, with a clock the test moves."""
-
-    rig: Rig
-    server: LicenceServer
-    clock: Clock
-    driver: Driver
-    counting: CountingService
-    licence: LicenceService
-    enforcement: Enforcement
-    telemetry: Telemetry
-    poller: PbxPoller
-    store: StateStore
-
-    async def rows(self) -> dict[str, dict[str, Any]]:
-        rows = feature_rows(
-            self.licence.evaluation,
-            self.driver.feature_switches(),
-            self.enforcement.status,
-            await self.enforcement.journal(),
-        )
-        return {r["feature"]: r for r in rows}
-
-    async def problems(self) -> dict[str, tuple[str, str]]:
-        """feature -> (kind, severity) of its newest `feature_switch` event."""
-        found: dict[str, tuple[str, str]] = {}
-        for event in await self.telemetry.events(0, 1000):
-            if event["check"] == "feature_switch":
-                found[event["subject"]] = (event["kind"], event["severity"])
-        return found
-
-    async def lapse(self) -> None:
-        self.server.issue(expires_at=self.clock.at + timedelta(days=200), status="lapsed")
-        await self.licence.refresh()
-        assert self.licence.state == "lapsed"
-
-    async def renew(self) -> None:
-        self.server.issue(expires_at=self.clock.at + timedelta(days=365), issued_at=self.clock.at)
-        await self.licence.refresh()
-        assert self.licence.state == "active"
-
-    async def close(self) -> None:
-        self.server.stop()
-        await self.driver.close()
-        await self.store.close()
-
-
-async def open_site(rig: Rig, *, files: bool = True) -> Site:
+async def open_site(rig: Rig, *, files: bool = True) -> Agent:
+    """The agent's enforcement around the vendor's driver, in this process."""
     server = LicenceServer().start()
     cfg = agent_config(rig, server, files=files)
-    store = await StateStore.open(cfg.state.dir / "state.db")
     driver = rig.driver()
     if files:
         driver.use_config_files(rig.harness.config_files())
-    telemetry = Telemetry(store, cfg)
-    health = HealthMonitor(store, cfg, telemetry)
-    await health.open()
-    counting = CountingService(driver, store, cfg, keys.load_or_create(cfg.state.dir))
-    clock = Clock()
-    licence = LicenceService(store, cfg, telemetry, health, clock=clock)
-    enforcement = Enforcement(store, cfg, driver, telemetry, counting, health)
-    licence.listeners.append(enforcement.on_licence)
-    counting.listeners.append(enforcement.on_count)
-    poller = PbxPoller(driver, store, interval=60, cycle_timeout=30)
-    poller.listeners.append(enforcement.on_poll)
-    await licence.open()
-    server.issue(expires_at=clock.at + timedelta(days=200))
-    await licence.refresh()
-    await counting.count_now()
-    await poller.poll_once()
-    return Site(
-        rig, server, clock, driver, counting, licence, enforcement, telemetry, poller, store
-    )
+    return await start_agent(cfg, driver, server)

@@ -4,14 +4,12 @@ contract in `drivers.base`): `plan` chooses the mechanisms for this PBX from its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from drivers.config_files import ConfigFiles
 from drivers.freeswitch.esl import EslClient
 from drivers.freeswitch.settings import EslSettings
 from drivers.freeswitch.switching.changes import Changer
 from drivers.freeswitch.switching.plan import NO_FILES, NO_SOFTWARE_UPDATES, Planner
-from drivers.models import FeaturePolicy, Switch, SwitchOutcome, SwitchPlan
+from drivers.models import FeaturePolicy, SwitchPlan
+from drivers.switching import Switcher
 
 DESCRIPTIONS = {
     "softphone_app": "an auth-acl no address passes on the apps' own directory users "
@@ -28,16 +26,12 @@ DESCRIPTIONS = {
 NEEDS_FILES = ("softphone_app", "add_extensions", "offsite_devices")
 
 
-class FreeswitchSwitcher:
+class FreeswitchSwitcher(Switcher):
     def __init__(self, esl: EslClient, settings: EslSettings, conf_dir: str) -> None:
+        super().__init__()
         self._esl = esl
         self._settings = settings
         self._conf_dir = conf_dir
-        self._files: ConfigFiles | None = None
-        self.last_how: dict[str, str] = {}
-
-    def use_files(self, files: ConfigFiles) -> None:
-        self._files = files
 
     def describe(self) -> dict[str, str]:
         """How each feature is switched here, as last planned (else in general)."""
@@ -48,25 +42,9 @@ class FreeswitchSwitcher:
                     described[feature] = f"not switchable: {NO_FILES}"
         return described
 
-    async def plan(self, feature: str, policy: FeaturePolicy) -> SwitchPlan:
+    async def _plan(self, feature: str, policy: FeaturePolicy) -> SwitchPlan:
         planner = Planner(self._esl, self._files, self._settings, self._conf_dir)
-        plan = await planner.plan(feature, policy)
-        self.last_how[feature] = plan.how or (
-            f"not switchable: {plan.refused}" if plan.refused else ""
-        )
-        return plan
+        return await planner.plan(feature, policy)
 
     def _changer(self) -> Changer:
         return Changer(self._esl, self._files, self._settings, self._conf_dir)
-
-    async def priors(self, switches: Sequence[Switch]) -> list[str]:
-        return await self._changer().priors(switches)
-
-    async def apply(self, switches: Sequence[Switch]) -> list[SwitchOutcome]:
-        return await self._changer().apply(switches)
-
-    async def check(self, switches: Sequence[Switch], *, thorough: bool) -> list[SwitchOutcome]:
-        return await self._changer().check(switches, thorough=thorough)
-
-    async def undo(self, applied: Sequence[tuple[Switch, str]]) -> list[SwitchOutcome]:
-        return await self._changer().undo(applied)

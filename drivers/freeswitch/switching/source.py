@@ -7,8 +7,10 @@ The files are walked the way FreeSWITCH's pre-processor walks them (switch_xml.c
 ``freeswitch.xml``, every ``<X-PRE-PROCESS cmd="include" data="..."/>`` read in place (a
 pattern relative to the including file's folder, files in sorted order), ``cmd="set"``
 variables expanded where ``$${name}`` appears in a domain's name or a user's id, lines holding
-``<include>`` wrappers ignored. A directive inside an XML comment still runs in FreeSWITCH,
-but what it includes then lies inside that comment: it is skipped here.
+``<include>`` wrappers ignored. Inside a ``<section>`` only the directory is read, and of the
+module configurations only those of directory bindings (`CONFIGS`). A directive inside an XML
+comment still runs in FreeSWITCH, but what it includes then lies inside that comment: it is
+skipped here.
 
 Also found here: a ``directory`` binding that serves users from elsewhere than these files
 (FusionPBX's Lua ``xml_handler`` reading its database, ``mod_xml_curl``), which the agent
@@ -38,6 +40,9 @@ _CDATA = re.compile(r"<!\[CDATA\[.*?(?:\]\]>|\Z)", re.S)
 _TAG = re.compile(r"""<(/?)([A-Za-z_][\w:.-]*)((?:[^<>"']|"[^"]*"|'[^']*')*?)(/?)>""")
 _ATTR = re.compile(r"""([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')""")
 _VAR = re.compile(r"\$\$\{([^}]*)\}")
+# The module configurations read (by FreeSWITCH's file naming): bindings that serve the
+# directory from elsewhere than the files.
+CONFIGS = ("lua.conf.xml", "xml_curl.conf.xml")
 # The core's own variables the agent may ask FreeSWITCH for (``global_getvar NAME``) when the
 # files use them: never anything else, since a variable can hold a password (fact 40).
 CORE_VARIABLES = re.compile(
@@ -216,12 +221,7 @@ class _Walker:
             self.current = self.current.parent or self.root
 
     def in_directory(self) -> bool:
-        node: Element | None = self.current
-        while node is not None:
-            if node.name == "section" and node.attrs.get("name") == "directory":
-                return True
-            node = node.parent
-        return False
+        return self.section() == "directory"
 
     def directive(self, name: str, attrs: dict[str, str], depth: int) -> None:
         cmd = attrs.get("cmd", "").lower()
@@ -241,8 +241,20 @@ class _Walker:
                 self.current.includes.append(
                     (posixpath.dirname(relative), posixpath.basename(relative))
                 )
+            section = self.section()
             for found in self.glob(folder, pattern):
-                self.file(found, depth + 1)
+                if section in (None, "directory") or posixpath.basename(found) in CONFIGS:
+                    self.file(found, depth + 1)
+
+    def section(self) -> str | None:
+        """The ``<section>`` being read (None outside any): the dialplan and most module
+        configurations are not read at all (fewer files, fewer sessions over SFTP)."""
+        node: Element | None = self.current
+        while node is not None:
+            if node.name == "section":
+                return node.attrs.get("name", "")
+            node = node.parent
+        return None
 
     def relative(self, folder: str, pattern: str) -> str | None:
         if pattern.startswith("/"):
