@@ -139,6 +139,11 @@ async def main():
     print("ready", flush=True)
     for _ in range(int(sys.argv[2])):
         await licence.refresh()
+    for _ in range(20):  # as the daemon retries after its next poll (a slow PBX timed out)
+        if not enforcement.retry:
+            break
+        await asyncio.sleep(0.5)
+        await enforcement.reconcile()
     print("done", flush=True)
 
 asyncio.run(main())

@@ -286,7 +286,7 @@ class Changer:
 
     async def _prove_acl(self, switch: Switch, thorough: bool) -> SwitchOutcome:
         value = acl_value(switch)
-        checked = 0
+        checked = refused = 0
         for domain in domains_of(switch):
             users = await live.users_of(self.esl, domain)
             if not thorough:
@@ -302,7 +302,12 @@ class Changer:
                     "serves does not show the agent's auth-acl)",
                 )
             checked += sum(1 for v in values if v == value)
+            refused += sum(1 for v in values if v == REFUSE_ALL)
         if not checked:
+            if refused:  # every user read is refused by a per-user switch of the agent's
+                return SwitchOutcome(
+                    switch, SwitchState.IN_EFFECT, f"user_data: every user has {REFUSE_ALL}"
+                )
             return SwitchOutcome(
                 switch, SwitchState.ABSENT, f"no user shows auth-acl {value} after reloadxml"
             )

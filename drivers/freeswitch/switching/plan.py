@@ -263,8 +263,10 @@ class Planner:
             users = await live.users_of(self.esl, domain.name)
             addresses = [f"{u}@{domain.name}" for u in users if live.safe(u)]
             current = await live.user_values(self.esl, addresses, "param", AUTH_ACL)
+            open_users = 0  # users only a domain-wide auth-acl would restrict
             for address, found in zip(addresses, current, strict=True):
                 if not found or found == value:
+                    open_users += 1
                     continue
                 if found == REFUSE_ALL or within(found, lan):  # refused everywhere, or on site
                     restricted.add(address.lower())
@@ -279,7 +281,8 @@ class Planner:
                 )
             if own and own[0] != value:
                 continue  # the domain's own ACL wins over any the agent would add: see users
-            covered.append(domain)
+            if open_users:
+                covered.append(domain)
         switches = self.acl_switches(feature, outline, covered, scope, value)
         done = {d.name.lower() for d in covered}
         blocked = {u.target.removeprefix("user ").lower() for u in left_out}
