@@ -20,6 +20,8 @@ PREFIX = "pbx-agent-"  # the agent's own files: pbx-agent-<feature>.xml
 
 
 def comment(feature: str, target: str, what: str) -> str:
+    # "--" cannot stand inside an XML comment (IDN domains have it: xn--...).
+    target = target.replace("--", "- -")
     return (
         f"<!-- {NOTE}{feature} {target}: the support subscription lapsed; the agent removes "
         f"this {what} on renewal, do not edit it -->"

@@ -23,6 +23,15 @@ its configuration files and what it serves now:
   fix, never claimed. `integrations` cannot be switched on FreeSWITCH (see INTEGRATIONS);
   `remote_portal` is FusionPBX's web server, not FreeSWITCH; `software_updates` does not
   exist here.
+
+Captured (fixtures README): a domain-level ``auth-acl`` plus ``reloadxml`` refuses the next
+REGISTER with 403 and keeps existing rows; ``flush_inbound_reg`` by Call-ID or user@domain
+removes them. Not captured, read in the 1.10 source instead (and so only as sure as that
+reading): how params merge (switch_xml.c do_merge: the user's own first, a group's or domain's
+only under a new name), that sofia and ``user_data`` keep the last ``auth-acl``, that a literal
+CIDR list needs no ``reloadacl`` and an unknown list name matches nothing (switch_core.c), and
+how ``flush_inbound_reg`` matches a Call-ID (sofia_reg.c). FusionPBX's Lua handler and its cache
+were not captured at all: only its configuration is recognised.
 """
 
 from __future__ import annotations
@@ -179,6 +188,9 @@ class Planner:
         stopped: set[str] = set()
         for endpoint in endpoints:
             target = f"user {endpoint}"
+            if not live.safe(endpoint):
+                left_out.append(Unswitchable(target, "its name cannot be sent in an api line"))
+                continue
             uid, _, domain_name = endpoint.partition("@")
             domain = outline.domain(domain_name)
             user = domain.users.get(uid) if domain is not None else None
@@ -245,6 +257,11 @@ class Planner:
         restricted: set[str] = set()  # user@domain the customer's own ACL keeps on site
         for name in scope:
             domain = outline.domain(name)
+            if not live.safe(name):
+                left_out.append(
+                    Unswitchable(f"domain {name}", "its name cannot be sent in an api line")
+                )
+                continue
             if domain is None:
                 left_out.append(
                     Unswitchable(f"domain {name}", served_elsewhere(outline, f"domain {name}"))
