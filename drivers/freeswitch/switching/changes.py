@@ -21,45 +21,19 @@ back at once. It is proven by listing the registrations again.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from drivers.config_files import ConfigAccessError, ConfigFiles
 from drivers.errors import DriverError, UnsafeChange
-from drivers.freeswitch import parse
 from drivers.freeswitch.esl import EslClient
 from drivers.freeswitch.settings import EslSettings
 from drivers.freeswitch.switching import lines, live
-from drivers.freeswitch.switching.plan import AUTH_ACL, CUT_PLACE, FORBID, REFUSE_ALL
+from drivers.freeswitch.switching.cuts import device_json, make_cuts
+from drivers.freeswitch.switching.lines import domains_of, own_file, user_of
+from drivers.freeswitch.switching.proofs import prove
 from drivers.freeswitch.switching.source import Outline, SourceError
 from drivers.models import Switch, SwitchKind, SwitchOutcome, SwitchState
-
-LIGHT_PROOF_USERS = 20  # users of a domain checked after every poll (all when thorough)
-
-
-def own_file(switch: Switch) -> bool:
-    """The switch is a whole file of the agent's (else: one line in a customer's file)."""
-    return switch.value.startswith("<include>")
-
-
-def domains_of(switch: Switch) -> list[str]:
-    if switch.target.startswith("domains "):
-        return [d.strip() for d in switch.target.removeprefix("domains ").split(",")]
-    if switch.target.startswith("domain "):
-        return [switch.target.removeprefix("domain ")]
-    return []
-
-
-def user_of(switch: Switch) -> str:
-    return switch.target.removeprefix("user ") if switch.target.startswith("user ") else ""
-
-
-def acl_value(switch: Switch) -> str:
-    marker = f'<param name="{AUTH_ACL}" value="'
-    at = switch.value.find(marker)
-    return switch.value[at + len(marker) :].split('"', 1)[0] if at >= 0 else ""
 
 
 @dataclass
@@ -124,7 +98,7 @@ class Changer:
                     found = await live.devices(self.esl, self.settings)
                     devices = {d.row.call_id: d for d in found}
                 device = devices.get(switch.value)
-                result.append(_device_json(device) if device is not None else "")
+                result.append(device_json(device) if device is not None else "")
                 continue
             if switch.place not in texts:
                 texts[switch.place] = await self._read(switch.place)
@@ -144,7 +118,7 @@ class Changer:
             outcomes |= await self._add(config)
         cuts = [s for s in switches if s.kind is SwitchKind.CUT]
         if cuts:
-            outcomes |= await self._cut(cuts)
+            outcomes |= await make_cuts(self.esl, self.settings, cuts)
         return [outcomes[s] for s in switches]
 
     async def _add(self, switches: Sequence[Switch]) -> dict[Switch, SwitchOutcome]:
@@ -181,14 +155,14 @@ class Changer:
             if not loaded:
                 await self._put_back(batch)
                 return result | _all(placed, SwitchState.FAILED, _reload_refused(answer))
-        proofs = await self.prove(placed, thorough=True)
+        proofs = await prove(self.esl, self.settings, placed, thorough=True)
         unproven = [s for s in placed if proofs[s].state is not SwitchState.IN_EFFECT]
         if unproven and not wrote:
             # Already in the files but not loaded (a crash between writing and reloading).
             loaded, answer = await live.reloadxml(self.esl)
             if not loaded:
                 return result | proofs | _all(unproven, SwitchState.FAILED, _reload_refused(answer))
-            proofs = await self.prove(placed, thorough=True)
+            proofs = await prove(self.esl, self.settings, placed, thorough=True)
             unproven = [s for s in placed if proofs[s].state is not SwitchState.IN_EFFECT]
         if unproven:
             await self._take_out(unproven)
@@ -260,144 +234,6 @@ class Changer:
 
     # -- proofs ------------------------------------------------------------------------------
 
-    async def prove(
-        self, switches: Sequence[Switch], *, thorough: bool
-    ) -> dict[Switch, SwitchOutcome]:
-        result: dict[Switch, SwitchOutcome] = {}
-        stopped = [s for s in switches if user_of(s)]
-        if stopped:
-            addresses = [user_of(s) for s in stopped]
-            values = await live.user_values(self.esl, addresses, "param", AUTH_ACL)
-            # The list must really be unknown to FreeSWITCH: no address passes it.
-            probes = await live.acl_allows(
-                self.esl, [("127.0.0.1", REFUSE_ALL), ("::1", REFUSE_ALL)]
-            )
-            for switch, value in zip(stopped, values, strict=True):
-                refused = value == REFUSE_ALL and not any(probes)
-                result[switch] = SwitchOutcome(
-                    switch,
-                    SwitchState.IN_EFFECT if refused else SwitchState.ABSENT,
-                    f"user_data {user_of(switch)} param {AUTH_ACL}: {value or 'unset'}"
-                    + ("; acl: no address passes" if refused else ""),
-                )
-        for switch in (s for s in switches if domains_of(s)):
-            result[switch] = await self._prove_acl(switch, thorough)
-        return result
-
-    async def _prove_acl(self, switch: Switch, thorough: bool) -> SwitchOutcome:
-        value = acl_value(switch)
-        checked = refused = 0
-        for domain in domains_of(switch):
-            users = await live.users_of(self.esl, domain)
-            if not thorough:
-                users = users[:LIGHT_PROOF_USERS]
-            addresses = [f"{u}@{domain}" for u in users if live.safe(u)]
-            values = await live.user_values(self.esl, addresses, "param", AUTH_ACL)
-            bare = [a for a, v in zip(addresses, values, strict=True) if not v]
-            if bare:
-                return SwitchOutcome(
-                    switch,
-                    SwitchState.ABSENT,
-                    f"user_data {bare[0]} param {AUTH_ACL}: unset (the directory FreeSWITCH "
-                    "serves does not show the agent's auth-acl)",
-                )
-            checked += sum(1 for v in values if v == value)
-            refused += sum(1 for v in values if v == REFUSE_ALL)
-        if not checked:
-            if refused:  # every user read is refused by a per-user switch of the agent's
-                return SwitchOutcome(
-                    switch, SwitchState.IN_EFFECT, f"user_data: every user has {REFUSE_ALL}"
-                )
-            return SwitchOutcome(
-                switch, SwitchState.ABSENT, f"no user shows auth-acl {value} after reloadxml"
-            )
-        problem = await self._acl_answers(value, domains_of(switch))
-        if problem:
-            return SwitchOutcome(switch, SwitchState.ABSENT, problem)
-        return SwitchOutcome(
-            switch,
-            SwitchState.IN_EFFECT,
-            f"user_data: {checked} user(s) with auth-acl {value}; acl: on-site passes, off-site "
-            "refused",
-        )
-
-    async def _acl_answers(self, value: str, domains: Sequence[str]) -> str | None:
-        """`acl` on FreeSWITCH itself: an address of each site network passes, the off-site
-        devices of these domains do not."""
-        nets = [ipaddress.ip_network(v, strict=False) for v in value.split(",")]
-        on_site = [str(next(iter(n.hosts()), n.network_address)) for n in nets]
-        wanted = {d.lower() for d in domains}
-        away = sorted(
-            {
-                d.row.network_ip
-                for d in await live.devices(self.esl, self.settings)
-                if d.row.realm.lower() in wanted and _outside(d.row.network_ip, nets)
-            }
-        )
-        checks = [(ip, value) for ip in on_site] + [(ip, value) for ip in away]
-        answers = await live.acl_allows(self.esl, checks)
-        for (ip, _), allowed in zip(checks, answers, strict=True):
-            if (ip in on_site) != allowed:
-                return f"acl {ip} {value}: {'true' if allowed else 'false'}"
-        return None
-
-    async def _refused_now(self, devices: Sequence[live.Device]) -> dict[str, str | None]:
-        """For each device's Call-ID: None when FreeSWITCH would refuse it now, else why not."""
-        addresses = sorted({d.address for d in devices})
-        forbid = await live.user_values(self.esl, addresses, "param", FORBID)
-        acls = await live.user_values(self.esl, addresses, "param", AUTH_ACL)
-        by_user = dict(zip(addresses, zip(forbid, acls, strict=True), strict=True))
-        checks = [(d.row.network_ip, by_user[d.address][1]) for d in devices]
-        allowed = await live.acl_allows(
-            self.esl, [(ip, acl) for ip, acl in checks if acl and live.safe(ip)]
-        )
-        answers = iter(allowed)
-        result: dict[str, str | None] = {}
-        for device, (ip, acl) in zip(devices, checks, strict=True):
-            forbidden = parse.parse_flag(by_user[device.address][0]) is True
-            passes = next(answers) if acl and live.safe(ip) else True
-            result[device.row.call_id] = (
-                None
-                if forbidden or not passes
-                else f"FreeSWITCH would accept {device.row.user} from {ip} again at once"
-            )
-        return result
-
-    # -- cuts --------------------------------------------------------------------------------
-
-    async def _cut(self, switches: Sequence[Switch]) -> dict[Switch, SwitchOutcome]:
-        result: dict[Switch, SwitchOutcome] = {}
-        devices = {d.row.call_id: d for d in await live.devices(self.esl, self.settings)}
-        present = [devices[s.value] for s in switches if s.value in devices]
-        why = await self._refused_now(present)
-        for switch in switches:
-            device = devices.get(switch.value)
-            if device is None:
-                result[switch] = SwitchOutcome(
-                    switch, SwitchState.IN_EFFECT, "no longer registered"
-                )
-                continue
-            if why[switch.value] is not None:
-                result[switch] = SwitchOutcome(
-                    switch, SwitchState.FAILED, f"not cut: {why[switch.value]}"
-                )
-                continue
-            profile = switch.place.removeprefix(f"{CUT_PLACE} ")
-            await live.flush(self.esl, profile, switch.value)
-        after = {d.row.call_id for d in await live.devices(self.esl, self.settings)}
-        for switch in switches:
-            if switch in result:
-                continue
-            gone = switch.value not in after
-            result[switch] = SwitchOutcome(
-                switch,
-                SwitchState.IN_EFFECT if gone else SwitchState.FAILED,
-                "flushed: its registration is gone, its next REGISTER is refused"
-                if gone
-                else "flush_inbound_reg: the registration is still listed",
-            )
-        return result
-
     # -- checking ----------------------------------------------------------------------------
 
     async def check(self, switches: Sequence[Switch], *, thorough: bool) -> list[SwitchOutcome]:
@@ -424,7 +260,7 @@ class Changer:
                 outcomes[switch] = SwitchOutcome(
                     switch, SwitchState.ABSENT, f"the agent's text is no longer in {switch.place}"
                 )
-        outcomes |= await self.prove(in_files, thorough=thorough)
+        outcomes |= await prove(self.esl, self.settings, in_files, thorough=thorough)
         for switch in (s for s in switches if s.kind is SwitchKind.CUT):
             outcomes[switch] = SwitchOutcome(switch, SwitchState.IN_EFFECT, "one-shot")
         return [outcomes[s] for s in switches]
@@ -523,35 +359,12 @@ def _offset(switch: Switch, outline: Outline) -> int | None:
     return params.open_end
 
 
-def _outside(address: str, nets: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return live.safe(address) and not any(ip.version == n.version and ip in n for n in nets)
-
-
 def _reload_refused(answer: str) -> str:
     return (
         f"reloadxml did not load the configuration ({answer}): FreeSWITCH keeps its previous "
         "tree and still answers +OK (fact 22); the agent's change was put back. Fix the XML "
         "error (line numbers refer to freeswitch.xml.fsxml in the log folder); the agent "
         "switches again after the next poll"
-    )
-
-
-def _device_json(device: live.Device) -> str:
-    row = device.row
-    return json.dumps(
-        {
-            "profile": device.profile,
-            "user": row.user,
-            "contact": row.uri,
-            "user_agent": row.agent[:200],
-            "network_ip": row.network_ip,
-            "network_port": row.network_port,
-        },
-        separators=(",", ":"),
     )
 
 

@@ -14,8 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drivers.freeswitch.switching.source import Element
+from drivers.models import Switch
 
 NOTE = "pbx-agent:"
+AUTH_ACL = "auth-acl"
+FORBID = "sip-forbid-register"
+# An ACL list name no one defines: FreeSWITCH matches no address against it (fact 22).
+REFUSE_ALL = "pbx-agent-lapsed-refuse-all"
 PREFIX = "pbx-agent-"  # the agent's own files: pbx-agent-<feature>.xml
 
 
@@ -92,7 +97,7 @@ def _marker(text: str) -> str:
     return text[start:end] if end > 0 else ""
 
 
-def own_file(feature: str, target: str, name: str, value: str) -> str:
+def own_file_text(feature: str, target: str, name: str, value: str) -> str:
     """The whole text of an agent file merged into a domain's params."""
     return (
         "<include>\n"
@@ -104,3 +109,29 @@ def own_file(feature: str, target: str, name: str, value: str) -> str:
 
 def own_file_name(folder: str, feature: str) -> str:
     return f"{folder}/{PREFIX}{feature}.xml" if folder else f"{PREFIX}{feature}.xml"
+
+
+# -- what a switch's target and value say -----------------------------------------------
+
+
+def own_file(switch: Switch) -> bool:
+    """The switch is a whole file of the agent's (else: one line in a customer's file)."""
+    return switch.value.startswith("<include>")
+
+
+def domains_of(switch: Switch) -> list[str]:
+    if switch.target.startswith("domains "):
+        return [d.strip() for d in switch.target.removeprefix("domains ").split(",")]
+    if switch.target.startswith("domain "):
+        return [switch.target.removeprefix("domain ")]
+    return []
+
+
+def user_of(switch: Switch) -> str:
+    return switch.target.removeprefix("user ") if switch.target.startswith("user ") else ""
+
+
+def acl_value(switch: Switch) -> str:
+    marker = f'<param name="{AUTH_ACL}" value="'
+    at = switch.value.find(marker)
+    return switch.value[at + len(marker) :].split('"', 1)[0] if at >= 0 else ""

@@ -39,21 +39,18 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from drivers.config_files import ConfigAccessError, ConfigFiles
 from drivers.freeswitch.esl import EslClient
 from drivers.freeswitch.settings import EslSettings
 from drivers.freeswitch.switching import lines, live
+from drivers.freeswitch.switching.cuts import plan_cuts
+from drivers.freeswitch.switching.lines import AUTH_ACL, REFUSE_ALL
 from drivers.freeswitch.switching.source import DomainSource, Outline, SourceError
 from drivers.models import FeaturePolicy, Switch, SwitchKind, SwitchPlan, Unswitchable
 
-AUTH_ACL = "auth-acl"
-CUT_PLACE = "sofia profile"  # a cut's place: "sofia profile internal"
-FORBID = "sip-forbid-register"
-# An ACL list name no one defines: FreeSWITCH matches no address against it.
-REFUSE_ALL = "pbx-agent-lapsed-refuse-all"
 NO_FILES = (
     "the agent has no access to FreeSWITCH's config files: configure [backup] source = "
     '"local" (agent on the PBX host, unit with ReadWritePaths=-/etc/freeswitch) or '
@@ -215,7 +212,9 @@ class Planner:
                 Switch(feature, SwitchKind.CONFIG, target, params.close_file, insertion.text)
             )
             stopped.add(endpoint.lower())
-        cuts, unsafe = await self.cuts(feature, lambda d: d.address in stopped)
+        cuts, unsafe = await plan_cuts(
+            self.esl, self.settings, feature, lambda d: d.address in stopped
+        )
         how = (
             f"auth-acl {REFUSE_ALL} (no such list: no address passes) as the last line of "
             "each user's <params> (reloadxml, proven with user_data and acl), every device of "
@@ -316,7 +315,7 @@ class Planner:
                 return False  # an address we cannot read is left alone
             return not any(ip.version == n.version and ip in n for n in lan)
 
-        cuts, unsafe = await self.cuts(feature, off_site)
+        cuts, unsafe = await plan_cuts(self.esl, self.settings, feature, off_site)
         how = (
             f"auth-acl {value} on each domain ({', '.join(s.place for s in switches) or 'none'}; "
             "reloadxml, proven with user_data and acl), off-site registrations flushed"
@@ -360,7 +359,7 @@ class Planner:
             )
         for place, names in by_file.items():
             target = ("domains " if len(names) > 1 else "domain ") + ", ".join(sorted(names))
-            content = lines.own_file(feature, target, AUTH_ACL, value)
+            content = lines.own_file_text(feature, target, AUTH_ACL, value)
             switches.append(Switch(feature, SwitchKind.CONFIG, target, place, content))
         return switches
 
@@ -374,48 +373,3 @@ class Planner:
             return name in self.files.list_names(parent)
         except ConfigAccessError:
             return False
-
-    # -- cuts ------------------------------------------------------------------------------
-
-    async def cuts(
-        self, feature: str, wanted: Callable[[live.Device], bool]
-    ) -> tuple[list[Switch], list[Unswitchable]]:
-        """CUT switches for the registered devices `wanted` accepts. A Call-ID of the form
-        ``user@host`` is also matched as that user by ``flush_inbound_reg`` (sofia_reg.c
-        sofia_reg_expire_call_id): a device whose Call-ID would flush others is not cut."""
-        devices = await live.devices(self.esl, self.settings)
-        chosen = [d for d in devices if wanted(d)]
-        cut_ids = {d.row.call_id for d in chosen}
-        switches: list[Switch] = []
-        unsafe: list[Unswitchable] = []
-        for device in chosen:
-            row = device.row
-            target = f"device {row.user} at {row.network_ip}:{row.network_port}"
-            if not live.safe(row.call_id) or not live.safe(device.profile):
-                unsafe.append(Unswitchable(target, "its Call-ID cannot be sent in an api line"))
-                continue
-            others = [
-                d for d in devices if d.row.call_id not in cut_ids and _flushed_by(d, row.call_id)
-            ]
-            if others:
-                unsafe.append(
-                    Unswitchable(
-                        target,
-                        f"not cut: flushing its Call-ID {row.call_id} would also drop "
-                        f"{others[0].row.user} (FreeSWITCH matches a Call-ID user@host as that "
-                        "user); it stops at its next registration refresh",
-                    )
-                )
-                continue
-            place = f"{CUT_PLACE} {device.profile}"
-            switches.append(Switch(feature, SwitchKind.CUT, target, place, row.call_id))
-        return switches, unsafe
-
-
-def _flushed_by(device: live.Device, call_id: str) -> bool:
-    """Whether ``flush_inbound_reg CALL_ID`` also matches `device` by user and host."""
-    user, at, host = call_id.partition("@")
-    row = device.row
-    if at:
-        return row.user_id == user and row.realm.lower() == host.lower()
-    return row.realm.lower() == call_id.lower()
