@@ -161,6 +161,7 @@ class Changer:
             # Already in the files but not loaded (a crash between writing and reloading).
             loaded, answer = await live.reloadxml(self.esl)
             if not loaded:
+                await self._take_out(unproven, reload=False)  # never loaded: files only
                 return result | proofs | _all(unproven, SwitchState.FAILED, _reload_refused(answer))
             proofs = await prove(self.esl, self.settings, placed, thorough=True)
             unproven = [s for s in placed if proofs[s].state is not SwitchState.IN_EFFECT]
@@ -217,7 +218,7 @@ class Changer:
         except DriverError as exc:  # pragma: no cover - reported, nothing else to do
             raise UnsafeChange(f"could not put the config files back: {exc}") from exc
 
-    async def _take_out(self, switches: Sequence[Switch]) -> None:
+    async def _take_out(self, switches: Sequence[Switch], *, reload: bool = True) -> None:
         """Remove unproven switches' text again and reload (the others stay)."""
         batch = await self._batch(switches)
         for switch in switches:
@@ -230,9 +231,8 @@ class Changer:
                 batch.now[switch.place] = lines.remove(text, switch.value)[0]
         if batch.changed():
             await self._write(batch, "now")
-            await live.reloadxml(self.esl)
-
-    # -- proofs ------------------------------------------------------------------------------
+            if reload:
+                await live.reloadxml(self.esl)
 
     # -- checking ----------------------------------------------------------------------------
 
