@@ -6,13 +6,14 @@ SIGKILL (`run_child`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from agent.telemetry.service import Telemetry
 from agent.usage import keys
 from drivers.base import Driver
 from tests.licence.test_licence_service import Clock
-from tests.licence_server import LicenceServer
+from tests.licence_server import LicenceServer, sign
 
 REPO = str(Path(__file__).resolve().parents[1])
 
@@ -105,6 +106,22 @@ async def start_agent(cfg: AgentConfig, driver: Driver, server: LicenceServer) -
 
 
 # -- a child process to kill -----------------------------------------------------------------
+
+
+def alternate_lapses(server: LicenceServer, until: datetime) -> dict[str, int]:
+    """The licence server answers lapsed, active, lapsed... in turn (valid until `until`);
+    ``["n"]`` counts its answers."""
+    flips = {"n": 0}
+
+    def answer() -> bytes:
+        flips["n"] += 1
+        status = "lapsed" if flips["n"] % 2 else "active"
+        token = sign(server.payload(expires_at=until, status=status), server.key)
+        return json.dumps({"token": token}).encode()
+
+    server.on_request = answer
+    return flips
+
 
 CHILD = r"""
 import asyncio, sys

@@ -17,7 +17,6 @@ every driver passes on its acceptance office, from its vendor folder's expected.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -27,8 +26,8 @@ from drivers.base import Driver
 from drivers.models import FeaturePolicy, Switch, SwitchKind, SwitchPlan, SwitchState
 from tests.contract.conftest import Rig, eventually
 from tests.contract.site import agent_config, digests, open_site, policy_of
-from tests.enforcement_rig import active_journal, run_child
-from tests.licence_server import LicenceServer, now, sign
+from tests.enforcement_rig import active_journal, alternate_lapses, run_child
+from tests.licence_server import LicenceServer, now
 
 DRIVER_FEATURES = [f for f in FEATURES if f != "config_archive"]  # config_archive: the agent's
 
@@ -266,16 +265,8 @@ async def test_sigkill_while_lapsing_and_renewing_converges(rig: Rig) -> None:
     tree = rig.harness.config_tree()
     pristine = digests(tree)
     server = LicenceServer().start()
-    flips = {"n": 0}
     until = now() + timedelta(days=300)
-
-    def alternate() -> bytes:
-        flips["n"] += 1
-        status = "lapsed" if flips["n"] % 2 else "active"
-        token = sign(server.payload(expires_at=until, status=status), server.key)
-        return json.dumps({"token": token}).encode()
-
-    server.on_request = alternate
+    flips = alternate_lapses(server, until)
     try:
         db = agent_config(rig, server).state.dir / "state.db"
         config = rig.tmp / "agent.toml"  # as agent_config wrote it

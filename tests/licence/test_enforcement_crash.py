@@ -6,7 +6,6 @@ converges to the PBX exactly as it was: every file byte-identical, maintenance m
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -17,10 +16,10 @@ from agent.config import load_config
 from drivers.asterisk.sim.office import load_office
 from drivers.asterisk.simulator import Simulator
 from drivers.asterisk.switching import blocks
-from tests.enforcement_rig import active_journal, run_child
+from tests.enforcement_rig import active_journal, alternate_lapses, run_child
 from tests.integration.daemon_harness import write_config
 from tests.licence.test_enforcement import OFFICES, licence_extra
-from tests.licence_server import LicenceServer, now, sign
+from tests.licence_server import LicenceServer, now
 
 KILLS = 12
 
@@ -44,16 +43,8 @@ async def test_sigkill_during_enforcement_and_restoration_converges(
     server = LicenceServer().start()
     root = ami_simulator.ctx.config.root
     original = {p.name: p.read_bytes() for p in root.iterdir()}
-    flips = {"n": 0}
     until = now() + timedelta(days=300)
-
-    def alternate() -> bytes:
-        flips["n"] += 1
-        status = "lapsed" if flips["n"] % 2 else "active"
-        token = sign(server.payload(expires_at=until, status=status), server.key)
-        return json.dumps({"token": token}).encode()
-
-    server.on_request = alternate
+    flips = alternate_lapses(server, until)
     try:
         backup = f'[backup]\nsource = "local"\npath = "{root}"\n'
         config = write_config(
