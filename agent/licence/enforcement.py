@@ -135,7 +135,11 @@ class Enforcement:
                 return
             report = self._counting.last["report"] if self._counting.last else None
             current = await policy(
-                self._store, self._cfg, report, not evaluation.features["add_extensions"]
+                self._store,
+                self._cfg,
+                report,
+                not evaluation.features["add_extensions"],
+                not evaluation.features["softphone_app"],
             )
             for feature in FEATURES:
                 await self._reconcile_feature(feature, evaluation, current)

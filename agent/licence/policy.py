@@ -1,6 +1,11 @@
 """What switching features off acts on, from the last count report and the config: the apps'
 endpoints, the phones', the endpoints added since the lapse began, the seats whose app shares
-an endpoint with a phone (named, since the PBX cannot tell them apart)."""
+an endpoint with a phone (named, since the PBX cannot tell them apart).
+
+While a feature is off, what it acted on is remembered until renewal: the endpoints known when
+`add_extensions` went off, and the apps seen while `softphone_app` is off. An app-only seat is
+told apart by its registered devices' user agents; once the switch has cut and refused them,
+the next count sees no device and would call it a phone, and the switch would be undone."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from agent.state import StateStore
 from drivers.models import FeaturePolicy, SeatRef
 
 KNOWN_ENDPOINTS = "enforcement_known_endpoints"
+KNOWN_APPS = "enforcement_known_apps"
 
 
 def endpoints_of(report: Mapping[str, Any]) -> tuple[dict[str, str], set[str]]:
@@ -47,11 +53,16 @@ def shared_app_seats(
 
 
 async def policy(
-    store: StateStore, cfg: AgentConfig, report: Mapping[str, Any] | None, lapsed_extensions: bool
+    store: StateStore,
+    cfg: AgentConfig,
+    report: Mapping[str, Any] | None,
+    lapsed_extensions: bool,
+    lapsed_apps: bool = False,
 ) -> FeaturePolicy | None:
     """The policy from the last count report (None before the first count). While
     `add_extensions` is off, the endpoints known when it went off are remembered: any other
-    seat endpoint is new."""
+    seat endpoint is new. While `softphone_app` is off, every endpoint seen as an app stays
+    one."""
     if report is None:
         return None
     roles, named = endpoints_of(report)
@@ -61,8 +72,15 @@ async def policy(
         await store.set_meta(KNOWN_ENDPOINTS, known_text)
     known = set(json.loads(known_text)) if known_text else named
     new = sorted(e for e in roles if e not in known)
-    apps = sorted(e for e, role in roles.items() if role == "app" and e not in new)
-    phones = sorted(e for e, role in roles.items() if role == "phone" and e not in new)
+    seen_apps = {e for e, role in roles.items() if role == "app"}
+    if lapsed_apps:
+        remembered_text = await store.get_meta(KNOWN_APPS)
+        remembered = set(json.loads(remembered_text)) if remembered_text else set()
+        if not seen_apps <= remembered:
+            await store.set_meta(KNOWN_APPS, json.dumps(sorted(remembered | seen_apps)))
+        seen_apps |= remembered & set(roles)
+    apps = sorted(e for e in seen_apps if e not in new)
+    phones = sorted(e for e, role in roles.items() if e not in seen_apps and e not in new)
     licence = cfg.licence
     return FeaturePolicy(
         app_endpoints=tuple(apps),
@@ -75,6 +93,6 @@ async def policy(
 
 
 def forget_known(conn: sqlite3.Connection) -> None:
-    """Renewal: the endpoints known at the lapse start are forgotten."""
+    """Renewal: the endpoints known at the lapse start, and the apps, are forgotten."""
     with conn:
-        conn.execute("DELETE FROM meta WHERE key = ?", (KNOWN_ENDPOINTS,))
+        conn.execute("DELETE FROM meta WHERE key IN (?, ?)", (KNOWN_ENDPOINTS, KNOWN_APPS))

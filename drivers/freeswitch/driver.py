@@ -1,21 +1,32 @@
 """The FreeSWITCH driver: I/O only, over the ESL client; parsing lives in `parse`, the
-inventory per domain in `inventory`. No feature switching yet (its contract is being
-redesigned; see README)."""
+inventory per domain in `inventory`, feature switching in `switching`."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from drivers.base import Driver
+from drivers.config_files import ConfigFiles
 from drivers.errors import DriverAuthError, DriverConnectionError, DriverError
 from drivers.freeswitch import inventory, parse, wire
 from drivers.freeswitch.config import EslConfig
 from drivers.freeswitch.esl import EslClient
 from drivers.freeswitch.settings import EslSettings
-from drivers.models import Capability, EndpointSummary, Inventory, PbxFacts, Registration
+from drivers.freeswitch.switching import FreeswitchSwitcher
+from drivers.models import (
+    Capability,
+    EndpointSummary,
+    FeaturePolicy,
+    Inventory,
+    PbxFacts,
+    Registration,
+    Switch,
+    SwitchOutcome,
+    SwitchPlan,
+)
 from drivers.settings import DriverSettings
 
 # A start time that moves by less than this between two reads is the same start: it is
@@ -32,6 +43,7 @@ class FreeswitchDriver(Driver):
             Capability.EVENTS,
             Capability.INVENTORY,
             Capability.REGISTRATIONS,
+            Capability.FEATURES,
         }
     )
     settings_table: ClassVar[str] = "esl"
@@ -45,6 +57,7 @@ class FreeswitchDriver(Driver):
         self._startup: datetime | None = None
         # Users known not to be able to register, from the last look (inventory).
         self._blocked: dict[tuple[str, str], str] | None = None
+        self._switcher = FreeswitchSwitcher(self.esl, settings, self.default_config_dir)
 
     @classmethod
     def from_settings(cls, settings: DriverSettings) -> FreeswitchDriver:
@@ -68,6 +81,34 @@ class FreeswitchDriver(Driver):
             "is FreeSWITCH up with mod_event_socket loaded (listen-ip and listen-port in "
             "event_socket.conf.xml), and the port open from this host?"
         )
+
+    def use_config_files(self, files: ConfigFiles) -> None:
+        """Give the driver access to FreeSWITCH's config folder (CONFIG switches)."""
+        self._switcher.use_files(files)
+
+    def feature_switches(self) -> dict[str, str]:
+        return self._switcher.describe()
+
+    async def plan_switches(self, feature: str, policy: FeaturePolicy) -> SwitchPlan:
+        self._alive()
+        return await self._switcher.plan(feature, policy)
+
+    async def read_priors(self, switches: Sequence[Switch]) -> list[str]:
+        return await self._switcher.priors(switches)
+
+    async def apply_switches(self, switches: Sequence[Switch]) -> list[SwitchOutcome]:
+        self._alive()
+        return await self._switcher.apply(switches)
+
+    async def check_switches(
+        self, switches: Sequence[Switch], *, thorough: bool
+    ) -> list[SwitchOutcome]:
+        self._alive()
+        return await self._switcher.check(switches, thorough=thorough)
+
+    async def undo_switches(self, applied: Sequence[tuple[Switch, str]]) -> list[SwitchOutcome]:
+        self._alive()
+        return await self._switcher.undo(applied)
 
     async def connect(self) -> None:
         await self.esl.connect()

@@ -1,8 +1,9 @@
 """What a vendor brings to the driver contract suite: a simulator of its acceptance office
 speaking the real protocol over TCP, the settings that reach it, and the faults and life
-events (restart, clean shutdown) the suite needs. Each vendor lives in
+events (restart, clean shutdown) the suite needs; for feature switching, how the office's
+devices register again and how the PBX's own tooling undoes a change. Each vendor lives in
 ``tests/contract/vendors/<driver name>/``: ``harness.py`` defines ``Harness``, and
-``expected.json`` says what its office must count and report (see vendors/README.md).
+``expected.json`` says what its office must count, report and switch (see vendors/README.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from drivers.config_files import ConfigFiles
 from drivers.sim_faults import Faults
 
 VENDORS = Path(__file__).parent / "vendors"
@@ -39,6 +41,37 @@ class Harness(Protocol):
 
     def config_tree(self) -> Path:
         """Where the simulated PBX keeps its configuration (what backups copy)."""
+        ...
+
+    # -- feature switching ----------------------------------------------------------------
+
+    def config_files(self) -> ConfigFiles:
+        """The PBX's configuration folder as the agent reaches it (``[backup] source``)."""
+        ...
+
+    def prepare_lapse(self) -> None:
+        """Put the office in the state expected.json's ``features`` describe (e.g. a phone
+        registered from outside the site, when the captured office has none)."""
+
+    def refresh(self, endpoint: str) -> dict[str, bool]:
+        """Each device of `endpoint` registers again: accepted or not, by source address."""
+        ...
+
+    def registered(self, endpoint: str) -> list[str]:
+        """The source addresses of `endpoint`'s live registrations."""
+        ...
+
+    async def add_extension(self) -> str:
+        """The PBX's own tooling adds a phone-type extension with a registered phone; its
+        endpoint name as the count report names it."""
+        ...
+
+    async def pbx_undoes(self) -> None:
+        """The PBX's own tooling rewrites its configuration as it was before the agent came
+        (FreePBX Apply Config, FusionPBX regenerating its files) and reloads it."""
+
+    def runtime_switched(self) -> set[str]:
+        """Objects switched in runtime state (what a restart forgets), e.g. maintenance."""
         ...
 
 
@@ -77,6 +110,9 @@ class SimulatorHarness:
 
     async def shutdown(self) -> None:
         await self.simulator.shutdown()
+
+    def prepare_lapse(self) -> None:
+        """Nothing to prepare: the office has what its expected.json says."""
 
 
 @dataclass(frozen=True)

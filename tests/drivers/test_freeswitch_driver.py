@@ -36,7 +36,7 @@ def driver(sim: Simulator, domains: tuple[str, ...] = ()) -> FreeswitchDriver:
 
 async def test_no_avoidable_secret_is_asked_kept_or_logged(simulator: Simulator) -> None:
     fs = driver(simulator)
-    assert Capability.FEATURES not in fs.capabilities  # enforcement comes with issue 12's contract
+    assert Capability.FEATURES in fs.capabilities  # switching: tests/drivers/test_fs_switching.py
     await fs.connect()
     try:
         with capture_logs() as logs:

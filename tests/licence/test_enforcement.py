@@ -13,25 +13,14 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from agent.config import load_config
-from agent.counting.service import CountingService
 from agent.daemon import create_driver
-from agent.health.monitor import HealthMonitor
-from agent.licence.enforcement import Enforcement
-from agent.licence.features import feature_rows
 from agent.licence.policy import KNOWN_ENDPOINTS
-from agent.licence.service import LicenceService
-from agent.pbx_poller import PbxPoller
-from agent.state import StateStore
-from agent.telemetry.service import Telemetry
-from agent.usage import keys
 from drivers.asterisk.driver import AsteriskDriver
 from drivers.asterisk.sim.live import Contact
 from drivers.asterisk.sim.office import load_office
@@ -39,8 +28,8 @@ from drivers.asterisk.simulator import Simulator
 from drivers.config_files import LocalConfigFiles
 from tests.conftest import FIXTURES
 from tests.drivers.test_ami_client import eventually
+from tests.enforcement_rig import Agent, start_agent
 from tests.integration.daemon_harness import write_config
-from tests.licence.test_licence_service import Clock
 from tests.licence_server import LicenceServer
 
 OFFICES = {
@@ -59,45 +48,9 @@ def digests(root: Path) -> dict[str, str]:
 
 
 @dataclass
-class Site:
+class Site(Agent):
     simulator: Simulator
-    server: LicenceServer
-    clock: Clock
-    driver: AsteriskDriver
-    counting: CountingService
-    licence: LicenceService
-    enforcement: Enforcement
-    telemetry: Telemetry
-    poller: PbxPoller
-    store: StateStore
     root: Path
-
-    async def rows(self) -> dict[str, dict[str, Any]]:
-        rows = feature_rows(
-            self.licence.evaluation,
-            self.driver.feature_switches(),
-            self.enforcement.status,
-            await self.enforcement.journal(),
-        )
-        return {r["feature"]: r for r in rows}
-
-    async def problems(self) -> dict[str, str]:
-        """feature -> kind of the newest `feature_switch` event."""
-        found: dict[str, str] = {}
-        for event in await self.telemetry.events(0, 1000):
-            if event["check"] == "feature_switch":
-                found[event["subject"]] = event["kind"]
-        return found
-
-    async def lapse(self) -> None:
-        self.server.issue(expires_at=self.clock.at + timedelta(days=200), status="lapsed")
-        await self.licence.refresh()
-        assert self.licence.state == "lapsed"
-
-    async def renew(self) -> None:
-        self.server.issue(expires_at=self.clock.at + timedelta(days=365), issued_at=self.clock.at)
-        await self.licence.refresh()
-        assert self.licence.state == "active"
 
 
 async def make_site(office: Path, lan: str, tmp_path: Path, *, files: bool = True) -> Site:
@@ -108,46 +61,16 @@ async def make_site(office: Path, lan: str, tmp_path: Path, *, files: bool = Tru
     backup = f'[backup]\nsource = "local"\npath = "{root}"\n' if files else ""
     extra = server.config(**licence_extra(lan)) + backup
     cfg = load_config(write_config(tmp_path, simulator.port, extra=extra))
-    store = await StateStore.open(cfg.state.dir / "state.db")
     driver = create_driver(cfg)
     assert isinstance(driver, AsteriskDriver)
     if files:
         driver.use_config_files(LocalConfigFiles(root))
-    telemetry = Telemetry(store, cfg)
-    health = HealthMonitor(store, cfg, telemetry)
-    await health.open()
-    counting = CountingService(driver, store, cfg, keys.load_or_create(cfg.state.dir))
-    clock = Clock()
-    licence = LicenceService(store, cfg, telemetry, health, clock=clock)
-    enforcement = Enforcement(store, cfg, driver, telemetry, counting, health)
-    licence.listeners.append(enforcement.on_licence)
-    counting.listeners.append(enforcement.on_count)
-    poller = PbxPoller(driver, store, interval=60, cycle_timeout=30)
-    poller.listeners.append(enforcement.on_poll)
-    await licence.open()
-    server.issue(expires_at=clock.at + timedelta(days=200))
-    await licence.refresh()
-    await counting.count_now()
-    await poller.poll_once()
-    return Site(
-        simulator,
-        server,
-        clock,
-        driver,
-        counting,
-        licence,
-        enforcement,
-        telemetry,
-        poller,
-        store,
-        root,
-    )
+    agent = await start_agent(cfg, driver, server)
+    return Site(**vars(agent), simulator=simulator, root=root)
 
 
 async def close_site(site: Site) -> None:
-    site.server.stop()
-    await site.driver.close()
-    await site.store.close()
+    await site.close()
     await site.simulator.stop()
 
 

@@ -165,3 +165,74 @@ def test_simulate_freeswitch_command_serves_the_office() -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+async def test_params_merge_flush_and_modules_as_freeswitch_does(simulator: Simulator) -> None:
+    """What switching relies on, from the 1.10.12 source: a user's own params kept whole
+    and first, a domain's added only under a new name (switch_xml.c do_merge); the last
+    auth-acl counts, any true sip-forbid-register refuses (sofia_reg.c); flush_inbound_reg
+    matches a Call-ID, user@host, or a bare host; module_exists knows modules.conf."""
+    state = simulator.state
+    path = state.conf_dir / "directory" / "coastal.example.xml"
+    text = path.read_text()
+    own = '<param name="password" value="fake-2001-Coast"/>'
+    text = text.replace(
+        own,
+        own
+        + '\n<param name="auth-acl" value="127.0.9.0/24"/>'
+        + '\n<param name="auth-acl" value="127.0.8.0/24"/>'
+        + '\n<param name="sip-forbid-register" value="true"/>'
+        + '\n<param name="sip-forbid-register" value="false"/>',
+    )
+    text = text.replace(
+        '<param name="allow-empty-password" value="false"/>',
+        '<param name="allow-empty-password" value="false"/>\n'
+        '<param name="auth-acl" value="127.0.9.0/24"/>',
+    )
+    path.write_text(text)
+    assert state.reloadxml() == "+OK [Success]\n"
+    user = state.user("2001", "coastal.example")
+    assert user is not None and user.param("auth-acl") == "127.0.8.0/24"
+    assert user.flag("sip-forbid-register")
+    assert _register(simulator, "2001", "coastal.example", "127.0.8.21", "1-8211@127.0.8.21") == 403
+    other = state.user("2002", "coastal.example")
+    assert other is not None and other.param("auth-acl") == "127.0.9.0/24", "the domain's"
+
+    state.flush("internal", "coastal.example")  # a bare host: every row of that host
+    assert not [r for r in state.registrations.values() if r.realm == "coastal.example"]
+    assert [r.user for r in state.registrations.values()].count("1002") == 2
+
+    client = EslClient(EslSettings("127.0.0.1", simulator.port, "Fake-Esl-Pass-2024"))
+    await client.connect()
+    try:
+        assert await client.api("module_exists mod_lua") == "false"
+        modules = state.conf_dir / "autoload_configs" / "modules.conf.xml"
+        modules.write_text(
+            modules.read_text().replace("</modules>", '<load module="mod_lua"/>\n</modules>')
+        )
+        await simulator.restart()
+        await client.close()
+        client = EslClient(EslSettings("127.0.0.1", simulator.port, "Fake-Esl-Pass-2024"))
+        await client.connect()
+        assert await client.api("module_exists mod_lua") == "true"
+        assert await client.api("module_exists mod_verto") == "false"
+    finally:
+        await client.close()
+
+
+async def test_a_database_directory_answers_as_the_office_started(tmp_path: Path) -> None:
+    """FusionPBX: domains its Lua handler serves from the database keep answering as they
+    were, whatever the files say after."""
+    text = OFFICE.read_text().replace('config_dir = "../', f'config_dir = "{OFFICE.parent}/../')
+    office = tmp_path / "office.toml"
+    office.write_text(text + '\n[directory]\ndatabase = ["bayside.example"]\n')
+    sim = Simulator(load_office(office), scheduler=False)
+    await sim.start()
+    try:
+        (sim.state.conf_dir / "directory" / "bayside.example.xml").unlink()
+        assert sim.state.reloadxml() == "+OK [Success]\n"
+        assert sim.state.user("1001", "bayside.example") is not None
+        assert sim.state.refresh("1001@bayside.example") == {"127.0.8.11": 200}
+        assert sim.state.refresh("1010@bayside.example") == {"127.0.9.10": 200}
+    finally:
+        await sim.stop()

@@ -4,13 +4,11 @@ checks and undoes them with proofs on the live objects."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from drivers.asterisk.ami import AmiClient
 from drivers.asterisk.switching.changes import Changer
 from drivers.asterisk.switching.plan import NO_FILES, NOT_ON_ASTERISK, Planner
-from drivers.config_files import ConfigFiles
-from drivers.models import FeaturePolicy, Switch, SwitchOutcome, SwitchPlan
+from drivers.models import FeaturePolicy, SwitchPlan
+from drivers.switching import Switcher
 
 DESCRIPTIONS = {
     "softphone_app": "maintenance mode on the apps' endpoints (or an ACL), registrations cut",
@@ -20,15 +18,11 @@ DESCRIPTIONS = {
 }
 
 
-class AsteriskSwitcher:
+class AsteriskSwitcher(Switcher):
     def __init__(self, ami: AmiClient, own_user: str) -> None:
+        super().__init__()
         self._ami = ami
         self._own_user = own_user
-        self._files: ConfigFiles | None = None
-        self.last_how: dict[str, str] = {}
-
-    def use_files(self, files: ConfigFiles) -> None:
-        self._files = files
 
     def describe(self) -> dict[str, str]:
         """How each feature is switched here, as last planned (else in general)."""
@@ -40,24 +34,8 @@ class AsteriskSwitcher:
                     described[feature] = f"not switchable: {NO_FILES}"
         return described
 
-    async def plan(self, feature: str, policy: FeaturePolicy) -> SwitchPlan:
-        plan = await Planner(self._ami, self._files, self._own_user).plan(feature, policy)
-        self.last_how[feature] = plan.how or (
-            f"not switchable: {plan.refused}" if plan.refused else ""
-        )
-        return plan
+    async def _plan(self, feature: str, policy: FeaturePolicy) -> SwitchPlan:
+        return await Planner(self._ami, self._files, self._own_user).plan(feature, policy)
 
     def _changer(self) -> Changer:
         return Changer(self._ami, self._files)
-
-    async def priors(self, switches: Sequence[Switch]) -> list[str]:
-        return await self._changer().priors(switches)
-
-    async def apply(self, switches: Sequence[Switch]) -> list[SwitchOutcome]:
-        return await self._changer().apply(switches)
-
-    async def check(self, switches: Sequence[Switch], *, thorough: bool) -> list[SwitchOutcome]:
-        return await self._changer().check(switches, thorough=thorough)
-
-    async def undo(self, applied: Sequence[tuple[Switch, str]]) -> list[SwitchOutcome]:
-        return await self._changer().undo(applied)

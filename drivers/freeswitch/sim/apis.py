@@ -110,7 +110,7 @@ def global_getvar(state: SimState, arg: str, ctx: ApiContext) -> str:
 def module_exists(state: SimState, arg: str, ctx: ApiContext) -> str:
     if not arg:
         return ""
-    loaded = {i.ikey for i in tables.interfaces()}
+    loaded = {i.ikey for i in tables.interfaces()} | state.loaded_modules
     return "true" if arg in loaded else "false"
 
 
@@ -149,7 +149,8 @@ def fsctl(state: SimState, arg: str, ctx: ApiContext) -> str:
 def domain_exists(state: SimState, arg: str, ctx: ApiContext) -> str:
     if not arg:
         return ""
-    return "true" if d.domain(state.tree, arg) is not None else "false"
+    names = {(x.attr("name") or "").lower() for x in state.directory_domains()}
+    return "true" if arg.lower() in names else "false"
 
 
 @api("user_exists")
@@ -212,7 +213,7 @@ def list_users(state: SimState, arg: str, ctx: ApiContext) -> str:
         "effective_caller_id_number\n"
     ]
     contacts = contact_index(state)
-    for domain_element in d.domains(state.tree):
+    for domain_element in state.directory_domains():
         name = domain_element.attr("name") or ""
         if "domain" in wanted and wanted["domain"].lower() != name.lower():
             continue

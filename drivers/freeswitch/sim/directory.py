@@ -52,7 +52,8 @@ class User:
         return self.domain.attr("name") or ""
 
     def params(self) -> list[tuple[str, str]]:
-        """Merged: the user's own, then the group's and the domain's not already set."""
+        """Merged as switch_xml_merge_user does: the user's own (every one, repeats kept),
+        then each of the group's and the domain's whose name is not there yet."""
         return _merge(
             pairs(self.element, "params", "param"),
             pairs(self.group, "params", "param"),
@@ -60,8 +61,20 @@ class User:
         )
 
     def param(self, name: str) -> str | None:
+        """The value sofia and ``user_data`` use: the last of that name (sofia_reg.c and
+        mod_commands.c read every param and keep the last)."""
         lowered = name.lower()
-        return next((v for k, v in self.params() if k.lower() == lowered), None)
+        found = None
+        for key, value in self.params():
+            if key.lower() == lowered:
+                found = value
+        return found
+
+    def flag(self, name: str) -> bool:
+        """Any param of that name true (sofia refuses at the first true
+        ``sip-forbid-register``, whatever comes after it)."""
+        lowered = name.lower()
+        return any(k.lower() == lowered and is_true(v) for k, v in self.params())
 
     def own_variables(self) -> list[tuple[str, str]]:
         return pairs(self.element, "variables", "variable")
@@ -75,7 +88,11 @@ class User:
 
     def variable(self, name: str) -> str | None:
         lowered = name.lower()
-        return next((v for k, v in self.variables() if k.lower() == lowered), None)
+        found = None
+        for key, value in self.variables():
+            if key.lower() == lowered:
+                found = value
+        return found
 
     def registration_variables(self, realm: str) -> list[tuple[str, str]]:
         """The variables a sofia::register event carries for this user: who authenticated,
@@ -96,9 +113,13 @@ class User:
         )
 
 
-def _merge(*sources: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    merged: list[tuple[str, str]] = []
-    seen: set[str] = set()
+def _merge(
+    own: list[tuple[str, str]], *sources: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """switch_xml.c do_merge: `own` as it is, then each source's entries whose name is not
+    there yet (so a source's first entry of a name wins)."""
+    merged = list(own)
+    seen = {name.lower() for name, _ in own}
     for source in sources:
         for name, value in source:
             if name.lower() not in seen:

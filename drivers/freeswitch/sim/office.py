@@ -20,6 +20,8 @@ ping = "Reachable"  # Reachable | Unreachable (does it answer OPTIONS?)
 ping_time = 0.69   # milliseconds
 [gateways]
 "bayside-trunk" = "FAIL_WAIT"
+[directory]        # FusionPBX: domains its Lua xml_handler serves from its database (the users
+database = []      # as configured at start-up; edits of the files do not reach them)
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Office:
     sofia_order: tuple[str, ...]
     devices: tuple[Device, ...]
     gateways: dict[str, str] = field(default_factory=dict)
+    database_domains: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,6 +128,9 @@ def load_office(path: Path) -> Office:
         raise OfficeError(f"{path}: gateways: expected a table of name = state")
     devices = tuple(_device(path, i, e) for i, e in enumerate(raw.get("registrations", [])))
     order = raw.get("sofia", {}).get("order", [])
+    database = raw.get("directory", {}).get("database", [])
+    if not isinstance(database, list) or not all(isinstance(x, str) for x in database):
+        raise OfficeError(f"{path}: directory.database: expected a list of domain names")
     return Office(
         path=path,
         name=raw["name"],
@@ -136,5 +142,6 @@ def load_office(path: Path) -> Office:
         sofia_order=tuple(str(o) for o in order),
         devices=devices,
         gateways={str(k): str(v) for k, v in gateways.items()},
+        database_domains=tuple(d.lower() for d in database),
         raw=raw,
     )

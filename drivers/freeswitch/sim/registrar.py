@@ -130,7 +130,7 @@ class Registrar:
     def _refusal(self, user: d.User | None, ip: str) -> str | None:
         if user is None:
             return "no such user"
-        if d.is_true(user.param("sip-forbid-register")):
+        if user.flag("sip-forbid-register"):
             return "sip-forbid-register"
         acl = user.param("auth-acl")
         if acl and not self.acl_allows(ip, acl):
@@ -174,12 +174,15 @@ class Registrar:
         return True
 
     def flush(self, profile: str, target: str) -> None:
-        """``flush_inbound_reg``: a Call-ID, or user@domain (every device of that user)."""
+        """``flush_inbound_reg``: rows whose Call-ID is `target`, or whose user and host are
+        its two halves around ``@`` (every device of user@domain), or, with no ``@``, whose
+        host is `target` (sofia_reg.c sofia_reg_expire_call_id)."""
         user, at, domain = target.partition("@")
         for row in list(self.registrations.values()):
             if row.profile != profile:
                 continue
-            if row.call_id == target or (at and row.user == user and row.realm == domain):
+            by_user = row.user == user and row.realm == domain if at else row.realm == target
+            if row.call_id == target or by_user:
                 self.expire(row.call_id)
 
     def ping_status(

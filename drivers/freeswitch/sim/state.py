@@ -27,7 +27,7 @@ from drivers.freeswitch.sim.model import (
     params_of,
     uptime_text,
 )
-from drivers.freeswitch.sim.office import Office
+from drivers.freeswitch.sim.office import Device, Office
 from drivers.freeswitch.sim.registrar import Registrar
 
 __all__ = ["Channel", "Gateway", "Profile", "Registration", "SimState", "uptime_text"]
@@ -47,6 +47,8 @@ class SimState(Registrar):
         self.listening: Callable[[SimEvent], bool] = lambda event: True
         self.fired_hooks: list[Callable[[SimEvent], None]] = []
         self.sequence = 0
+        self.database: xmldoc.Element | None = None  # FusionPBX's, for database_domains
+        self.added_devices: list[Device] = []  # devices a caller added (see `add_device`)
         self.boot(uptime=office.uptime, keep_registrations=False)
 
     # -- start-up and configuration ----------------------------------------------------
@@ -62,7 +64,10 @@ class SimState(Registrar):
         processor = xmldoc.Preprocessor(self.variables)
         self.fsxml = processor.run(self.conf_dir / "freeswitch.xml")
         self.tree = xmldoc.parse(self.fsxml)
+        if self.database is None:
+            self.database = self.tree  # the database holds what the office started with
         self._users: dict[tuple[str, str], d.User] | None = None
+        self.loaded_modules = self._modules()
         self.variables = processor.variables
         self.variables["core_uuid"] = self.core_uuid
         self.acl = self._acl_lists()
@@ -120,12 +125,19 @@ class SimState(Registrar):
         self.reloadxml()
         self.acl = self._acl_lists()
 
+    def _modules(self) -> set[str]:
+        """Modules modules.conf loads (with the build's own interfaces: module_exists)."""
+        conf = self.configuration("modules.conf")
+        box = conf.child("modules") if conf is not None else None
+        return {m.attr("module") or "" for m in (box.all("load") if box is not None else ())}
+
     def user(self, user_id: str, domain: str) -> d.User | None:
         """A directory user by id or number-alias (switch_xml_locate_user), indexed once per
-        loaded tree."""
+        loaded tree; a domain FusionPBX serves from its database is looked up there (its
+        binding answers before the files: switch_xml_locate)."""
         if self._users is None:
             index: dict[tuple[str, str], d.User] = {}
-            for domain_element in d.domains(self.tree):
+            for domain_element in self.directory_domains():
                 name = (domain_element.attr("name") or "").lower()
                 for found in d.users(domain_element):
                     if (found.element.attr("type") or "") == "pointer":
@@ -136,6 +148,19 @@ class SimState(Registrar):
                         index.setdefault((name, alias), found)
             self._users = index
         return self._users.get((domain.lower(), user_id))
+
+    def directory_domains(self) -> list[xmldoc.Element]:
+        """The domains FreeSWITCH finds: those FusionPBX serves from its database (the office's
+        `database_domains`, as they were at start-up), then those of the loaded files."""
+        wanted = self.office.database_domains
+
+        def name(element: xmldoc.Element) -> str:
+            return (element.attr("name") or "").lower()
+
+        served = []
+        if wanted and self.database is not None:
+            served = [x for x in d.domains(self.database) if name(x) in wanted]
+        return served + [x for x in d.domains(self.tree) if name(x) not in wanted]
 
     def configuration(self, name: str) -> xmldoc.Element | None:
         conf = d.section(self.tree, "configuration")
@@ -246,6 +271,44 @@ class SimState(Registrar):
         self.fire(SimEvent("CUSTOM", headers, calling, subclass=subclass))
 
     # -- registrations ---------------------------------------------------------------------
+
+    def add_device(self, device: Device) -> int:
+        """A new device (not in the office file) registers for the first time."""
+        self.added_devices.append(device)
+        return self._register_device(device)
+
+    def refresh(self, address: str) -> dict[str, int]:
+        """The devices of user@domain register again (same Contact, Call-ID and address, as
+        a phone refreshing, or retrying after a flush): the SIP answer by source address
+        (200, or 403 when the directory refuses it; the 401 challenge comes first)."""
+        user, _, domain = address.partition("@")
+        return {
+            host_port(device.contact)[0]: self._register_device(device)
+            for device in (*self.office.devices, *self.added_devices)
+            if device.user_id == user and device.domain.lower() == domain.lower()
+        }
+
+    def _register_device(self, device: Device) -> int:
+        host, port = host_port(device.contact)
+        return self.register(
+            user=device.user_id,
+            domain=device.domain,
+            uri=device.contact,
+            call_id=device.call_id,
+            agent=device.agent,
+            expires=device.expires,
+            ip=host,
+            port=port,
+            profile=device.profile,
+        )
+
+    def registered(self, address: str) -> list[Registration]:
+        user, _, domain = address.partition("@")
+        return [
+            r
+            for r in self.registrations.values()
+            if r.user == user and r.realm.lower() == domain.lower()
+        ]
 
     # -- core ----------------------------------------------------------------------------
 
