@@ -61,8 +61,10 @@ async def killed_at(config: Path, hook: str, mark: Path, ask: str | None = None)
     proc = start_hooked(config, hook, mark)
     sock = config.parent / "state" / "control.sock"
     try:
-        if ask is not None:
-            await asyncio.to_thread(wait_for, status_when(sock, lambda r: True), 30, "the daemon")
+        if ask is not None:  # once the start's count is recorded (the report after the kill)
+            await asyncio.to_thread(
+                wait_for, status_when(sock, lambda r: r.get("counting")), 60, "the first count"
+            )
             with contextlib.suppress(ControlError):
                 await asyncio.to_thread(request, sock, ask, {}, timeout=30)
         code = await asyncio.to_thread(proc.wait, 60)

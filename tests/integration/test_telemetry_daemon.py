@@ -164,6 +164,11 @@ async def test_sigkill_while_draining_a_backlog_loses_nothing(
         )
         proc = start_daemon(config)
         try:
+            # The restarted daemon is up (its own `online`) before it is stopped: the killed
+            # one may have published the whole backlog before the watcher saw it.
+            await watcher.wait_for(
+                lambda w: w.on("status")[-1]["state"] == "online", 60, "the daemon back online"
+            )
             await watcher.wait_for(
                 lambda w: arrived(w) == wanted, 120, "every backlog event after the restart"
             )

@@ -334,7 +334,7 @@ async def walk_through_the_readme(
     # says so by name rather than claim the feature off (102-app itself is switched).
     app = next(f for f in features if f["feature"] == "softphone_app")
     assert not app["enforced"] and "seat 101 (Alice Nguyen)" in app["actual"], app
-    shown = await site.sh("pbx-agent features")
+    shown = await site.op("pbx-agent features")
     assert "softphone_app" in shown.stdout and "NOT SWITCHED" in shown.stdout, shown.output
     changed = [name for name, data in tree(pbx).items() if pristine.get(name) != data]
     assert "pjsip.conf" in changed, changed
