@@ -37,6 +37,7 @@ from agent.backup.offsite_sync import OffsiteReport, OffsiteSync
 from agent.backup.push import PushPlan, push, remove_partials
 from agent.backup.restore import extract, restore, verify
 from agent.backup.staging import Staging
+from agent.backup.throttle import ReadBudget, ThrottledSource
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config.schema import AgentConfig, BackupSshConfig
 from agent.errors import BackupError
@@ -283,6 +284,9 @@ class BackupService:
         with self._source() as (source, folders):
             # Checked against what a restore accepts while it is read: a backup that could
             # not be restored fails now, and never counts as good for retention.
+            if self._cfg.backup.read_mb_per_second:
+                budget = ReadBudget(self._cfg.backup.read_mb_per_second * 1_000_000)
+                source = ThrottledSource(source, budget)
             guarded = GuardedSource(source, folders, self.limits)
             result = write_archive(
                 guarded,

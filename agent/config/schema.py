@@ -141,6 +141,7 @@ class BackupConfig(Section):
     keep_weekly: int = Field(4, ge=0, le=1000)
     keep_monthly: int = Field(12, ge=0, le=1000)
     keep_yearly: int = Field(3, ge=0, le=100)
+    read_mb_per_second: float = Field(0, ge=0, le=100_000)  # 0: as fast as the PBX gives
     ssh: BackupSshConfig | None = None
     offsite: OffsiteConfig | None = None
     limits: BackupLimitsConfig = BackupLimitsConfig()

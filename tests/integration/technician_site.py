@@ -22,9 +22,10 @@ from tests.integration.daemon_harness import (
 )
 
 
-def local_backups(tmp: Path, *, big: int = 0) -> str:
+def local_backups(tmp: Path, *, big: int = 0, extra: str = "") -> str:
     """A `[backup]` table backing up `tmp/pbx-etc` (a few config files, and `big` bytes of
-    a sparse file when asked), encrypted to a fresh identity kept beside it."""
+    a sparse file when asked), encrypted to a fresh identity kept beside it; `extra` lines
+    go in the table."""
     tree = tmp / "pbx-etc"
     (tree / "sub").mkdir(parents=True)
     (tree / "pjsip.conf").write_text("[101]\ntype = endpoint\n")
@@ -40,11 +41,14 @@ def local_backups(tmp: Path, *, big: int = 0) -> str:
     return (
         f'[backup]\nenabled = true\nsource = "local"\npath = "{tree}"\n'
         f'recipients = ["{identity.to_public()}"]\nidentity_file = "{identity_file}"\n'
+        + extra
     )
 
 
-def site_config(tmp: Path, ami_port: int, *, big: int = 0, extra: str = "") -> Path:
-    return write_config(tmp, ami_port, extra=local_backups(tmp, big=big) + extra)
+def site_config(
+    tmp: Path, ami_port: int, *, big: int = 0, backup_extra: str = "", extra: str = ""
+) -> Path:
+    return write_config(tmp, ami_port, extra=local_backups(tmp, big=big, extra=backup_extra) + extra)
 
 
 async def backups_done(socket: Path, count: int, within: float = 120) -> list[dict[str, Any]]:

@@ -24,14 +24,15 @@ from tests.integration.daemon_harness import (
 from tests.integration.technician_site import backups_done, site_config, started
 from tests.pty_session import PtySession
 
-BIG = 512 * 1024 * 1024  # a sparse file: long enough to read that progress shows
+BIG = 256 * 1024 * 1024  # a sparse file, read at THROTTLE (backup.read_mb_per_second):
+THROTTLE = 'read_mb_per_second = 80\n'  # about 3 s of reading on any machine, so progress shows
 BAR = re.compile(rb"reading the PBX's files\s+\S+\s+\d+/~\d+ files\s+[\d.]+ [kMG]?B .*B/s\s+ETA")
 
 
 async def test_a_progress_bar_on_a_terminal_and_ctrl_c_leaves_the_backup_running(
     ami_simulator: Simulator, tmp_path: Path
 ) -> None:
-    config = site_config(tmp_path, ami_simulator.port, big=BIG)
+    config = site_config(tmp_path, ami_simulator.port, big=BIG, backup_extra=THROTTLE)
     proc, sock = await started(config)
     try:
         await backups_done(sock, 1)  # the catch-up at start: totals to estimate from
@@ -68,7 +69,7 @@ async def test_a_progress_bar_on_a_terminal_and_ctrl_c_leaves_the_backup_running
 async def test_plain_lines_off_a_terminal_json_lines_and_a_daemon_that_goes_away(
     ami_simulator: Simulator, tmp_path: Path
 ) -> None:
-    config = site_config(tmp_path, ami_simulator.port, big=BIG)
+    config = site_config(tmp_path, ami_simulator.port, big=BIG, backup_extra=THROTTLE)
     proc, sock = await started(config)
     try:
         first = (await backups_done(sock, 1))[0]
