@@ -48,7 +48,8 @@ def local_backups(tmp: Path, *, big: int = 0, extra: str = "") -> str:
 def site_config(
     tmp: Path, ami_port: int, *, big: int = 0, backup_extra: str = "", extra: str = ""
 ) -> Path:
-    return write_config(tmp, ami_port, extra=local_backups(tmp, big=big, extra=backup_extra) + extra)
+    backups = local_backups(tmp, big=big, extra=backup_extra)
+    return write_config(tmp, ami_port, extra=backups + extra)
 
 
 async def backups_done(socket: Path, count: int, within: float = 120) -> list[dict[str, Any]]:
