@@ -1,9 +1,16 @@
-"""AMI client on panoramisk: its protocol, message parser, actions and ActionID correlation,
-with the connection policy the field needs on top (timeouts on every call, list completion
-on ``EventList: Complete``, byte-level framing with a bounded buffer, and a supervised
-reconnect loop with exponential back-off and jitter).
+"""AMI client: panoramisk's actions (request encoding, ActionIDs) over a reader of our own that
+streams each answer into the parser that wants it, with the connection policy the field needs
+(a timeout on every action, a safety limit on every answer, list completion on
+``EventList: Complete``, a supervised reconnect with back-off).
 
-Results are `wire.Message` (ordered key/value pairs), so the parsers never see panoramisk.
+Answers are read as they arrive: each complete line of a message goes at once to the
+`wire.AnswerReader` of the action it answers (found by its ActionID), so a 100 MB GetConfig is
+parsed while it streams and never held whole, and memory follows what the parsers keep, not
+the size of the largest answer. Actions may be pipelined: Asterisk answers one session's
+actions in order, and the reader parses one answer while the PBX works on the next.
+
+Results of `action`/`list_action` are `wire.Message` (ordered key/value pairs), so the parsers
+never see panoramisk.
 """
 
 from __future__ import annotations
@@ -11,17 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar
 
 import structlog
 from panoramisk.actions import Action as _PanoramiskAction
-from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.message import Message as _PanoramiskMessage
 
 from drivers.asterisk import wire
 from drivers.asterisk.settings import AmiSettings
 from drivers.errors import (
+    AnswerTooLarge,
     CommandError,
     DriverAuthError,
     DriverConnectionError,
@@ -34,148 +40,338 @@ from drivers.link import SupervisedLink
 log = structlog.get_logger(__name__)
 
 BANNER_PREFIX = "Asterisk Call Manager/"
-MAX_MESSAGE = 8 * 1024 * 1024
+# Lines of a message read before its ActionID says whose it is: an unsolicited event (they
+# carry none, fact 5) is a few hundred bytes; a peer that sends more is not speaking AMI.
+MAX_UNCLAIMED = 1024 * 1024
 
 EventCallback = Callable[[wire.Message], None]
+R = TypeVar("R", bound=wire.AnswerReader)
 
-
-Keep = Callable[[str, str], bool]
-"""A filter on (header, value) applied to each message as it arrives, so a large answer
-never sits in memory whole: what it rejects is dropped at once (framing headers stay)."""
-
+# Headers kept whatever a `keep` set says: the framing of responses and lists.
 FRAMING = frozenset({"response", "event", "eventlist", "message", "actionid", "listitems"})
+_ACTION_ID = re.compile(r"^ActionID: *([^\r\n]*)", re.MULTILINE)
 
 
-class _ListAction(_PanoramiskAction):  # type: ignore[misc]
-    """A panoramisk action that completes as Asterisk documents it: a list ends with the event
-    carrying ``EventList: Complete`` (and our ActionID), whatever that event is called."""
+class Messages:
+    """The generic `wire.AnswerReader`: every message of the answer as ordered pairs, fields
+    outside `keep` (lower-case names) dropped as they arrive. The answer is a list when its
+    response says ``EventList: start`` (or "will follow", as older Asterisks wrote), and it
+    ends with the message carrying ``EventList: Complete``, whatever that event is called."""
 
-    keep: Keep | None = None
+    def __init__(self, keep: Iterable[str] | None = None) -> None:
+        self.messages: list[wire.Message] = []
+        self._keep = None if keep is None else frozenset(k.lower() for k in keep) | FRAMING
+        self._judged: dict[str, int] = {}  # header -> _DROP/_KEEP/_MARKER, judged once each
+        self._pairs: wire.Message = []
+        self._marker = ""  # this message's EventList value
+        self._list = False
 
     @property
-    def completed(self) -> bool:
-        last = self.responses[-1]
-        if self.multi:
-            return str(last.get("eventlist", "")).lower() == "complete"
-        return True
+    def response(self) -> wire.Message:
+        return self.messages[0] if self.messages else []
 
-
-_ACTION_ID = re.compile(r"^ActionID: (.*)$", re.MULTILINE)
-
-
-def _message(text: str, keep: Keep | None) -> Any:
-    """One message for panoramisk's correlation, carrying its fields as ordered pairs.
-
-    panoramisk's own parser builds a case-insensitive dict of every header in pure Python,
-    which dominates the cost of large lists; here its Message holds only the framing headers
-    it needs (Response/Event/EventList/ActionID/Message/ListItems), and the fields travel in
-    `pairs`, already filtered by `keep` (a 30-field event reduced to 3 costs a tenth).
-    Returns None for a block with neither Response nor Event (garbage).
-    """
-    framing: dict[str, Any] = {}
-    pairs: wire.Message = []
-    for line in text.split("\r\n"):
-        key, sep, value = line.partition(": ")
-        if not sep:
-            key, sep, value = line.partition(":")
-            if not sep:
-                continue
-        value = value.rstrip("\n")  # fact 3: a value may end with a bare newline
+    def _judge(self, key: str) -> int:
         lowered = key.lower()
-        if lowered in FRAMING:
-            if key in framing:
-                existing = framing[key]
-                framing[key] = (
-                    [*existing, value] if isinstance(existing, list) else [existing, value]
-                )
-            else:
-                framing[key] = value
-        elif keep is not None and not keep(key, value):
-            continue
-        pairs.append((key, value))
-    if "Response" not in framing and "Event" not in framing:
-        return None
-    message = _PanoramiskMessage(framing)
-    message.pairs = pairs
-    return message
+        if lowered == "eventlist":
+            verdict = _MARKER
+        elif self._keep is None or lowered in self._keep:
+            verdict = _KEEP
+        else:
+            verdict = _DROP
+        self._judged[key] = verdict
+        return verdict
+
+    def feed(self, text: str) -> None:
+        pairs, judged = self._pairs, self._judged
+        for line in wire.lines(text):
+            key, sep, value = line.partition(": ")
+            if not sep:
+                key, sep, value = line.partition(":")
+                if not sep:
+                    continue
+            verdict = judged.get(key)
+            if verdict is None:
+                verdict = self._judge(key)
+            if verdict is _DROP:
+                continue
+            if verdict is _MARKER:
+                self._marker = value.lower()
+            pairs.append((key, value))
+
+    def end_message(self) -> bool:
+        message, self._pairs = self._pairs, []
+        marker, self._marker = self._marker, ""
+        if not message:
+            return False
+        self.messages.append(message)
+        if len(self.messages) == 1:
+            self._list = marker == "start" or "will follow" in (
+                wire.get(message, "Message") or ""
+            )
+            return not self._list
+        return marker == "complete"
 
 
-def _to_pairs(message: Any) -> wire.Message:
-    pairs = getattr(message, "pairs", None)
-    if isinstance(pairs, list):
-        return pairs
-    result: wire.Message = []
-    for key, value in message.items():
-        if key == "content" and not value:  # panoramisk stores a body slot as a header
-            continue
-        values = value if isinstance(value, list) else [value]
-        result.extend((key, str(v).rstrip("\n")) for v in values)
-    return result
+_DROP, _KEEP, _MARKER = 0, 1, 2
 
 
-class _Protocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol with byte-level framing: bytes are buffered until ``\\r\\n\\r\\n``
-    and decoded per message, so a UTF-8 character split across TCP chunks is never lost, and
-    the buffer is bounded against a peer that never ends a message."""
+class _Pending:
+    """An action sent and not yet answered in full."""
+
+    __slots__ = ("future", "key", "name", "reader", "sent", "size", "timeout")
+
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        reader: wire.AnswerReader,
+        future: asyncio.Future[Any],
+        timeout: float,
+    ) -> None:
+        self.key = key
+        self.name = name
+        self.reader = reader
+        self.future = future
+        self.sent = future.get_loop().time()
+        self.timeout = timeout
+        self.size = 0
+
+
+_DISCARD = object()  # the message in progress answers nothing we wait for: skip it
+
+
+class _Protocol(asyncio.Protocol):
+    """Reads the AMI byte stream: the greeting, then messages, each line handed to the reader
+    of the action it answers as soon as it is complete. Bytes are decoded only up to the last
+    complete line, so a UTF-8 character split across TCP chunks is never lost (fact 2)."""
 
     def __init__(self, client: AmiClient) -> None:
-        super().__init__()
         self._client = client
-        self._splitter = wire.Splitter(MAX_MESSAGE)
-        self._head = bytearray()
-        self.banner: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.version: str | None = None
+        self.banner: asyncio.Future[str] = self._loop.create_future()
+        self.pending: dict[str, _Pending] = {}
+        self._buffer = bytearray()  # the line in progress (bytes after the last CRLF)
+        self._owner: Any = None  # the _Pending the message in progress answers, or _DISCARD
+        self._unclaimed: list[str] = []  # the message's lines before its ActionID
+        self._unclaimed_size = 0
+        self._progress = self._loop.time()  # when a pending answer last moved
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    # -- sending -------------------------------------------------------------------------
+
+    def request(
+        self, headers: dict[str, str], reader: wire.AnswerReader, timeout: float
+    ) -> asyncio.Future[Any]:
+        """Send one action; the future gets `reader` once the whole answer went through it."""
+        action = _PanoramiskAction(headers)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        if self.closed or self.transport is None:
+            future.set_exception(
+                DriverConnectionError(f"the AMI connection to {self._client.where} is closed")
+            )
+            return future
+        now = self._loop.time()
+        if not self.pending:
+            self._progress = now
+        self.pending[action.id] = _Pending(action.id, headers["Action"], reader, future, timeout)
+        self.transport.write(str(action).encode())
+        if self._watchdog is None or self._watchdog.when() > now + timeout:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self._watchdog = self._loop.call_later(timeout, self._watch)
+        return future
+
+    def forget(self, future: asyncio.Future[Any]) -> None:
+        """The caller stopped waiting (cancelled): the rest of that answer is skipped."""
+        for pending in list(self.pending.values()):
+            if pending.future is future:
+                del self.pending[pending.key]
+                if self._owner is pending:
+                    self._owner = _DISCARD
+
+    # -- reading -------------------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        self.factory = self._client
-        self.encoding = "utf-8"
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        start = max(0, len(buffer) - 1)  # only the new bytes (and a CR before them) are new
+        buffer += data
         if not self.banner.done():
-            self._head += data
-            end = self._head.find(b"\r\n")
+            end = buffer.find(b"\r\n")
             if end < 0:
-                if len(self._head) > 1024:
+                if len(buffer) > 1024:
                     self._fail(DriverConnectionError("the peer sent no AMI greeting"))
                 return
-            line = self._head[:end].decode("utf-8", "replace")
-            data = bytes(self._head[end + 2 :])
-            self._head.clear()
+            line = buffer[:end].decode("utf-8", "replace")
+            del buffer[: end + 2]
             if not line.startswith(BANNER_PREFIX):
                 self._fail(DriverConnectionError(f"not an AMI server (greeting {line[:60]!r})"))
                 return
             self.version = line[len(BANNER_PREFIX) :].strip()
             self.banner.set_result(self.version)
-        try:
-            blocks = list(self._splitter.feed(data))
-        except wire.FramingError as exc:
-            self._fail(DriverConnectionError(str(exc)))
+            start = 0
+        cut = buffer.rfind(b"\r\n", start)
+        if cut < 0:
+            if len(buffer) > self._line_limit():
+                self._fail(DriverConnectionError(self._too_long(len(buffer))))
             return
-        for block in blocks:
-            text = block.decode("utf-8", "replace").strip()
-            found = _ACTION_ID.search(text)
-            action = self.responses.get(found.group(1).strip()) if found else None
-            message = _message(text, action.keep if action is not None else None)
-            if message is None:
-                log.debug("ignored a block that is not an AMI message", size=len(block))
+        text = buffer[: cut + 2].decode("utf-8", "replace")
+        del buffer[: cut + 2]
+        try:
+            self._read(text)
+        except DriverConnectionError as exc:
+            self._fail(exc)
+
+    def _read(self, text: str) -> None:
+        """Complete lines: each message's lines to its reader; an empty line ends a message."""
+        position, size = 0, len(text)
+        while position < size:
+            if text.startswith("\r\n", position):
+                self._end_message()
+                position += 2
                 continue
-            self.handle_message(message)
+            end = text.find("\r\n\r\n", position)
+            if end < 0:
+                self._lines(text[position:] if position else text)
+                return
+            self._lines(text[position : end + 2])
+            self._end_message()
+            position = end + 4
+
+    def _lines(self, text: str) -> None:
+        owner = self._owner
+        if owner is None:  # the message's first lines: whose answer is it?
+            found = _ACTION_ID.search(text)
+            if found is None:
+                self._unclaimed.append(text)
+                self._unclaimed_size += len(text)
+                if self._unclaimed_size > MAX_UNCLAIMED:
+                    raise DriverConnectionError(
+                        f"the AMI at {self._client.where} sent a message of more than "
+                        f"{MAX_UNCLAIMED} bytes that answers no action"
+                    )
+                return
+            owner = self.pending.get(found.group(1).strip(), _DISCARD)
+            self._owner = owner
+            if self._unclaimed:
+                text = "".join(self._unclaimed) + text
+                self._unclaimed.clear()
+                self._unclaimed_size = 0
+        if owner is _DISCARD:
+            return
+        owner.size += len(text)
+        self._progress = self._loop.time()
+        if owner.size > self._client.settings.max_answer_bytes:
+            self._settle(owner, AnswerTooLarge(self._client.too_large(owner.name)))
+            return
+        try:
+            owner.reader.feed(text)
+        except DriverError as exc:  # a parser refusing what it reads (ParseError)
+            self._settle(owner, exc)
+
+    def _end_message(self) -> None:
+        owner, self._owner = self._owner, None
+        if owner is None:
+            if self._unclaimed:
+                text = "".join(self._unclaimed)
+                self._unclaimed.clear()
+                self._unclaimed_size = 0
+                self._unsolicited(wire.parse_lines(text))
+            return
+        if owner is _DISCARD:
+            return
+        try:
+            done = owner.reader.end_message()
+        except DriverError as exc:
+            self._settle(owner, exc)
+            return
+        if done:
+            self._settle(owner, None)
+
+    def _settle(self, pending: _Pending, error: DriverError | None) -> None:
+        """The answer is complete (or failed): hand it over, skip whatever is left of it."""
+        if self.pending.get(pending.key) is pending:
+            del self.pending[pending.key]
+        if self._owner is pending:
+            self._owner = _DISCARD
+        self._progress = self._loop.time()
+        if pending.future.done():
+            return
+        if error is None:
+            pending.future.set_result(pending.reader)
+        else:
+            pending.future.set_exception(error)
+
+    def _unsolicited(self, message: wire.Message) -> None:
+        if wire.get(message, "Event") is None:
+            log.debug("ignored an AMI message that answers no action", size=len(message))
+            return
+        self._client.dispatch(message)
+        if (wire.get(message, "Event") or "").lower() == "shutdown":
+            self._close()  # Asterisk is stopping: it closes the socket next
+
+    # -- timeouts and failures -------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """The oldest pending action fails once its answer has not moved for its timeout
+        (a long list that keeps coming is not a stalled PBX; one that stops is)."""
+        self._watchdog = None
+        if not self.pending or self.closed:
+            return
+        head = next(iter(self.pending.values()))
+        deadline = max(self._progress, head.sent) + head.timeout
+        now = self._loop.time()
+        if now < deadline:
+            self._watchdog = self._loop.call_later(deadline - now, self._watch)
+            return
+        where = self._client.where
+        error = DriverTimeout(
+            f"{head.name}: no answer from {where} for {head.timeout:g} s (pbx.ami.action_timeout)"
+        )
+        for pending in list(self.pending.values()):
+            if pending is head:
+                self._settle(pending, error)
+            else:
+                self._settle(
+                    pending,
+                    DriverTimeout(f"{pending.name}: not answered ({head.name} timed out first)"),
+                )
+        self._close()  # a PBX that stops answering mid-session gets a fresh connection
+
+    def _line_limit(self) -> int:
+        return self._client.settings.max_answer_bytes
+
+    def _too_long(self, size: int) -> str:
+        owner = self._owner if isinstance(self._owner, _Pending) else None
+        if owner is not None:
+            return self._client.too_large(owner.name)
+        return f"the AMI at {self._client.where} sent a line of more than {size} bytes"
 
     def _fail(self, exc: DriverError) -> None:
         if not self.banner.done():
             self.banner.set_exception(exc)
-        self.transport.close()
+        for pending in list(self.pending.values()):
+            self._settle(pending, exc)
+        self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         error = DriverConnectionError(
             f"AMI connection lost: {exc}" if isinstance(exc, Exception) else "AMI connection lost"
         )
-        for action in list(self.responses.values()):
-            if not action.future.done():
-                action.future.set_exception(error)
-        self.responses.clear()
-        with contextlib.suppress(Exception):
-            self.transport.close()  # also reached on a Shutdown event, with the socket open
+        for pending in list(self.pending.values()):
+            self._settle(pending, error)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if not self.banner.done():
             self.banner.set_exception(error)
         self.closed = True
@@ -197,78 +393,63 @@ class AmiClient(SupervisedLink):
         self._on_event = on_event
         self._protocol: _Protocol | None = None
         self.api_version: str | None = None
-        # The attributes panoramisk's protocol expects of its factory.
-        self.forgetable_actions: tuple[str, ...] = ()
-        self.awaiting_actions: list[Any] = []
 
-    async def action(self, name: str, *, keep: Keep | None = None, **headers: str) -> wire.Message:
-        """Send one action and return its response; raises on ``Response: Error``."""
-        result = await self._call({"Action": name, **headers}, keep)
-        if isinstance(result, list):  # a list answer to a non-list call: keep the response
-            result = result[0]
-        message = _to_pairs(result)
-        _raise_for_error(name, message)
-        return message
+    async def action(
+        self, name: str, *, keep: Iterable[str] | None = None, **headers: str
+    ) -> wire.Message:
+        """Send one action and return its response; raises on ``Response: Error``.
+        `keep` names the fields wanted (lower case); the others are dropped as they arrive."""
+        answer = await self.read(name, Messages(keep), **headers)
+        return answer.messages[0]
 
     async def list_action(
-        self, name: str, *, keep: Keep | None = None, **headers: str
+        self, name: str, *, keep: Iterable[str] | None = None, **headers: str
     ) -> list[wire.Message]:
         """Send a list action; return the response followed by every event of the list."""
-        result = await self._call({"Action": name, **headers}, keep)
-        messages = [_to_pairs(m) for m in (result if isinstance(result, list) else [result])]
-        _raise_for_error(name, messages[0])
-        return messages
+        return (await self.read(name, Messages(keep), **headers)).messages
 
-    async def command(self, cli: str) -> list[str]:
-        """Run a CLI command; one string per output line (fact 9: one ``Output:`` per line)."""
-        message = await self.action("Command", Command=cli)
-        return wire.get_all(message, "Output")
-
-    def dispatch(self, message: Any) -> None:
-        """Called by panoramisk's protocol for every unsolicited event."""
-        if self._on_event is not None:
-            try:
-                self._on_event(_to_pairs(message))
-            except Exception:  # a faulty subscriber must not break the connection
-                log.exception("AMI event callback failed")
-
-    # -- internals ---------------------------------------------------------------------
-
-    async def _call(self, headers: dict[str, str], keep: Keep | None = None) -> Any:
+    async def read(self, name: str, reader: R, **headers: str) -> R:
+        """Send an action and stream its answer into `reader` (a parser that builds its result
+        as the lines arrive); return the reader. Raises on ``Response: Error``."""
         protocol = self._protocol
         if protocol is None or protocol.closed:
             raise DriverConnectionError(
                 f"not connected to the AMI at {self.where}"
                 + (f" (last error: {self.last_error})" if self.last_error else "")
             )
+        future = protocol.request(
+            {"Action": name, **headers}, reader, self.settings.action_timeout
+        )
         try:
-            return await self._send(
-                protocol, headers, limit=self.settings.action_timeout, keep=keep
-            )
-        except DriverTimeout:
-            # A PBX that stops answering mid-session gets a fresh connection.
-            protocol.transport.close()
+            await future
+        except asyncio.CancelledError:
+            protocol.forget(future)
             raise
+        _raise_for_error(name, reader.response)
+        return reader
 
-    async def _send(
-        self,
-        protocol: _Protocol,
-        headers: dict[str, str],
-        *,
-        limit: float,
-        keep: Keep | None = None,
-    ) -> Any:
-        action = _ListAction(headers)
-        action.keep = keep
-        future = protocol.send(action, as_list=None)  # None: detect lists from the answer
-        try:
-            async with asyncio.timeout(limit):
-                return await future
-        except TimeoutError as exc:
-            protocol.responses.pop(action.id, None)
-            raise DriverTimeout(
-                f"{headers['Action']}: no complete answer from {self.where} within {limit:g} s"
-            ) from exc
+    async def command(self, cli: str) -> list[str]:
+        """Run a CLI command; one string per output line (fact 9: one ``Output:`` per line)."""
+        message = await self.action("Command", Command=cli)
+        return wire.get_all(message, "Output")
+
+    def dispatch(self, message: wire.Message) -> None:
+        """Called by the protocol for every unsolicited event."""
+        if self._on_event is not None:
+            try:
+                self._on_event(message)
+            except Exception:  # a faulty subscriber must not break the connection
+                log.exception("AMI event callback failed")
+
+    def too_large(self, action: str) -> str:
+        limit = self.settings.max_answer_bytes
+        return (
+            f"{action}: the answer from {self.where} passed the safety limit of "
+            f"{limit / 1048576:g} MiB (pbx.ami.max_answer_mb): not read; raise the limit "
+            "if this PBX really is that large"
+        )
+
+    # -- internals ---------------------------------------------------------------------
 
     async def _handshake(self) -> _Protocol:
         s = self.settings
@@ -276,15 +457,17 @@ class AmiClient(SupervisedLink):
         _, protocol = await loop.create_connection(lambda: _Protocol(self), s.host, s.port)
         self._opening = protocol
         self.api_version = await protocol.banner
-        login = _ListAction({"Action": "Login", "Username": s.username, "Secret": s.secret})
-        message = _to_pairs(await protocol.send(login, as_list=False))
+        login = {"Action": "Login", "Username": s.username, "Secret": s.secret}
+        reader = await protocol.request(login, Messages(), s.connect_timeout)
+        message = reader.response
         if (wire.get(message, "Response") or "").lower() != "success":
             reason = wire.get(message, "Message") or "login refused"
             raise DriverAuthError(f"AMI at {self.where} refused user {s.username!r}: {reason}")
         return protocol
 
     async def _goodbye(self, protocol: _Protocol) -> None:
-        await self._send(protocol, {"Action": "Logoff"}, limit=1.0)
+        with contextlib.suppress(DriverError):
+            await protocol.request({"Action": "Logoff"}, Messages(), 1.0)
 
 
 def _raise_for_error(action: str, message: wire.Message) -> None:

@@ -7,6 +7,7 @@ and their order matters, so a message is a list of pairs, not a dict.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 EOL = b"\r\n"
 END = b"\r\n\r\n"
@@ -43,6 +44,49 @@ def decode(block: bytes) -> Message:
         else:
             pairs.append(("", line))
     return pairs
+
+
+def lines(text: str) -> list[str]:
+    """The lines of `text`, complete lines each ended by CRLF, without their ends; the stray
+    newline a value may end with (fact 3: ``Message: Unable to retrieve endpoint 999\\n``)
+    is dropped."""
+    while "\n\r\n" in text:
+        text = text.replace("\n\r\n", "\r\n")
+    result = text.split("\r\n")
+    if result and not result[-1]:
+        result.pop()
+    return result
+
+
+def parse_lines(text: str) -> Message:
+    """One message's complete lines (`lines`) as ordered pairs, read as `decode` reads them."""
+    pairs: Message = []
+    for line in lines(text):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+        if sep:
+            pairs.append((key, value))
+        elif line:
+            pairs.append(("", line))
+    return pairs
+
+
+class AnswerReader(Protocol):
+    """Reads one action's answer as it streams in (`drivers.asterisk.ami` feeds it).
+
+    `feed` gets complete lines of the message in progress (CRLF-ended, possibly in several
+    calls), `end_message` is called at its empty line and says whether the answer is complete;
+    `response` is the answer's response fields (``Response``, ``Message``), for its errors.
+    A reader may raise `ParseError`: the action then fails with it.
+    """
+
+    @property
+    def response(self) -> Message: ...
+
+    def feed(self, text: str) -> None: ...
+
+    def end_message(self) -> bool: ...
 
 
 def get(message: Message, key: str, default: str | None = None) -> str | None:

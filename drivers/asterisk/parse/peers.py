@@ -33,13 +33,10 @@ class LivePeer:
     status: str
 
 
-def keep_peer_line(key: str, value: str) -> bool:
-    """GetConfig filter for iax.conf/sip.conf: section names, the options above and
-    `register` lines (whose secrets `parse_register` drops at once)."""
-    if key.startswith("Line-"):
-        option = value.partition("=")[0].strip()
-        return option in PEER_OPTIONS or option == "register"
-    return key.startswith("Category-")
+def keep_peer_option(option: str) -> bool:
+    """What is read of iax.conf/sip.conf (`ConfigReader`): the options above and `register`
+    lines (whose secrets `parse_register` drops at once)."""
+    return option in PEER_OPTIONS or option == "register"
 
 
 def parse_register(value: str) -> tuple[str, str]:
