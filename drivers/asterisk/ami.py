@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
@@ -53,72 +54,93 @@ _ACTION_ID = re.compile(r"^ActionID: *([^\r\n]*)", re.MULTILINE)
 
 
 class Messages:
-    """The generic `wire.AnswerReader`: every message of the answer as ordered pairs, fields
-    outside `keep` (lower-case names) dropped as they arrive. The answer is a list when its
-    response says ``EventList: start`` (or "will follow", as older Asterisks wrote), and it
-    ends with the message carrying ``EventList: Complete``, whatever that event is called."""
+    """The generic `wire.AnswerReader`: the answer's messages as ordered pairs. With `keep`
+    (field names as Asterisk spells them; matched without case), only those fields and the
+    framing are read out of each message. With `each`, every event after the response goes
+    to `each` as it is read, as `wire.Fields`, instead of being kept: a parser building its
+    items as the list streams in. The answer is a list when its response says
+    ``EventList: start`` (or "will follow", as older Asterisks wrote), and it ends with the
+    message carrying ``EventList: Complete``, whatever that event is called."""
 
-    def __init__(self, keep: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        keep: Iterable[str] | None = None,
+        each: Callable[[wire.Fields], None] | None = None,
+    ) -> None:
         self.messages: list[wire.Message] = []
-        self._keep = None if keep is None else frozenset(k.lower() for k in keep) | FRAMING
-        self._judged: dict[str, int] = {}  # header -> _DROP/_KEEP/_MARKER, judged once each
-        self._pairs: wire.Message = []
-        self._marker = ""  # this message's EventList value
+        self._fields = None if keep is None else _fields_pattern(keep)
+        self._wanted = wire.markers(("Event", *keep)) if keep is not None else None
+        self._each = each
+        self._text: list[str] = []  # the message in progress
         self._list = False
 
     @property
     def response(self) -> wire.Message:
         return self.messages[0] if self.messages else []
 
-    def _judge(self, key: str) -> int:
-        lowered = key.lower()
-        if lowered == "eventlist":
-            verdict = _MARKER
-        elif self._keep is None or lowered in self._keep:
-            verdict = _KEEP
-        else:
-            verdict = _DROP
-        self._judged[key] = verdict
-        return verdict
+    @property
+    def events(self) -> bool:
+        """Whether `feed_events` may be used: a list in progress, its events going to `each`."""
+        return self._list and self._each is not None
 
     def feed(self, text: str) -> None:
-        pairs, judged = self._pairs, self._judged
-        for line in wire.lines(text):
-            key, sep, value = line.partition(": ")
-            if not sep:
-                key, sep, value = line.partition(":")
-                if not sep:
-                    continue
-            verdict = judged.get(key)
-            if verdict is None:
-                verdict = self._judge(key)
-            if verdict is _DROP:
-                continue
-            if verdict is _MARKER:
-                self._marker = value.lower()
-            pairs.append((key, value))
+        self._text.append(text)
 
     def end_message(self) -> bool:
-        message, self._pairs = self._pairs, []
-        marker, self._marker = self._marker, ""
+        text = "".join(self._text)
+        self._text.clear()
+        message = self._fields.findall(text) if self._fields else wire.parse_lines(text)
         if not message:
             return False
-        self.messages.append(message)
-        if len(self.messages) == 1:
+        marker = ""
+        for key, value in message:
+            if key == "EventList" or key.lower() == "eventlist":
+                marker = value.lower()
+                break
+        if not self.messages:
+            self.messages.append(message)
             self._list = marker == "start" or "will follow" in (
                 wire.get(message, "Message") or ""
             )
             return not self._list
+        if self._each is None:
+            self.messages.append(message)
+        else:
+            self._each(wire.fields(message))
         return marker == "complete"
 
+    def feed_events(self, texts: list[str]) -> None:
+        """Whole events of the list in progress, none of them its last (the protocol cuts a
+        run of them out of what arrived): each field found by its spelling."""
+        each, wanted = self._each, self._wanted
+        if each is None or wanted is None:
+            for text in texts:
+                self.feed(text + "\r\n")
+                self.end_message()
+            return
+        for text in texts:
+            found = wire.pick(text, wanted)
+            if found is None:  # another spelling: read it line by line
+                found = wire.fields(self._fields.findall(text) if self._fields else [])
+            each(found)
 
-_DROP, _KEEP, _MARKER = 0, 1, 2
+
+@functools.lru_cache(maxsize=64)
+def _pattern(names: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(sorted(re.escape(name) for name in names))
+    # `[^\r\n]*` also leaves out the stray newline a value may end with (fact 3)
+    return re.compile(rf"^({alternatives}): ?([^\r\n]*)", re.MULTILINE | re.IGNORECASE)
+
+
+def _fields_pattern(keep: Iterable[str]) -> re.Pattern[str]:
+    return _pattern(frozenset(name.lower() for name in keep) | FRAMING)
+
 
 
 class _Pending:
     """An action sent and not yet answered in full."""
 
-    __slots__ = ("future", "key", "name", "reader", "sent", "size", "timeout")
+    __slots__ = ("future", "key", "marker", "name", "reader", "sent", "size", "timeout")
 
     def __init__(
         self,
@@ -129,6 +151,7 @@ class _Pending:
         timeout: float,
     ) -> None:
         self.key = key
+        self.marker = f"\r\nActionID: {key}\r\n"  # as each event of its list carries it
         self.name = name
         self.reader = reader
         self.future = future
@@ -155,6 +178,7 @@ class _Protocol(asyncio.Protocol):
         self.pending: dict[str, _Pending] = {}
         self._buffer = bytearray()  # the line in progress (bytes after the last CRLF)
         self._owner: Any = None  # the _Pending the message in progress answers, or _DISCARD
+        self._listing: _Pending | None = None  # the list whose events are coming in
         self._unclaimed: list[str] = []  # the message's lines before its ActionID
         self._unclaimed_size = 0
         self._progress = self._loop.time()  # when a pending answer last moved
@@ -191,6 +215,8 @@ class _Protocol(asyncio.Protocol):
                 del self.pending[pending.key]
                 if self._owner is pending:
                     self._owner = _DISCARD
+                if self._listing is pending:
+                    self._listing = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -235,6 +261,10 @@ class _Protocol(asyncio.Protocol):
                 self._end_message()
                 position += 2
                 continue
+            if self._owner is None and self._listing is not None:
+                position = self._events(text, position)
+                if position >= size:
+                    return
             end = text.find("\r\n\r\n", position)
             if end < 0:
                 self._lines(text[position:] if position else text)
@@ -274,6 +304,37 @@ class _Protocol(asyncio.Protocol):
         except DriverError as exc:  # a parser refusing what it reads (ParseError)
             self._settle(owner, exc)
 
+    def _events(self, text: str, position: int) -> int:
+        """A run of whole events of the list in progress, handed over in one call: those
+        from `position` up to the last complete one, short of any event with an EventList
+        header (the list's last: read as usual), when each of them carries the list's
+        ActionID (no unsolicited event among them). Returns where reading goes on."""
+        pending = self._listing
+        end = text.rfind("\r\n\r\n", position)
+        if pending is None or end <= position or not isinstance(pending.reader, Messages):
+            return position
+        reader = pending.reader
+        run = text[position:end]
+        last = run.lower().find("\r\neventlist:")
+        if last >= 0:
+            end = run.rfind("\r\n\r\n", 0, last)
+            if end < 0:
+                return position
+            run = run[:end]
+        events = run.split("\r\n\r\n")
+        if (run + "\r\n").count(pending.marker) != len(events):
+            return position  # something else among them: message by message
+        pending.size += len(run)
+        self._progress = self._loop.time()
+        if pending.size > self._client.settings.max_answer_bytes:
+            self._settle(pending, AnswerTooLarge(self._client.too_large(pending.name)))
+            return position
+        try:
+            reader.feed_events(events)
+        except DriverError as exc:
+            self._settle(pending, exc)
+        return position + len(run) + 4
+
     def _end_message(self) -> None:
         owner, self._owner = self._owner, None
         if owner is None:
@@ -292,6 +353,8 @@ class _Protocol(asyncio.Protocol):
             return
         if done:
             self._settle(owner, None)
+        elif getattr(owner.reader, "events", False):
+            self._listing = owner
 
     def _settle(self, pending: _Pending, error: DriverError | None) -> None:
         """The answer is complete (or failed): hand it over, skip whatever is left of it."""
@@ -299,6 +362,8 @@ class _Protocol(asyncio.Protocol):
             del self.pending[pending.key]
         if self._owner is pending:
             self._owner = _DISCARD
+        if self._listing is pending:
+            self._listing = None
         self._progress = self._loop.time()
         if pending.future.done():
             return
@@ -403,10 +468,16 @@ class AmiClient(SupervisedLink):
         return answer.messages[0]
 
     async def list_action(
-        self, name: str, *, keep: Iterable[str] | None = None, **headers: str
+        self,
+        name: str,
+        *,
+        keep: Iterable[str] | None = None,
+        each: Callable[[wire.Fields], None] | None = None,
+        **headers: str,
     ) -> list[wire.Message]:
-        """Send a list action; return the response followed by every event of the list."""
-        return (await self.read(name, Messages(keep), **headers)).messages
+        """Send a list action; return the response followed by every event of the list (with
+        `each`, only the response: each event goes to `each` as soon as it is read)."""
+        return (await self.read(name, Messages(keep, each), **headers)).messages
 
     async def read(self, name: str, reader: R, **headers: str) -> R:
         """Send an action and stream its answer into `reader` (a parser that builds its result

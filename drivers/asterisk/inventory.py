@@ -8,53 +8,56 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from drivers.asterisk import parse, wire
+from drivers.asterisk import parse
 from drivers.asterisk.ami import AmiClient
 from drivers.asterisk.parse.config import PJSIP_FILTER, ConfigReader, PjsipReader, Section
-from drivers.asterisk.parse.dialplan import parse_peer_dials
+from drivers.asterisk.parse.dialplan import Dialplan
+from drivers.asterisk.parse.lists import ContactList, MailboxList, QueueList, RegistrationList
 from drivers.asterisk.parse.live import (
     DETAIL_FIELDS,
     LIST_FIELDS,
     LiveEndpoint,
+    LiveEndpoints,
+    Reconciled,
     parse_endpoint_detail,
-    parse_live_endpoints,
     reconcile,
 )
 from drivers.asterisk.parse.peers import keep_peer_option, parse_live_peers, parse_peers
 from drivers.errors import CommandError, ParseError
-from drivers.models import Contact, Endpoint, Inventory, PbxFacts
+from drivers.models import Aor, Contact, Endpoint, Inventory, PbxFacts
 from drivers.user_agents import MAX_USER_AGENT
 
 # Endpoints loaded in Asterisk but missing from the files are described one PJSIPShowEndpoint
 # each; past this many (a file that cannot be read at all) the live list alone describes them.
 MAX_DETAIL_LOOKUPS = 100
 
-# What each list answer is kept for (lower-case field names); everything else is dropped as it
-# arrives (memory stays proportional to what the counting rules use, not to what the PBX sends).
+# What each list answer is read for (fields as Asterisk spells them; matched without case);
+# nothing else of it becomes a string (memory and time follow what the counting rules use,
+# not what the PBX sends).
 KEEP_FIELDS = {
-    "PJSIPShowContacts": {
-        "objectname",
-        "uri",
-        "useragent",
-        "viaaddr",
-        "viaport",
-        "status",
-        "roundtripusec",
-    },
-    "PJSIPShowRegistrationsOutbound": {
-        "objectname",
-        "endpoint",
-        "serveruri",
-        "clienturi",
-        "status",
-    },
-    "VoicemailUsersList": {"vmcontext", "voicemailbox", "fullname"},
-    "QueueSummary": {"queue"},
-    "ShowDialPlan": {"context", "extension", "priority", "application", "appdata"},
+    "PJSIPShowContacts": (
+        "ObjectName",
+        "Uri",
+        "UserAgent",
+        "ViaAddr",
+        "ViaPort",
+        "Status",
+        "RoundtripUsec",
+    ),
+    "PJSIPShowRegistrationsOutbound": (
+        "ObjectName",
+        "Endpoint",
+        "ServerUri",
+        "ClientUri",
+        "Status",
+    ),
+    "VoicemailUsersList": ("VMContext", "VoiceMailbox", "Fullname"),
+    "QueueSummary": ("Queue",),
+    "ShowDialPlan": ("Context", "Extension", "Priority", "Application", "AppData"),
 }
 PEER_DRIVERS = (
     # technology, module, live list action, configuration file
@@ -80,13 +83,15 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
     files no longer describe) is asked afterwards."""
     found: dict[str, list[str]] = defaultdict(list)  # warnings by source, in report order
 
-    async def listed(name: str, parse_: Callable[[list[wire.Message]], T], empty: T) -> T:
+    async def listed(name: str, reader: Any) -> Any:
+        """A list action whose events `reader` turns into items as they arrive; its items,
+        or None when the PBX refuses the action (e.g. app_voicemail not loaded)."""
         try:
-            answer = await ami.list_action(name, keep=KEEP_FIELDS[name])
-        except (CommandError, ParseError) as exc:  # e.g. app_voicemail not loaded
+            await ami.list_action(name, keep=KEEP_FIELDS[name], each=reader.add)
+        except (CommandError, ParseError) as exc:
             found[name].append(f"{name}: {exc}")
-            return empty
-        return parse_(answer)
+            return None
+        return reader
 
     async def peer_config(technology: str, filename: str) -> list[Section]:
         reader = ConfigReader(keep=keep_peer_option)
@@ -98,11 +103,11 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
             )
             return []
 
-    async def peers(technology: str, module: str, list_name: str, filename: str) -> Any:
-        if not await _module(ami, module):
+    async def peers(loaded: Awaitable[bool], technology: str, list_name: str, file: str) -> Any:
+        if not await loaded:
             return None
         live_peers, sections = await _concurrently(
-            ami.list_action(list_name), peer_config(technology, filename)
+            start(ami.list_action(list_name)), start(peer_config(technology, file))
         )
         return parse_live_peers(live_peers), sections
 
@@ -116,42 +121,55 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
             return ()
         return parse.parse_manager_users(reader.sections)
 
-    def contacts(answer: list[wire.Message]) -> list[Contact]:
-        return list(parse.parse_contacts(answer, found["PJSIPShowContacts"]))
+    async def both_views(
+        listing: Awaitable[Any], files: Awaitable[PjsipReader]
+    ) -> tuple[tuple[LiveEndpoint, ...], Reconciled, list[Aor]]:
+        """The live list and the files, reconciled as soon as both are in (while the PBX
+        sends the rest)."""
+        await listing
+        pjsip = await files
+        configured = pjsip.endpoints()
+        _warn_duplicates(configured, found["pjsip"])
+        live = live_list.result()
+        return live, reconcile(live, configured), list(pjsip.aors())
 
-    def dialplan(answer: list[wire.Message]) -> Any:
-        return parse.parse_hints(answer), answer, parse_peer_dials(answer)
-
+    # Sent in this order (tasks start in the order they are made): the small questions whose
+    # answers decide what else to ask first, then the big answers, biggest early.
+    modules = [start(_module(ami, module)) for _, module, _, _ in PEER_DRIVERS]
+    live_list = LiveEndpoints()
+    listing = start(ami.list_action("PJSIPShowEndpoints", keep=LIST_FIELDS, each=live_list.add))
+    files = start(
+        ami.read("GetConfig", PjsipReader(), Filename="pjsip.conf", Filter=PJSIP_FILTER)
+    )
     (
-        pbx,
-        peer_answers,
-        live,
-        pjsip,
+        (live, reconciled, aors),
         registrations,
-        contact_list,
+        contacts,
         mailboxes,
         queues,
         plan,
         manager,
+        pbx,
+        *peer_answers,
     ) = await _concurrently(
-        facts,
-        _concurrently(*(peers(*driver) for driver in PEER_DRIVERS)),
-        ami.list_action("PJSIPShowEndpoints", keep=LIST_FIELDS),
-        ami.read("GetConfig", PjsipReader(), Filename="pjsip.conf", Filter=PJSIP_FILTER),
-        listed("PJSIPShowRegistrationsOutbound", parse.parse_registrations, ()),
-        listed("PJSIPShowContacts", contacts, []),
-        listed("VoicemailUsersList", parse.parse_mailboxes, ()),
-        listed("QueueSummary", parse.parse_queues, ()),
-        listed("ShowDialPlan", dialplan, ((), [], {})),
-        manager_users(),
+        start(both_views(listing, files)),
+        start(listed("PJSIPShowRegistrationsOutbound", RegistrationList())),
+        start(listed("PJSIPShowContacts", ContactList(found["PJSIPShowContacts"]))),
+        start(listed("VoicemailUsersList", MailboxList())),
+        start(listed("QueueSummary", QueueList())),
+        start(listed("ShowDialPlan", Dialplan())),
+        start(manager_users()),
+        start(facts),
+        *(
+            start(peers(loaded, technology, list_name, filename))
+            for loaded, (technology, _, list_name, filename) in zip(
+                modules, PEER_DRIVERS, strict=True
+            )
+        ),
+        also=(*modules, listing, files),
     )
-    warnings: list[str] = []
-    configured = pjsip.endpoints()
-    _warn_duplicates(configured, warnings)
-    reconciled = reconcile(parse_live_endpoints(live), configured)
-    del configured
-    warnings += reconciled.warnings
-    warnings += found["PJSIPShowRegistrationsOutbound"]
+    registrations = registrations.result() if registrations else ()
+    warnings = [*found["pjsip"], *reconciled.warnings, *found["PJSIPShowRegistrationsOutbound"]]
     registered = {r.endpoint for r in registrations if r.endpoint}
     endpoints = [
         replace(e, outbound_registration=True)
@@ -159,12 +177,11 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         else e
         for e in reconciled.endpoints
     ]
-    aors = list(pjsip.aors())
     known_aors = {a.name for a in aors}
     lookups = reconciled.only_live[:MAX_DETAIL_LOOKUPS]
     details = await _concurrently(
         *(
-            ami.list_action("PJSIPShowEndpoint", keep=DETAIL_FIELDS, Endpoint=name)
+            start(ami.list_action("PJSIPShowEndpoint", keep=DETAIL_FIELDS, Endpoint=name))
             for name in lookups
         )
     )
@@ -177,16 +194,15 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
             f"endpoint {name} is loaded in Asterisk but no longer in pjsip.conf: counted as "
             "Asterisk runs it (it goes at the next res_pjsip reload)"
         )
-    _describe_the_rest(
-        parse_live_endpoints(live), reconciled.only_live[MAX_DETAIL_LOOKUPS:], endpoints, warnings
-    )
+    _describe_the_rest(live, reconciled.only_live[MAX_DETAIL_LOOKUPS:], endpoints, warnings)
     del live
+    contact_list = list(contacts.result()) if contacts else []
     warnings += found["PJSIPShowContacts"]
     warnings += found["VoicemailUsersList"] + found["QueueSummary"] + found["ShowDialPlan"]
-    hints, steps, dials = plan  # the dialplan's `hint` priorities are the hints
+    plan = plan or Dialplan()
     inbound = {e.context for e in endpoints if e.context and _is_trunk(e)}
-    objects = parse.parse_dialplan(steps, inbound)
-    del steps, plan
+    objects = plan.objects(inbound)
+    dials = plan.peer_dials()
     for (technology, *_), answers in zip(PEER_DRIVERS, peer_answers, strict=True):
         if answers is None:
             continue
@@ -203,9 +219,9 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         aors=tuple(sorted(aors, key=lambda a: a.name)),
         contacts=_cut_user_agents(contact_list, warnings),
         registrations=registrations,
-        mailboxes=mailboxes,
-        queues=queues,
-        hints=hints,
+        mailboxes=mailboxes.result() if mailboxes else (),
+        queues=queues.result() if queues else (),
+        hints=plan.hints(),
         dialplan=objects,
         manager_users=manager,
         warnings=tuple(warnings),
@@ -217,16 +233,23 @@ def _nothing(option: str) -> bool:
     return False
 
 
-async def _concurrently(*awaitables: Awaitable[Any]) -> list[Any]:
-    """Await all (their actions go out in this order, pipelined); on the first failure the
-    others are cancelled and that failure is raised as it is."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
+def start(coroutine: Awaitable[T]) -> asyncio.Future[T]:
+    """Run `coroutine` as a task: tasks start in the order they are made, so their actions
+    go out in that order, pipelined (Asterisk answers one session's actions in order)."""
+    return asyncio.ensure_future(coroutine)
+
+
+async def _concurrently(
+    *tasks: asyncio.Future[Any], also: tuple[asyncio.Future[Any], ...] = ()
+) -> list[Any]:
+    """The results of `tasks`; on the first failure these and `also` (tasks they await) are
+    cancelled and that failure is raised as it is."""
     try:
         return await asyncio.gather(*tasks)
     except BaseException:
-        for task in tasks:
+        for task in (*tasks, *also):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *also, return_exceptions=True)
         raise
 
 

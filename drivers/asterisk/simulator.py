@@ -34,6 +34,7 @@ from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handl
     registrar,
 )
 from drivers.asterisk.sim.base import Reply, Session, SimContext, error
+from drivers.asterisk.sim.cost import GetConfigCost
 from drivers.asterisk.sim.dispatch import dispatch
 from drivers.asterisk.sim.faults import Faults
 from drivers.asterisk.sim.live import Contact
@@ -75,6 +76,7 @@ class Simulator(SimServer):
         self.office = office
         self.faults = faults or Faults()
         self.ctx: SimContext = office.context()
+        self.getconfig_cost = GetConfigCost.from_office(office)  # the PBX's own work
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -198,8 +200,11 @@ class Simulator(SimServer):
             log.exception("simulator handler failed", request=request[:2])
             reply = Reply([error(request, "Simulator internal error (see its log)")])
             payload = b"".join(wire.encode(m) for m in reply.messages)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        delay = reply.delay
+        if self.getconfig_cost is not None:
+            delay += self.getconfig_cost.charge(self.ctx, request)
+        if delay:
+            await asyncio.sleep(delay)
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         if self.faults.garbage is not None:

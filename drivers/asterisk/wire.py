@@ -101,6 +101,54 @@ def get(message: Message, key: str, default: str | None = None) -> str | None:
     return default
 
 
+class Fields(dict[str, str]):
+    """One message's fields by name, the first value of each (`get`'s answer), for parsers
+    that read several fields of many events: a name missing as written is looked up without
+    case, as Asterisk reads headers; `field()` gives None for a name that is absent."""
+
+    def field(self, key: str) -> str | None:
+        value = self.get(key)
+        if value is not None:
+            return value
+        lowered = key.lower()
+        for name, found in self.items():
+            if name.lower() == lowered:
+                return found
+        return None
+
+
+def fields(message: Message) -> Fields:
+    return Fields(reversed(message))  # the first value of a repeated name is the one kept
+
+
+def markers(names: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """What `pick` looks for: each name as Asterisk spells it, with its line start."""
+    return tuple((name, f"\r\n{name}: ") for name in names)
+
+
+def pick(text: str, wanted: tuple[tuple[str, str], ...]) -> Fields | None:
+    """The `wanted` fields (`markers`) of one message (its lines, CRLF between them), found
+    by their spelling: a few string searches instead of reading every line. A field that is
+    absent is left out; None when one is there with another spelling (or a value ends in a
+    stray newline, fact 3): read that message line by line instead."""
+    text = "\r\n" + text
+    if "\n\r\n" in text:
+        return None
+    found = Fields()
+    lowered = None
+    for name, marker in wanted:
+        start = text.find(marker)
+        if start < 0:
+            lowered = lowered or text.lower()
+            if f"\r\n{name.lower()}:" in lowered:
+                return None
+            continue
+        start += len(marker)
+        end = text.find("\r\n", start)
+        found[name] = text[start:end] if end >= 0 else text[start:]
+    return found
+
+
 def get_all(message: Message, key: str) -> list[str]:
     """Every value of a repeated key, in order."""
     lowered = key.lower()

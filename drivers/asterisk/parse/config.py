@@ -10,8 +10,8 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from itertools import repeat
-from operator import itemgetter
+from itertools import compress
+from operator import itemgetter, not_
 from typing import Any
 
 from drivers.asterisk import wire
@@ -46,7 +46,12 @@ def parse_get_config(message: wire.Message) -> list[Section]:
     return reader.sections
 
 
-_MISSING = object()
+Options = tuple[tuple[str, str], ...]
+_TEMPLATE_LINES = ("IsTemplate-", "Templates-")
+_DROPPED: tuple[str, ...] = ()  # the pair of a line `keep` refuses (falsy, like a miss)
+# An option whose lines missed the shared ones this often has a value per section (caller ID,
+# AOR and auth names): its lines are no longer remembered.
+MAX_MISSES = 512
 
 
 class ConfigReader:
@@ -63,84 +68,124 @@ class ConfigReader:
 
     def __init__(
         self,
-        take: Callable[[Section], None] | None = None,
+        take: Callable[[str, Options], None] | None = None,
         keep: Callable[[str], bool] | None = None,
     ) -> None:
         self.sections: list[Section] = []
         self.response: wire.Message = []
-        self._take = take or self.sections.append
+        self._take = take or self._keep_section
         self._keep = keep
         self._name: str | None = None  # the category in progress
-        self._prefix = ""  # its lines' prefix, ``Line-000003-``
+        self._prefix = ""  # its lines' start, ``\r\nLine-000003-``
         self._pairs: list[tuple[str, str]] = []
-        self._shared: dict[str, Any] = {}  # line text -> its shared pair, None if dropped
+        self._shared: dict[str, Any] = {}  # line text -> its shared pair, or _DROPPED
+        self._misses: dict[str, int] = {}  # option -> lines of it not found in _shared
 
     def feed(self, text: str) -> None:
         """Complete CRLF-ended lines of the answer, in any number of pieces."""
+        if "\n\r\n" in text:  # a value ending in a stray newline (fact 3)
+            text = "\r\n".join(wire.lines(text)) + "\r\n"
         pieces = ("\r\n" + text).split("\r\nCategory-")
-        self._body(pieces[0])
+        if len(pieces[0]) > 2:
+            self._lines(pieces[0])
         for piece in pieces[1:]:
+            if self._name is not None:
+                self._take(self._name, tuple(self._pairs))
             head, _, body = piece.partition("\r\n")
             number, sep, name = head.partition(": ")
             if not sep or not number.isdigit():
                 raise ParseError(f"GetConfig: unreadable category line {head[:80]!r}")
-            self._close()
-            self._name, self._prefix = name, f"Line-{number}-"
-            self._body("\r\n" + body)
+            self._name, self._prefix, self._pairs = name, f"\r\nLine-{number}-", []
+            if body:
+                self._lines("\r\n" + body)
 
     def feed_pairs(self, message: wire.Message) -> None:
         """A message already split into pairs (recorded transcripts, tests)."""
         self.feed("".join(f"{k}: {v}\r\n" if k else f"{v}\r\n" for k, v in message))
 
     def end_message(self) -> bool:
-        self._close()
-        self._shared = {}
+        if self._name is not None:
+            self._take(self._name, tuple(self._pairs))
+        self._name, self._pairs = None, []
+        self._shared, self._misses = {}, {}
         return True
 
-    def _body(self, body: str) -> None:
-        """Lines after a category line (or before the first one): its options, or framing."""
-        lines = wire.lines(body[2:]) if body.startswith("\r\n") else wire.lines(body)
-        if not lines:
-            return
-        count = body.count("\r\nLine-")
-        if count != len(lines):  # framing (Response, Message), IsTemplate, Templates ...
-            for line in lines:
-                if not line.startswith(("Line-", "IsTemplate-", "Templates-")):
-                    key, sep, value = line.partition(": ")
-                    self.response.append((key, value) if sep else ("", line))
-            lines = [line for line in lines if line.startswith("Line-")]
-        if not lines:
-            return
-        if self._name is None or body.count("\r\n" + self._prefix) != count:
-            raise ParseError(f"GetConfig: option line outside its category: {lines[0][:80]!r}")
-        shared = self._shared
-        values = [line.partition(": ")[2] for line in lines]
-        pairs = list(map(shared.get, values, repeat(_MISSING)))
-        if _MISSING in pairs:
-            for index, pair in enumerate(pairs):
-                if pair is _MISSING:
-                    pairs[index] = shared[values[index]] = self._pair(values[index])
-        if None in pairs:
-            pairs = [pair for pair in pairs if pair is not None]
-        self._pairs += pairs
+    def _keep_section(self, name: str, options: Options) -> None:
+        self.sections.append(Section(name, options))
 
-    def _pair(self, text: str) -> tuple[str, str] | None:
+    def _lines(self, body: str) -> None:
+        """CRLF-started lines: a category's (its ``IsTemplate``/``Templates`` lines, then
+        its options ``Line-NNNNNN-MMMMMM: name=value``), or the response's own before the
+        first category. Asterisk numbers with ``%06d`` (`action_getconfig`): a category's
+        options are the pieces between its ``Line-NNNNNN-`` starts, each value 8 characters
+        into its piece."""
+        if self._name is None:
+            for line in body.split("\r\n")[1:]:
+                self._other(line)
+            return
+        pieces = body.split(self._prefix)
+        if len(pieces[0]) > 2:
+            for line in pieces[0].split("\r\n")[1:]:
+                self._other(line)
+        if len(pieces) == 1:
+            return
+        if body.count("\r\nLine-") != len(pieces) - 1:
+            raise ParseError(f"GetConfig: an option line outside its category {self._name!r}")
+        last = pieces[-1]
+        end = last.find("\r\n")
+        if end >= 0:
+            if end + 2 < len(last):  # lines after the options: not Asterisk's, kept aside
+                for line in last[end:].split("\r\n")[1:]:
+                    self._other(line)
+            pieces[-1] = last[:end]
+        values = [piece[8:] for piece in pieces[1:]]
+        pairs: list[Any] = list(map(self._shared.get, values))
+        if not all(pairs):  # lines not seen before (None), or not kept (_DROPPED)
+            dropped = False
+            for index in compress(range(len(pairs)), map(not_, pairs)):
+                pair = pairs[index]
+                if pair is None:
+                    pair = pairs[index] = self._pair(values[index])
+                dropped = dropped or pair is _DROPPED
+            if dropped:
+                pairs = [pair for pair in pairs if pair]
+        if self._pairs:
+            self._pairs += pairs
+        else:
+            self._pairs = pairs
+
+    def _other(self, line: str) -> None:
+        """A line that is not an option: the response's own, kept (templates' are not)."""
+        if line and not line.startswith(_TEMPLATE_LINES):
+            key, sep, value = line.partition(": ")
+            self.response.append((key, value) if sep else ("", line))
+
+    def _pair(self, text: str) -> Any:
+        """The pair for one option line (`_DROPPED` when `keep` refuses it), remembered for
+        the next section that has the same line, unless the option's values seldom repeat
+        (a caller ID, an AOR name: remembering those would only cost memory)."""
         option, sep, value = text.partition("=")
         if not sep:
             raise ParseError(f"GetConfig: an option line without '=': {text[:80]!r}")
         option = sys.intern(option.strip())
-        if self._keep is not None and not self._keep(option):
-            return None
-        return (option, value.strip())
+        pair: Any = _DROPPED
+        if self._keep is None or self._keep(option):
+            pair = (option, value.strip())
+        misses = self._misses.get(option, 0)
+        if misses < MAX_MISSES:
+            self._misses[option] = misses + 1
+            self._shared[text] = pair
+        return pair
 
-    def _close(self) -> None:
-        if self._name is not None:
-            self._take(Section(self._name, tuple(self._pairs)))
-        self._name, self._pairs = None, []
 
 
 def split_list(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+    if not value:
+        return ()
+    if "," not in value:  # the usual case: one name
+        value = value.strip()
+        return (value,) if value else ()
+    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def parse_callerid(value: str | None) -> tuple[str | None, str | None]:
@@ -163,21 +208,22 @@ def _max_contacts(name: str, raw: str | None) -> int:
         raise ParseError(f"AOR {name}: max_contacts {raw!r} is not a number") from exc
 
 
-def aor_from_section(section: Section, values: dict[str, str] | None = None) -> Aor:
-    """`values`: the section's options as a dict, when the caller has it already."""
-    values = dict(section.options) if values is None else values
+def aor_from_options(name: str, options: Options, values: dict[str, str]) -> Aor:
+    """`values`: `options` as a dict (the last value of each)."""
+    contacts: tuple[str, ...] = ()
+    if "contact" in values:
+        contacts = tuple(c for k, v in options if k == "contact" for c in split_list(v))
     return Aor(
-        name=section.name,
-        max_contacts=_max_contacts(section.name, values.get("max_contacts")),
-        static_contacts=tuple(c for v in section.get_all("contact") for c in split_list(v))
-        if "contact" in values
-        else (),
+        name=name,
+        max_contacts=_max_contacts(name, values.get("max_contacts")),
+        static_contacts=contacts,
         mailboxes=split_list(values.get("mailboxes")),
     )
 
 
 def parse_aors(sections: Sequence[Section]) -> tuple[Aor, ...]:
-    return tuple(sorted(map(aor_from_section, sections), key=lambda a: a.name))
+    aors = [aor_from_options(s.name, s.options, dict(s.options)) for s in sections]
+    return tuple(sorted(aors, key=lambda a: a.name))
 
 
 # Options whose every line counts (Asterisk applies them in order) rather than the last one.
@@ -212,11 +258,14 @@ def _layout(keys: tuple[str, ...]) -> Callable[[tuple[tuple[str, str], ...]], An
     return itemgetter(*picked) if picked else lambda options: ()
 
 
-def effective_options(section: Section) -> tuple[tuple[str, str], ...]:
+def effective_options(section: Section) -> Options:
     """The options as Asterisk applies them: GetConfig lists inherited options first and
     `(+)` additions last (facts 12, 21), so the last value of an option wins; options that
     accumulate keep every value, in order. Secrets are dropped."""
-    options = section.options
+    return _effective(section.options)
+
+
+def _effective(options: Options) -> Options:
     keys = tuple(map(_first, options))
     pick = _LAYOUTS.get(keys)
     if pick is None:
@@ -227,28 +276,28 @@ def effective_options(section: Section) -> tuple[tuple[str, str], ...]:
 
 
 def endpoint_from_section(
-    section: Section,
-    *,
-    identify: bool = False,
-    registration: bool = False,
-    values: dict[str, str] | None = None,
+    section: Section, *, identify: bool = False, registration: bool = False
 ) -> Endpoint:
-    """`values`: the section's options as a dict (the last value of each), if already made."""
-    values = dict(section.options) if values is None else values
-    name, number = parse_callerid(values.get("callerid"))
+    endpoint = endpoint_from_options(section.name, section.options, dict(section.options))
+    if identify or registration:
+        endpoint = replace(endpoint, identify=identify, outbound_registration=registration)
+    return endpoint
+
+
+def endpoint_from_options(name: str, options: Options, values: dict[str, str]) -> Endpoint:
+    """`values`: `options` as a dict (the last value of each)."""
+    callerid_name, number = parse_callerid(values.get("callerid"))
     return Endpoint(
-        name=section.name,
+        name=name,
         technology="PJSIP",
-        callerid_name=name,
+        callerid_name=callerid_name,
         callerid_number=number,
         context=values.get("context"),
         aors=split_list(values.get("aors")),
         mailboxes=split_list(values.get("mailboxes")),
         inbound_auth=bool(split_list(values.get("auth"))),
         outbound_auth=bool(split_list(values.get("outbound_auth"))),
-        identify=identify,
-        outbound_registration=registration,
-        options=effective_options(section),
+        options=_effective(options),
     )
 
 
@@ -291,13 +340,13 @@ class PjsipReader(ConfigReader):
         self._identified: set[str | None] = set()
         self._registered: set[str | None] = set()
 
-    def _section(self, section: Section) -> None:
-        values = dict(section.options)  # the last value of each option
+    def _section(self, name: str, options: Options) -> None:
+        values = dict(options)  # the last value of each option
         kind = values.get("type")
         if kind == "endpoint":
-            self._endpoints.append(endpoint_from_section(section, values=values))
+            self._endpoints.append(endpoint_from_options(name, options, values))
         elif kind == "aor":
-            self._aors.append(aor_from_section(section, values))
+            self._aors.append(aor_from_options(name, options, values))
         elif kind == "identify":
             self._identified.add(values.get("endpoint"))
         elif kind == "registration":
