@@ -156,11 +156,19 @@ class _Counter:
                 self.by_aor[aor].append(endpoint.name)
             if endpoint.callerid_number:
                 self.by_number[endpoint.callerid_number].append(endpoint.name)
-        self.hints_by_device: dict[str, list[set[str]]] = defaultdict(list)
-        for hint in self.inv.hints:
-            devices = {d.upper() for d in hint.devices}
-            for device in devices:
-                self.hints_by_device[device].append(devices)
+        self._hints_by_device: dict[str, list[set[str]]] | None = None
+
+    @property
+    def hints_by_device(self) -> dict[str, list[set[str]]]:
+        """Each device's hints (their devices), made when first asked: only an endpoint that
+        links to another seat needs them."""
+        if self._hints_by_device is None:
+            self._hints_by_device = defaultdict(list)
+            for hint in self.inv.hints:
+                devices = {d.upper() for d in hint.devices}
+                for device in devices:
+                    self._hints_by_device[device].append(devices)
+        return self._hints_by_device
 
     def _links(self, endpoint: Endpoint, primaries: set[str]) -> list[tuple[str, str]]:
         """Every (rule, extension) that attaches `endpoint` to another seat, strongest first."""

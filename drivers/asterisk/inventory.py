@@ -168,6 +168,9 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         ),
         also=(*modules, listing, files),
     )
+    # The loop's wake-up of this task still holds gather's list of results until this task
+    # yields; once it has, each big piece below goes as soon as it is used.
+    await asyncio.sleep(0)
     registrations = registrations.result() if registrations else ()
     warnings = [*found["pjsip"], *reconciled.warnings, *found["PJSIPShowRegistrationsOutbound"]]
     registered = {r.endpoint for r in registrations if r.endpoint}
@@ -195,14 +198,17 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
             "Asterisk runs it (it goes at the next res_pjsip reload)"
         )
     _describe_the_rest(live, reconciled.only_live[MAX_DETAIL_LOOKUPS:], endpoints, warnings)
-    del live
+    del live, reconciled
     contact_list = list(contacts.result()) if contacts else []
+    del contacts
     warnings += found["PJSIPShowContacts"]
     warnings += found["VoicemailUsersList"] + found["QueueSummary"] + found["ShowDialPlan"]
     plan = plan or Dialplan()
     inbound = {e.context for e in endpoints if e.context and _is_trunk(e)}
     objects = plan.objects(inbound)
     dials = plan.peer_dials()
+    hints = plan.hints()
+    del plan
     for (technology, *_), answers in zip(PEER_DRIVERS, peer_answers, strict=True):
         if answers is None:
             continue
@@ -221,7 +227,7 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         registrations=registrations,
         mailboxes=mailboxes.result() if mailboxes else (),
         queues=queues.result() if queues else (),
-        hints=plan.hints(),
+        hints=hints,
         dialplan=objects,
         manager_users=manager,
         warnings=tuple(warnings),

@@ -63,23 +63,21 @@ class ConfigReader:
     An option line that many sections share (``context=from-internal``) becomes one tuple
     shared by all of them: an office of 10,000 endpoints repeats most of its options.
     `keep` says which options are kept, by name (None: every one); it is asked once per
-    distinct line.
+    distinct line. Sections go to `sections`, or to a subclass's `_take`.
     """
 
-    def __init__(
-        self,
-        take: Callable[[str, Options], None] | None = None,
-        keep: Callable[[str], bool] | None = None,
-    ) -> None:
+    def __init__(self, keep: Callable[[str], bool] | None = None) -> None:
         self.sections: list[Section] = []
         self.response: wire.Message = []
-        self._take = take or self._keep_section
         self._keep = keep
         self._name: str | None = None  # the category in progress
         self._prefix = ""  # its lines' start, ``\r\nLine-000003-``
         self._pairs: list[tuple[str, str]] = []
         self._shared: dict[str, Any] = {}  # line text -> its shared pair, or _DROPPED
         self._misses: dict[str, int] = {}  # option -> lines of it not found in _shared
+        # One string for one text: a section's name, its AOR, auth and caller ID number
+        # ("100001" four times) are one object
+        self._strings: dict[str, str] = {}
 
     def feed(self, text: str) -> None:
         """Complete CRLF-ended lines of the answer, in any number of pieces."""
@@ -95,6 +93,7 @@ class ConfigReader:
             number, sep, name = head.partition(": ")
             if not sep or not number.isdigit():
                 raise ParseError(f"GetConfig: unreadable category line {head[:80]!r}")
+            name = self._strings.setdefault(name, name)
             self._name, self._prefix, self._pairs = name, f"\r\nLine-{number}-", []
             if body:
                 self._lines("\r\n" + body)
@@ -107,10 +106,11 @@ class ConfigReader:
         if self._name is not None:
             self._take(self._name, tuple(self._pairs))
         self._name, self._pairs = None, []
-        self._shared, self._misses = {}, {}
+        self._shared, self._misses, self._strings = {}, {}, {}
         return True
 
-    def _keep_section(self, name: str, options: Options) -> None:
+    def _take(self, name: str, options: Options) -> None:
+        """A complete section (subclasses turn it into what they keep)."""
         self.sections.append(Section(name, options))
 
     def _lines(self, body: str) -> None:
@@ -170,7 +170,8 @@ class ConfigReader:
         option = sys.intern(option.strip())
         pair: Any = _DROPPED
         if self._keep is None or self._keep(option):
-            pair = (option, value.strip())
+            value = value.strip()
+            pair = (option, self._strings.setdefault(value, value))
         misses = self._misses.get(option, 0)
         if misses < MAX_MISSES:
             self._misses[option] = misses + 1
@@ -284,9 +285,14 @@ def endpoint_from_section(
     return endpoint
 
 
-def endpoint_from_options(name: str, options: Options, values: dict[str, str]) -> Endpoint:
-    """`values`: `options` as a dict (the last value of each)."""
+def endpoint_from_options(
+    name: str, options: Options, values: dict[str, str], strings: dict[str, str] | None = None
+) -> Endpoint:
+    """`values`: `options` as a dict (the last value of each); `strings`: texts already
+    held (the caller ID number is usually the name again: one object for both)."""
     callerid_name, number = parse_callerid(values.get("callerid"))
+    if strings is not None and number is not None:
+        number = strings.get(number, number)
     return Endpoint(
         name=name,
         technology="PJSIP",
@@ -328,23 +334,27 @@ PJSIP_TYPES = ("endpoint", "aor", "identify", "registration")
 PJSIP_FILTER = f"^type$=^({'|'.join(PJSIP_TYPES)})$"
 
 
+def _not_secret(option: str) -> bool:
+    return option not in SECRETS
+
+
 class PjsipReader(ConfigReader):
     """`GetConfig pjsip.conf` with `PJSIP_FILTER`, streamed: each section becomes an endpoint
     or an AOR as soon as it is read (identify and registration sections mark the endpoints
     they point at), so the raw answer is never held. Its type is the last ``type`` value."""
 
     def __init__(self) -> None:
-        super().__init__(self._section, lambda option: option not in SECRETS)
+        super().__init__(_not_secret)
         self._endpoints: list[Endpoint] = []
         self._aors: list[Aor] = []
         self._identified: set[str | None] = set()
         self._registered: set[str | None] = set()
 
-    def _section(self, name: str, options: Options) -> None:
+    def _take(self, name: str, options: Options) -> None:
         values = dict(options)  # the last value of each option
         kind = values.get("type")
         if kind == "endpoint":
-            self._endpoints.append(endpoint_from_options(name, options, values))
+            self._endpoints.append(endpoint_from_options(name, options, values, self._strings))
         elif kind == "aor":
             self._aors.append(aor_from_options(name, options, values))
         elif kind == "identify":

@@ -72,7 +72,7 @@ class Dialplan:
         exten = event.field("Extension")
         if exten is None:
             return
-        context = event.field("Context") or ""
+        context = sys.intern(event.field("Context") or "")  # one object per context
         priority = event.field("Priority") or ""
         app = (event.field("Application") or "").strip()
         data = event.field("AppData") or ""

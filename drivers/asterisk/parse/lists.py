@@ -3,6 +3,7 @@ users. Pure functions over `wire.Message` lists."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import ClassVar, Generic, Self, TypeVar
 
@@ -73,9 +74,9 @@ class ContactList(EventItems[Contact]):
         return Contact(
             aor=object_name.split(";@", 1)[0],
             uri=uri,
-            user_agent=event.field("UserAgent") or "",
+            user_agent=sys.intern(event.field("UserAgent") or ""),  # phones share theirs
             source=f"{addr}:{port}" if addr else "",
-            status=event.field("Status") or "",
+            status=sys.intern(event.field("Status") or ""),
             rtt_usec=int(rtt) if rtt.isdigit() else None,
         )
 
@@ -117,7 +118,7 @@ class MailboxList(EventItems[Mailbox]):
 
     def build(self, event: wire.Fields) -> Mailbox:
         return Mailbox(
-            context=event.field("VMContext") or "default",
+            context=sys.intern(event.field("VMContext") or "default"),  # one per context
             mailbox=_need(event, "VoiceMailbox", "VoicemailUserEntry"),
             name=event.field("Fullname") or "",
         )
