@@ -120,20 +120,27 @@ END = b"\r\n\r\n"
 
 
 class RawAnswers:
-    """Reads answers to their end and nothing more: a response ends at its empty line; a
-    list (``EventList: start``) at the empty line after ``EventList: Complete``."""
+    """Reads answers to their end and nothing more, keeping no more than a message's first
+    bytes: a response ends at its empty line; a list (``EventList: start``) at the empty line
+    after ``EventList: Complete``."""
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self._reader = reader
         self._buffer = bytearray()
         self.bytes = 0
 
-    async def _find(self, needle: bytes, start: int) -> int:
+    async def _past(self, needle: bytes, keep: int = 0) -> bytes:
+        """Consume up to and including `needle`; the first `keep` bytes consumed."""
+        head = bytearray()
         while True:
-            found = self._buffer.find(needle, start)
+            found = self._buffer.find(needle)
+            end = found + len(needle) if found >= 0 else len(self._buffer) - len(needle) + 1
+            end = max(0, end)
+            if len(head) < keep:
+                head += self._buffer[: min(end, keep - len(head))]
+            del self._buffer[:end]
             if found >= 0:
-                return found
-            start = max(0, len(self._buffer) - len(needle))
+                return bytes(head)
             chunk = await self._reader.read(1 << 18)
             if not chunk:
                 raise ConnectionError("the PBX closed the connection")
@@ -143,15 +150,12 @@ class RawAnswers:
     async def answer(self, action_id: str) -> None:
         mine = f"ActionID: {action_id}\r\n".encode()
         while True:  # skip unsolicited events (FullyBooted after the login)
-            end = await self._find(END, 0)
-            response = bytes(self._buffer[: end + 4])
-            if mine in response:
+            head = await self._past(END, keep=4096)
+            if mine in head:
                 break
-            del self._buffer[: end + 4]
-        if b"EventList: start" in response:
-            complete = await self._find(b"EventList: Complete", end)
-            end = await self._find(END, complete)
-        del self._buffer[: end + 4]
+        if b"EventList: start" in head:
+            await self._past(b"EventList: Complete")
+            await self._past(END)
 
 
 def encode(headers: dict[str, str], action_id: str) -> bytes:
