@@ -57,7 +57,7 @@ class CountingService:
         async with self._lock:
             try:
                 await self._driver.connect()
-                with paused_gc():
+                with paused_gc(file_as_old=True):
                     inventory = await self._driver.inventory()
             except DriverError as exc:
                 if not self._failing:
@@ -69,7 +69,7 @@ class CountingService:
                 self._failing = False
             now = datetime.now(UTC)
             seen = await self._store.call(history.load_history, now)
-            with paused_gc():  # the report and its plain form: many small acyclic objects
+            with paused_gc(file_as_old=True):  # the report and its plain form, likewise
                 report = count_inventory(
                     inventory, self._cfg.counting, seen, site_id=self._cfg.site_id, now=now
                 )

@@ -76,7 +76,7 @@ async def count_with(driver: Driver, before: Any = None) -> dict[str, Any]:
     await driver.connect()
     if before is not None:
         before()
-    with paused_gc():  # as CountingService.count_now does
+    with paused_gc(file_as_old=True):  # as CountingService.count_now does
         inventory = await driver.inventory()
         now = datetime.now(UTC)
         report = count_inventory(
