@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from drivers.asterisk import wire
 from drivers.asterisk.ami import AmiClient
 from drivers.asterisk.settings import AmiSettings
-from drivers.asterisk.sim.cost import MEASURED_SECONDS_PER_VARIABLE, GetConfigCost
+from drivers.asterisk.sim.cost import MEASURED_SECONDS_PER_VARIABLE, GetConfigCost, pieces
 from drivers.asterisk.sim.office import load_office
 from drivers.asterisk.simulator import Simulator
 from drivers.sim_server import OfficeError
@@ -88,3 +89,16 @@ async def test_a_charged_getconfig_waits_on_the_wire(tmp_path: Path) -> None:
             await client.close()
     finally:
         await simulator.stop()
+
+
+@pytest.mark.parametrize("size", [1, 100, 65536])
+def test_an_answer_handed_over_in_pieces_is_the_same_bytes(size: int) -> None:
+    """As Asterisk writes an answer while it makes it, the paced simulator sends it in
+    pieces: together exactly what `wire.encode` gives, bare lines and empty values kept."""
+    getconfig = [("Response", "Success"), ("ActionID", "a1")] + [
+        (f"Line-000000-{n:06d}", f"set_var=X{n}={'y' * (n % 50)}") for n in range(2000)
+    ]
+    messages = [getconfig, [("", "No categories found")], [("Event", "E"), ("Empty", "")]]
+    sent = list(pieces(messages, size))
+    assert b"".join(sent) == b"".join(wire.encode(m) for m in messages)
+    assert len(sent) > 1 if size < 65536 else len(sent) >= 1

@@ -1,5 +1,6 @@
-"""What a real Asterisk charges for GetConfig, so a benchmark against the simulator shows the
-PBX's own cost (off unless the office asks for it: the simulator answers from memory).
+"""What a real Asterisk charges for GetConfig, and how it delivers an answer, so a benchmark
+against the simulator shows the PBX's own cost (off unless the office asks for it: the
+simulator then answers from memory, each answer written whole).
 
 `action_getconfig` (`main/manager.c`) loads the file afresh on every call
 (``CONFIG_FLAG_NOCACHE``): it reads it and its includes and copies each template's variables
@@ -12,6 +13,10 @@ calls that selected nothing still took 0.48 s together. Model: the answer waits
 `MEASURED_SECONDS_PER_VARIABLE` (0.235 s / 280,000 = 0.84 us) per variable loaded, templates
 expanded.
 
+Asterisk writes an answer as it makes it (`astman_append` sends each line), so a client reads
+the first lines while the PBX makes the rest; in this mode the simulator likewise hands each
+answer to the socket in pieces (`pieces`), waiting for the socket between them.
+
 Office file::
 
     [pbx]
@@ -20,12 +25,13 @@ Office file::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from drivers.asterisk.sim.base import SimContext
 from drivers.asterisk.sim.conffile import ConfFile, ConfigInvalid
 from drivers.asterisk.sim.office import Office
-from drivers.asterisk.wire import Message, get
+from drivers.asterisk.wire import EOL, Message, get
 from drivers.sim_server import OfficeError
 
 MEASURED_SECONDS_PER_VARIABLE = 0.235 / (10_000 * 28)
@@ -70,3 +76,29 @@ class GetConfigCost:
             known = (conf, sum(len(conf.expanded(c)) for c in conf.categories))
             self._sizes[conf.filename] = known
         return known[1] * self.per_variable
+
+
+PIECE = 64 * 1024
+FIELDS_PER_STEP = 512
+
+
+def pieces(messages: list[Message], size: int = PIECE) -> Iterator[bytes]:
+    """The bytes of `messages` (exactly `wire.encode` of each, in order) in pieces of about
+    `size`, made as they are asked for: a 500,000-line GetConfig is never encoded whole."""
+    pending: list[bytes] = []
+    held = 0
+    for message in messages:
+        for start in range(0, len(message), FIELDS_PER_STEP):
+            lines = [
+                (f"{k}: {v}" if k else v).encode() + EOL
+                for k, v in message[start : start + FIELDS_PER_STEP]
+            ]
+            pending += lines
+            held += sum(map(len, lines))
+            if held >= size:
+                yield b"".join(pending)
+                pending, held = [], 0
+        pending.append(EOL)
+        held += len(EOL)
+    if pending:
+        yield b"".join(pending)
