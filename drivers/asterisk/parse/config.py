@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from itertools import compress
+from itertools import compress, islice
 from operator import itemgetter, not_
 from typing import Any
 
@@ -48,6 +48,7 @@ def parse_get_config(message: wire.Message) -> list[Section]:
 
 Options = tuple[tuple[str, str], ...]
 _TEMPLATE_LINES = ("IsTemplate-", "Templates-")
+_VALUE = itemgetter(slice(8, None))  # "000012: allow=g722" -> "allow=g722"
 _DROPPED: tuple[str, ...] = ()  # the pair of a line `keep` refuses (falsy, like a miss)
 # An option whose lines missed the shared ones this often has a value per section (caller ID,
 # AOR and auth names): its lines are no longer remembered.
@@ -75,6 +76,7 @@ class ConfigReader:
         self._pairs: list[tuple[str, str]] = []
         self._shared: dict[str, Any] = {}  # line text -> its shared pair, or _DROPPED
         self._misses: dict[str, int] = {}  # option -> lines of it not found in _shared
+        self._options: dict[str, tuple[str, bool]] = {}  # as written -> (name, kept?)
         # One string for one text: a section's name, its AOR, auth and caller ID number
         # ("100001" four times) are one object
         self._strings: dict[str, str] = {}
@@ -106,7 +108,7 @@ class ConfigReader:
         if self._name is not None:
             self._take(self._name, tuple(self._pairs))
         self._name, self._pairs = None, []
-        self._shared, self._misses, self._strings = {}, {}, {}
+        self._shared, self._misses, self._strings, self._options = {}, {}, {}, {}
         return True
 
     def _take(self, name: str, options: Options) -> None:
@@ -138,7 +140,7 @@ class ConfigReader:
                 for line in last[end:].split("\r\n")[1:]:
                     self._other(line)
             pieces[-1] = last[:end]
-        values = [piece[8:] for piece in pieces[1:]]
+        values = list(map(_VALUE, islice(pieces, 1, None)))
         pairs: list[Any] = list(map(self._shared.get, values))
         if not all(pairs):  # lines not seen before (None), or not kept (_DROPPED)
             dropped = False
@@ -167,17 +169,20 @@ class ConfigReader:
         option, sep, value = text.partition("=")
         if not sep:
             raise ParseError(f"GetConfig: an option line without '=': {text[:80]!r}")
-        option = sys.intern(option.strip())
+        known = self._options.get(option)
+        if known is None:  # first line of this option: its name, and whether it is kept
+            name = sys.intern(option.strip())
+            known = self._options[option] = (name, self._keep is None or self._keep(name))
+        name, kept = known
         pair: Any = _DROPPED
-        if self._keep is None or self._keep(option):
+        if kept:
             value = value.strip()
-            pair = (option, self._strings.setdefault(value, value))
-        misses = self._misses.get(option, 0)
+            pair = (name, self._strings.setdefault(value, value))
+        misses = self._misses.get(name, 0)
         if misses < MAX_MISSES:
-            self._misses[option] = misses + 1
+            self._misses[name] = misses + 1
             self._shared[text] = pair
         return pair
-
 
 
 def split_list(value: str | None) -> tuple[str, ...]:
@@ -187,6 +192,11 @@ def split_list(value: str | None) -> tuple[str, ...]:
         value = value.strip()
         return (value,) if value else ()
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _names_any(value: str | None) -> bool:
+    """`bool(split_list(value))`, without making the list."""
+    return value is not None and bool(value.replace(",", "").strip())
 
 
 def parse_callerid(value: str | None) -> tuple[str | None, str | None]:
@@ -301,8 +311,8 @@ def endpoint_from_options(
         context=values.get("context"),
         aors=split_list(values.get("aors")),
         mailboxes=split_list(values.get("mailboxes")),
-        inbound_auth=bool(split_list(values.get("auth"))),
-        outbound_auth=bool(split_list(values.get("outbound_auth"))),
+        inbound_auth=_names_any(values.get("auth")),
+        outbound_auth=_names_any(values.get("outbound_auth")),
         options=_effective(options),
     )
 
