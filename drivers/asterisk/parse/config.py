@@ -49,6 +49,22 @@ def parse_get_config(message: wire.Message) -> list[Section]:
 Options = tuple[tuple[str, str], ...]
 _TEMPLATE_LINES = ("IsTemplate-", "Templates-")
 _VALUE = itemgetter(slice(8, None))  # "000012: allow=g722" -> "allow=g722"
+_VALUE20 = itemgetter(slice(20, None))  # "Line-000003-000012: allow=g722" -> "allow=g722"
+
+
+def _category_lines(text: str) -> list[int]:
+    """Indices of the lines of `text` (complete lines) that are ``Category-`` lines."""
+    starts: list[int] = []
+    line, at = 0, 0  # the line starting at character `at` is line number `line`
+    if text.startswith("Category-"):
+        starts.append(0)
+    found = text.find("\r\nCategory-")
+    while found >= 0:
+        line += text.count("\r\n", at, found + 2)
+        at = found + 2
+        starts.append(line)
+        found = text.find("\r\nCategory-", at)
+    return starts
 _DROPPED: tuple[str, ...] = ()  # the pair of a line `keep` refuses (falsy, like a miss)
 # An option whose lines missed the shared ones this often has a value per section (caller ID,
 # AOR and auth names): its lines are no longer remembered.
@@ -82,9 +98,54 @@ class ConfigReader:
         self._strings: dict[str, str] = {}
 
     def feed(self, text: str) -> None:
-        """Complete CRLF-ended lines of the answer, in any number of pieces."""
+        """Complete CRLF-ended lines of the answer, in any number of pieces.
+
+        Asterisk numbers with ``%06d`` (`action_getconfig`), so each option's text starts 20
+        characters into its line: the values of a whole piece are cut and looked up in a
+        few C-level passes, and only each category costs Python work. Anything else (a
+        category numbered past 999999, lines out of order) is read category by category."""
         if "\n\r\n" in text:  # a value ending in a stray newline (fact 3)
             text = "\r\n".join(wire.lines(text)) + "\r\n"
+        lines = text.split("\r\n")
+        lines.pop()
+        starts = _category_lines(text)
+        if not starts:
+            self._lines("\r\n" + text)
+            return
+        if starts[0]:  # the category in progress goes on (or the response's own lines)
+            self._lines("\r\n" + "\r\n".join(lines[: starts[0]]) + "\r\n")
+        values = list(map(_VALUE20, lines))
+        pairs: list[Any] = list(map(self._shared.get, values))
+        ends = [*starts[1:], len(lines)]
+        for start, end in zip(starts, ends, strict=True):
+            head = lines[start]
+            number, sep, name = head[9:].partition(": ")
+            if len(number) != 6 or not sep or not number.isdigit():
+                self._by_category("\r\n".join(lines[start:]) + "\r\n")
+                return
+            if self._name is not None:
+                self._take(self._name, tuple(self._pairs))
+            name = self._strings.setdefault(name, name)
+            first = start + 1
+            while first < end and lines[first].startswith(_TEMPLATE_LINES):
+                first += 1
+            prefix = f"Line-{number}-"
+            count = end - first
+            if count and not (
+                lines[first].startswith(prefix)
+                and lines[end - 1].startswith(prefix)
+                and lines[end - 1][12:18] == f"{count - 1:06d}"
+            ):  # not laid out as Asterisk lays it out: this category line by line
+                self._name, self._prefix, self._pairs = name, f"\r\n{prefix}", []
+                self._lines("\r\n" + "\r\n".join(lines[first:end]) + "\r\n")
+                continue
+            section = pairs[first:end]
+            if not all(section):
+                section = self._complete(section, values, first)
+            self._name, self._prefix, self._pairs = name, f"\r\n{prefix}", section
+
+    def _by_category(self, text: str) -> None:
+        """`text` (complete lines from a category line on) read category by category."""
         pieces = ("\r\n" + text).split("\r\nCategory-")
         if len(pieces[0]) > 2:
             self._lines(pieces[0])
@@ -99,6 +160,16 @@ class ConfigReader:
             self._name, self._prefix, self._pairs = name, f"\r\nLine-{number}-", []
             if body:
                 self._lines("\r\n" + body)
+
+    def _complete(self, pairs: list[Any], values: list[str], offset: int) -> list[Any]:
+        """`pairs` with the lines not seen before made (None) and those not kept dropped."""
+        dropped = False
+        for index in compress(range(len(pairs)), map(not_, pairs)):
+            pair = pairs[index]
+            if pair is None:
+                pair = pairs[index] = self._pair(values[offset + index])
+            dropped = dropped or pair is _DROPPED
+        return [pair for pair in pairs if pair] if dropped else pairs
 
     def feed_pairs(self, message: wire.Message) -> None:
         """A message already split into pairs (recorded transcripts, tests)."""
@@ -143,14 +214,7 @@ class ConfigReader:
         values = list(map(_VALUE, islice(pieces, 1, None)))
         pairs: list[Any] = list(map(self._shared.get, values))
         if not all(pairs):  # lines not seen before (None), or not kept (_DROPPED)
-            dropped = False
-            for index in compress(range(len(pairs)), map(not_, pairs)):
-                pair = pairs[index]
-                if pair is None:
-                    pair = pairs[index] = self._pair(values[index])
-                dropped = dropped or pair is _DROPPED
-            if dropped:
-                pairs = [pair for pair in pairs if pair]
+            pairs = self._complete(pairs, values, 0)
         if self._pairs:
             self._pairs += pairs
         else:
@@ -276,8 +340,13 @@ def effective_options(section: Section) -> Options:
     return _effective(section.options)
 
 
-def _effective(options: Options) -> Options:
-    keys = tuple(map(_first, options))
+def _effective(options: Options, values: dict[str, str] | None = None) -> Options:
+    """`values`: `options` as a dict, when the caller made it: with no option twice, its
+    keys are the layout (no pass over the pairs)."""
+    if values is not None and len(values) == len(options):
+        keys = tuple(values)
+    else:
+        keys = tuple(map(_first, options))
     pick = _LAYOUTS.get(keys)
     if pick is None:
         if len(_LAYOUTS) >= MAX_LAYOUTS:
@@ -313,7 +382,7 @@ def endpoint_from_options(
         mailboxes=split_list(values.get("mailboxes")),
         inbound_auth=_names_any(values.get("auth")),
         outbound_auth=_names_any(values.get("outbound_auth")),
-        options=_effective(options),
+        options=_effective(options, values),
     )
 
 
