@@ -52,7 +52,7 @@ def record_count(
         )
         conn.execute(
             "INSERT INTO counts (ts, billable, report_json) VALUES (?, ?, ?)",
-            (ts, report.billable, json.dumps(report_json or report.to_json(), sort_keys=True)),
+            (ts, report.billable, _compact(report_json or report.to_json())),
         )
         conn.execute(
             "INSERT INTO daily_peaks (day, peak) VALUES (?, ?) "
@@ -79,6 +79,11 @@ def record_count(
             conn.execute("SELECT extension, first_seen FROM seats WHERE removed_at IS NULL")
         )
     return {"added": added, "removed": removed, "daily_peak": peak, "first_seen": first_seen}
+
+
+def _compact(value: Any) -> str:
+    """JSON for a stored report: sorted keys, no spaces (a 10,000-seat report is 4 MB)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def last_usage(conn: sqlite3.Connection) -> tuple[int, dict[str, Any] | None]:
