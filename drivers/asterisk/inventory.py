@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 from drivers.asterisk import parse
 from drivers.asterisk.ami import AmiClient
-from drivers.asterisk.parse.config import PJSIP_FILTER, ConfigReader, PjsipReader, Section
+from drivers.asterisk.parse.config import PJSIP_FILTER, PjsipReader
 from drivers.asterisk.parse.dialplan import Dialplan
+from drivers.asterisk.parse.getconfig import ConfigReader, Section
 from drivers.asterisk.parse.lists import ContactList, MailboxList, QueueList, RegistrationList
 from drivers.asterisk.parse.live import (
     DETAIL_FIELDS,

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from agent.config.schema import CountingConfig  # noqa: E402
 from agent.counting.rules import History  # noqa: E402
 from agent.counting.tenants import count_inventory  # noqa: E402
-from drivers.asterisk import ami  # noqa: E402
+from drivers.asterisk import ami_stream  # noqa: E402
 from drivers.asterisk.driver import AsteriskDriver  # noqa: E402
 from drivers.asterisk.settings import AmiSettings  # noqa: E402
 from drivers.base import Driver  # noqa: E402
@@ -50,7 +50,7 @@ class Recorder:
     def __init__(self) -> None:
         self.actions: list[dict[str, Any]] = []
         self.answered = 0
-        self._send = ami._Protocol.request
+        self._send = ami_stream.StreamProtocol.request
 
     def install(self) -> None:
         recorder = self
@@ -61,10 +61,10 @@ class Recorder:
             future.add_done_callback(recorder._answered)
             return future
 
-        ami._Protocol.request = request  # type: ignore[method-assign]
+        ami_stream.StreamProtocol.request = request  # type: ignore[method-assign]
 
     def remove(self) -> None:
-        ami._Protocol.request = self._send  # type: ignore[method-assign]
+        ami_stream.StreamProtocol.request = self._send  # type: ignore[method-assign]
 
     def _answered(self, _: Any) -> None:
         self.answered += 1

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from drivers.asterisk import simulator, wire
 from drivers.asterisk.ami import AmiClient
-from drivers.asterisk.parse.config import PJSIP_FILTER, ConfigReader, parse_get_config
+from drivers.asterisk.parse.config import PJSIP_FILTER
+from drivers.asterisk.parse.getconfig import ConfigReader, parse_get_config
 from drivers.asterisk.parse.live import LIST_FIELDS, LiveEndpoints, parse_live_endpoints
 from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.sim.base import Session

@@ -15,8 +15,8 @@ from drivers.asterisk.parse import (
     parse_get_config,
     parse_hints,
 )
-from drivers.asterisk.parse.config import ConfigReader
 from drivers.asterisk.parse.dialplan import parse_peer_dials
+from drivers.asterisk.parse.getconfig import ConfigReader
 from drivers.asterisk.parse.live import (
     LiveEndpoint,
     parse_endpoint_detail,

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import ClassVar, Generic, Self, TypeVar
 
 from drivers.asterisk import wire
-from drivers.asterisk.parse.config import Section
+from drivers.asterisk.parse.getconfig import Section
 from drivers.errors import ParseError
 from drivers.models import Contact, Mailbox, Queue, Registration
 

@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from drivers.asterisk import wire
-from drivers.asterisk.parse.config import Section, effective_options, parse_callerid
+from drivers.asterisk.parse.config import effective_options, parse_callerid
 from drivers.asterisk.parse.dialplan import PeerDials
+from drivers.asterisk.parse.getconfig import Section
 from drivers.asterisk.parse.lists import events
 from drivers.errors import ParseError
 from drivers.models import Contact, Endpoint, PeerConfig
