@@ -272,13 +272,14 @@ def measure_classic(size: int, runs: int, workdir: Path) -> dict[str, Any]:
         results = [probe("agent", str(port), SECRET) for _ in range(runs)]
     if any(r["billable"] != size for r in results):
         raise SystemExit(f"classic {size}: counted {[r['billable'] for r in results]}")
+    return summary(f"{size:>6} extensions (classic)", results, f"{size} seats")
+
+
+def summary(label: str, results: list[dict[str, Any]], tail: str) -> dict[str, Any]:
+    """Print the medians and spread of `results`; return the medians."""
     seconds = [r["seconds"] for r in results]
     rss = [r["peak_rss_mb"] for r in results]
-    print(
-        f"{size:>6} extensions (classic): {spread(seconds)}, peak RSS {spread(rss, 'MB', 1)}, "
-        f"{size} seats, {results[0]['warnings']} warnings",
-        flush=True,
-    )
+    print(f"{label}: {spread(seconds)}, peak RSS {spread(rss, 'MB', 1)}, {tail}", flush=True)
     return {"seconds": median(seconds), "peak_rss_mb": median(rss)}
 
 
@@ -292,14 +293,8 @@ def measure_freeswitch(users: int, domains: int, runs: int, workdir: Path) -> di
                 f"freeswitch: counted {r['billable']} in {r['tenants']} tenants, "
                 f"expected {expected} in {domains}"
             )
-    seconds = [r["seconds"] for r in results]
-    rss = [r["peak_rss_mb"] for r in results]
-    print(
-        f"{users:>6} FreeSWITCH users over {domains} domains: {spread(seconds)}, "
-        f"peak RSS {spread(rss, 'MB', 1)}, {expected} seats",
-        flush=True,
-    )
-    return {"seconds": median(seconds), "peak_rss_mb": median(rss)}
+    label = f"{users:>6} FreeSWITCH users over {domains} domains"
+    return summary(label, results, f"{expected} seats")
 
 
 def sizes(text: str) -> list[int]:

@@ -53,6 +53,20 @@ def _common_files(etc: Path) -> None:
     (etc / "iax.conf").write_text("[general]\nbindport = 4569\n")
 
 
+def _write_files(
+    etc: Path, pjsip: list[str], voicemail: list[str], members: list[str], plan: list[str]
+) -> None:
+    """pjsip.conf, voicemail.conf, extensions.conf and queues.conf (a queue per member)."""
+    queues = [
+        f"[q{n}]\nstrategy = ringall\nmember => PJSIP/{member}\n"
+        for n, member in enumerate(members)
+    ]
+    (etc / "pjsip.conf").write_text("".join(pjsip))
+    (etc / "voicemail.conf").write_text("".join(voicemail))
+    (etc / "queues.conf").write_text("[general]\n" + "".join(queues))
+    (etc / "extensions.conf").write_text("[internal-extensions]\n" + "".join(plan))
+
+
 def _office_toml(
     directory: Path, name: str, contacts: list[tuple[str, str, str]], pbx: list[str]
 ) -> Path:
@@ -104,14 +118,8 @@ def write_classic_office(directory: Path, size: int) -> Path:
             contacts.append(
                 (app, f"sip:{app}@10.200.{i // 256 % 256}.{i % 256}:49000", "Zoiper rv2.10.20.2")
             )
-    queues = [
-        f"[q{n}]\nstrategy = ringall\nmember => PJSIP/{exts[n * QUEUE_EVERY]}\n"
-        for n in range(max(1, size // QUEUE_EVERY))
-    ]
-    (etc / "pjsip.conf").write_text("".join(pjsip))
-    (etc / "voicemail.conf").write_text("".join(voicemail))
-    (etc / "queues.conf").write_text("[general]\n" + "".join(queues))
-    (etc / "extensions.conf").write_text("[internal-extensions]\n" + "".join(hints))
+    members = [exts[n * QUEUE_EVERY] for n in range(max(1, size // QUEUE_EVERY))]
+    _write_files(etc, pjsip, voicemail, members, hints)
     pbx = ['version = "22.10.1"', 'system_name = "bench"']
     return _office_toml(directory, f"bench {size}", contacts, pbx)
 
@@ -203,14 +211,10 @@ def write_office(directory: Path, size: int, *, options: int = 40, cost: bool = 
         if i % REGISTERED_EVERY == 0:
             address = f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"
             contacts.append((ext, f"sip:{ext}@{address}:5060", "Yealink SIP-T46S 66.86.0.15"))
-    queues = [
-        f"[q{n}]\nstrategy = ringall\nmember => PJSIP/{100000 + n * EXTENSIONS_PER_QUEUE}\n"
-        for n in range(max(1, size // EXTENSIONS_PER_QUEUE))
+    members = [
+        str(100000 + n * EXTENSIONS_PER_QUEUE) for n in range(max(1, size // EXTENSIONS_PER_QUEUE))
     ]
-    (etc / "pjsip.conf").write_text("".join(pjsip))
-    (etc / "voicemail.conf").write_text("".join(voicemail))
-    (etc / "queues.conf").write_text("[general]\n" + "".join(queues))
-    (etc / "extensions.conf").write_text("[internal-extensions]\n" + "".join(plan))
+    _write_files(etc, pjsip, voicemail, members, plan)
     pbx = ['version = "22.10.1"', 'system_name = "bench"']
     if cost:
         pbx.append('getconfig_cost = "asterisk"')
