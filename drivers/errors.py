@@ -7,6 +7,7 @@ DriverError
 ├── CommandError                                   the PBX answered an action with an error
 │   └── PermissionDenied                           our account lacks the class for it
 ├── ParseError                                     the PBX sent something we cannot understand
+├── AnswerTooLarge                                 an answer passed the configured safety limit
 ├── UnsafeChange                                   a PBX change refused: it could not be made safely
 └── UnsupportedOperation (also NotImplementedError) the driver did not declare it
 """
@@ -50,6 +51,11 @@ class PermissionDenied(CommandError):
 
 class ParseError(DriverError):
     """The PBX sent output that does not have the shape we expect."""
+
+
+class AnswerTooLarge(DriverError):
+    """An answer passed the configured safety limit on its size and was not read; the message
+    names the action and the limit's setting."""
 
 
 class UnsafeChange(DriverError):

@@ -32,22 +32,27 @@ def load_history(conn: sqlite3.Connection, now: datetime) -> History:
     return History(observing_since=since, last_registered=seen)
 
 
-def record_count(conn: sqlite3.Connection, report: CountReport, now: datetime) -> dict[str, Any]:
-    """Store one count; return what changed since the previous one (for prorating)."""
+def record_count(
+    conn: sqlite3.Connection,
+    report: CountReport,
+    now: datetime,
+    report_json: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Store one count (`report_json`: its `to_json()`, when the caller made it already);
+    return what changed since the previous one (for prorating). One statement per table,
+    whatever the number of seats."""
     ts, day = now.isoformat(), now.date().isoformat()
     current = {seat.extension for seat in report.seats}
+    registered = {device.endpoint for seat in report.seats for device in seat.devices}
     with conn:
-        for seat in report.seats:
-            for device in seat.devices:
-                conn.execute(
-                    "INSERT INTO registrations_seen (endpoint, last_registered) VALUES (?, ?) "
-                    "ON CONFLICT (endpoint) DO UPDATE "
-                    "SET last_registered = excluded.last_registered",
-                    (device.endpoint, ts),
-                )
+        conn.executemany(
+            "INSERT INTO registrations_seen (endpoint, last_registered) VALUES (?, ?) "
+            "ON CONFLICT (endpoint) DO UPDATE SET last_registered = excluded.last_registered",
+            ((endpoint, ts) for endpoint in sorted(registered)),
+        )
         conn.execute(
             "INSERT INTO counts (ts, billable, report_json) VALUES (?, ?, ?)",
-            (ts, report.billable, json.dumps(report.to_json(), sort_keys=True)),
+            (ts, report.billable, _compact(report_json or report.to_json())),
         )
         conn.execute(
             "INSERT INTO daily_peaks (day, peak) VALUES (?, ?) "
@@ -59,21 +64,26 @@ def record_count(conn: sqlite3.Connection, report: CountReport, now: datetime) -
         }
         added = sorted(ext for ext in current if ext not in known or known[ext] is not None)
         removed = sorted(ext for ext, gone in known.items() if gone is None and ext not in current)
-        for ext in current:
-            conn.execute(
-                "INSERT INTO seats (extension, first_seen, last_seen) VALUES (?, ?, ?) "
-                "ON CONFLICT (extension) DO UPDATE SET last_seen = excluded.last_seen, "
-                "removed_at = NULL, first_seen = CASE WHEN seats.removed_at IS NULL "
-                "THEN seats.first_seen ELSE excluded.first_seen END",
-                (ext, ts, ts),
-            )
-        for ext in removed:
-            conn.execute("UPDATE seats SET removed_at = ? WHERE extension = ?", (ts, ext))
+        conn.executemany(
+            "INSERT INTO seats (extension, first_seen, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (extension) DO UPDATE SET last_seen = excluded.last_seen, "
+            "removed_at = NULL, first_seen = CASE WHEN seats.removed_at IS NULL "
+            "THEN seats.first_seen ELSE excluded.first_seen END",
+            ((ext, ts, ts) for ext in sorted(current)),
+        )
+        conn.executemany(
+            "UPDATE seats SET removed_at = ? WHERE extension = ?", ((ts, ext) for ext in removed)
+        )
         peak = conn.execute("SELECT peak FROM daily_peaks WHERE day = ?", (day,)).fetchone()[0]
         first_seen = dict(
             conn.execute("SELECT extension, first_seen FROM seats WHERE removed_at IS NULL")
         )
     return {"added": added, "removed": removed, "daily_peak": peak, "first_seen": first_seen}
+
+
+def _compact(value: Any) -> str:
+    """JSON for a stored report: sorted keys, no spaces (a 10,000-seat report is 4 MB)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def last_usage(conn: sqlite3.Connection) -> tuple[int, dict[str, Any] | None]:

@@ -64,6 +64,12 @@ class _Counter:
         self.endpoints = {e.name: e for e in inventory.endpoints}
         self.devices: dict[str, tuple[Contact, ...]] = {}
         self.evidence: dict[str, tuple[str, ...]] = {}
+        # (prefix, suffix) of each app naming pattern; a seat is stale before this moment
+        self.app_patterns = [
+            (prefix, suffix)
+            for prefix, _, suffix in (p.partition("{ext}") for p in config.app_patterns)
+        ]
+        self.horizon = now - timedelta(days=config.stale_days)
 
     # -- classification ------------------------------------------------------------------
 
@@ -124,8 +130,7 @@ class _Counter:
         endpoint's name fits reads out of it."""
         stems = []
         name = endpoint.name
-        for pattern in self.config.app_patterns:
-            prefix, _, suffix = pattern.partition("{ext}")
+        for prefix, suffix in self.app_patterns:
             if (
                 name.startswith(prefix)
                 and name.endswith(suffix)
@@ -156,11 +161,19 @@ class _Counter:
                 self.by_aor[aor].append(endpoint.name)
             if endpoint.callerid_number:
                 self.by_number[endpoint.callerid_number].append(endpoint.name)
-        self.hints_by_device: dict[str, list[set[str]]] = defaultdict(list)
-        for hint in self.inv.hints:
-            devices = {d.upper() for d in hint.devices}
-            for device in devices:
-                self.hints_by_device[device].append(devices)
+        self._hints_by_device: dict[str, list[set[str]]] | None = None
+
+    @property
+    def hints_by_device(self) -> dict[str, list[set[str]]]:
+        """Each device's hints (their devices), made when first asked: only an endpoint that
+        links to another seat needs them."""
+        if self._hints_by_device is None:
+            self._hints_by_device = defaultdict(list)
+            for hint in self.inv.hints:
+                devices = {d.upper() for d in hint.devices}
+                for device in devices:
+                    self._hints_by_device[device].append(devices)
+        return self._hints_by_device
 
     def _links(self, endpoint: Endpoint, primaries: set[str]) -> list[tuple[str, str]]:
         """Every (rule, extension) that attaches `endpoint` to another seat, strongest first."""
@@ -346,17 +359,13 @@ class _Counter:
         kind = override or next((k for k in KIND_ORDER if k in kinds), "unknown")
         if members[0].role == "app":
             kind = "app"
-        last = max(
-            (
-                self.history.last_registered[m.endpoint]
-                for m in members
-                if m.endpoint in self.history.last_registered
-            ),
-            default=None,
-        )
+        seen = self.history.last_registered
+        if len(members) == 1:
+            last = seen.get(members[0].endpoint)
+        else:
+            last = max((seen[m.endpoint] for m in members if m.endpoint in seen), default=None)
         registered = bool(devices)
-        horizon = self.now - timedelta(days=self.config.stale_days)
-        stale = not registered and (last or self.history.observing_since) <= horizon
+        stale = not registered and (last or self.history.observing_since) <= self.horizon
         return Seat(
             extension=own.name,
             name=own.callerid_name or "",

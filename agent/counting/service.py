@@ -67,7 +67,7 @@ class CountingService:
         async with self._lock:
             try:
                 await self._driver.connect()
-                with paused_gc():
+                with paused_gc(file_as_old=True):
                     inventory = await self._driver.inventory()
             except DriverError as exc:
                 if not self._failing:
@@ -79,21 +79,24 @@ class CountingService:
                 self._failing = False
             now = datetime.now(UTC)
             seen = await self._store.call(history.load_history, now)
-            report = count_inventory(
-                inventory, self._cfg.counting, seen, site_id=self._cfg.site_id, now=now
-            )
+            with paused_gc(file_as_old=True):  # the report and its plain form, likewise
+                report = count_inventory(
+                    inventory, self._cfg.counting, seen, site_id=self._cfg.site_id, now=now
+                )
+                del inventory
+                report_json = report.to_json()  # made once: stored, signed, returned
             if not record:
-                return {"report": report.to_json(), "usage": None}
-            changes = await self._store.call(history.record_count, report, now)
-            envelope = await self._sign(report.to_json(), changes, now)
+                return {"report": report_json, "usage": None}
+            changes = await self._store.call(history.record_count, report, now, report_json)
+            envelope = await self._sign(report_json, changes, now)
             log.info(
                 "users counted",
                 billable=report.billable,
-                added=changes["added"],
-                removed=changes["removed"],
+                added=_some(changes["added"]),
+                removed=_some(changes["removed"]),
                 warnings=len(report.warnings),
             )
-            self.last = {"report": report.to_json(), "usage": envelope}
+            self.last = {"report": report_json, "usage": envelope}
             await notify(self.listeners, envelope, "usage")
             return self.last
 
@@ -139,3 +142,14 @@ class CountingService:
             Outgoing("usage", usage_message(envelope)),
         )
         return envelope
+
+
+LOGGED_NAMES = 20
+
+
+def _some(extensions: list[str]) -> list[str]:
+    """Up to LOGGED_NAMES extensions for a log line, then how many more (a first count of a
+    50,000-extension office is not one 400 KB line)."""
+    if len(extensions) <= LOGGED_NAMES:
+        return extensions
+    return [*extensions[:LOGGED_NAMES], f"... {len(extensions) - LOGGED_NAMES} more"]

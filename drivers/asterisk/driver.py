@@ -113,8 +113,8 @@ class AsteriskDriver(Driver):
         )
 
     async def inventory(self) -> Inventory:
-        """Everything the counting rules need, in one round of concurrent AMI actions."""
-        return await collect(self.ami, await self.facts())
+        """Everything the counting rules need, in one round of pipelined AMI actions."""
+        return await collect(self.ami, self.facts())
 
     def subscribe(self, callback: Callable[[wire.Message], None]) -> None:
         """Receive every unsolicited AMI event (e.g. ContactStatus, FullyBooted, Shutdown)."""

@@ -6,90 +6,66 @@ never fetched where avoidable (auth sections are not read) and never kept where 
 
 from __future__ import annotations
 
-from collections import Counter
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-from drivers.asterisk import parse, wire
+from drivers.asterisk import parse
 from drivers.asterisk.ami import AmiClient
-from drivers.asterisk.parse.config import SECRETS
-from drivers.asterisk.parse.dialplan import parse_peer_dials
+from drivers.asterisk.parse.config import PJSIP_FILTER, PjsipReader
+from drivers.asterisk.parse.dialplan import Dialplan
+from drivers.asterisk.parse.getconfig import ConfigReader, Section
+from drivers.asterisk.parse.lists import ContactList, MailboxList, QueueList, RegistrationList
 from drivers.asterisk.parse.live import (
     DETAIL_FIELDS,
     LIST_FIELDS,
     LiveEndpoint,
+    LiveEndpoints,
+    Reconciled,
     parse_endpoint_detail,
-    parse_live_endpoints,
     reconcile,
 )
-from drivers.asterisk.parse.peers import keep_peer_line, parse_live_peers, parse_peers
+from drivers.asterisk.parse.peers import keep_peer_option, parse_live_peers, parse_peers
 from drivers.errors import CommandError, ParseError
-from drivers.models import Contact, Endpoint, Inventory, PbxFacts
+from drivers.models import Aor, Contact, Endpoint, Inventory, PbxFacts
 from drivers.user_agents import MAX_USER_AGENT
 
 # Endpoints loaded in Asterisk but missing from the files are described one PJSIPShowEndpoint
 # each; past this many (a file that cannot be read at all) the live list alone describes them.
 MAX_DETAIL_LOOKUPS = 100
 
-# What each answer is kept for; everything else is dropped as it arrives (memory stays
-# proportional to what the counting rules use, not to what the PBX sends).
-CONFIG_OPTIONS = frozenset(
-    {
-        "type",
-        "callerid",
-        "context",
-        "aors",
-        "mailboxes",
-        "auth",
-        "outbound_auth",
-        "endpoint",
-        "max_contacts",
-        "contact",
-    }
-)
+# What each list answer is read for (fields as Asterisk spells them; matched without case);
+# nothing else of it becomes a string (memory and time follow what the counting rules use,
+# not what the PBX sends).
 KEEP_FIELDS = {
-    "PJSIPShowContacts": {
-        "objectname",
-        "uri",
-        "useragent",
-        "viaaddr",
-        "viaport",
-        "status",
-        "roundtripusec",
-    },
-    "PJSIPShowRegistrationsOutbound": {
-        "objectname",
-        "endpoint",
-        "serveruri",
-        "clienturi",
-        "status",
-    },
-    "VoicemailUsersList": {"vmcontext", "voicemailbox", "fullname"},
-    "QueueSummary": {"queue"},
-    "ShowDialPlan": {"context", "extension", "priority", "application", "appdata"},
+    "PJSIPShowContacts": (
+        "ObjectName",
+        "Uri",
+        "UserAgent",
+        "ViaAddr",
+        "ViaPort",
+        "Status",
+        "RoundtripUsec",
+    ),
+    "PJSIPShowRegistrationsOutbound": (
+        "ObjectName",
+        "Endpoint",
+        "ServerUri",
+        "ClientUri",
+        "Status",
+    ),
+    "VoicemailUsersList": ("VMContext", "VoiceMailbox", "Fullname"),
+    "QueueSummary": ("Queue",),
+    "ShowDialPlan": ("Context", "Extension", "Priority", "Application", "AppData"),
 }
 PEER_DRIVERS = (
     # technology, module, live list action, configuration file
     ("IAX2", "chan_iax2", "IAXpeerlist", "iax.conf"),
     ("SIP", "chan_sip", "SIPpeers", "sip.conf"),
 )
-
-
-def _config_line(key: str, value: str) -> bool:
-    if key.startswith("Line-"):
-        return value.partition("=")[0] in CONFIG_OPTIONS
-    return key.startswith("Category-")
-
-
-def _endpoint_line(key: str, value: str) -> bool:
-    """Endpoint sections are kept whole (the inventory shows their effective options)."""
-    if key.startswith("Line-"):
-        return value.partition("=")[0].strip() not in SECRETS
-    return key.startswith("Category-")
-
-
-def _fields(names: set[str] | frozenset[str]) -> Any:
-    return lambda key, value: key.lower() in names
+T = TypeVar("T")
 
 
 def _is_trunk(endpoint: Endpoint) -> bool:
@@ -100,38 +76,104 @@ def _is_trunk(endpoint: Endpoint) -> bool:
     )
 
 
-async def collect(ami: AmiClient, facts: PbxFacts) -> Inventory:
-    """One action at a time, each answer parsed as soon as it arrives: the PBX answers them
-    one by one anyway, and only one raw answer is ever held."""
-    warnings: list[str] = []
+async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
+    """Every action that needs no other answer goes out at once (one GetConfig of pjsip.conf
+    for its four object types: Asterisk re-reads the whole file for each GetConfig); Asterisk
+    answers them in order, and each answer is parsed as it streams in while the PBX works on
+    the next. Only what an answer decides (peers of a loaded channel driver, endpoints the
+    files no longer describe) is asked afterwards."""
+    found: dict[str, list[str]] = defaultdict(list)  # warnings by source, in report order
 
-    async def config(filename: str, kind: str | None = None, keep: Any = _config_line) -> Any:
-        filters = {"Filter": f"type={kind}"} if kind else {}
-        answer = await ami.action("GetConfig", keep=keep, Filename=filename, **filters)
-        return parse.parse_get_config(answer)
-
-    async def listed(name: str) -> list[wire.Message]:
+    async def listed(name: str, reader: Any) -> Any:
+        """A list action whose events `reader` turns into items as they arrive; its items,
+        or None when the PBX refuses the action (e.g. app_voicemail not loaded)."""
         try:
-            return await ami.list_action(name, keep=_fields(KEEP_FIELDS[name]))
-        except (CommandError, ParseError) as exc:  # e.g. app_voicemail not loaded
-            warnings.append(f"{name}: {exc}")
+            await ami.list_action(name, keep=KEEP_FIELDS[name], each=reader.add)
+        except (CommandError, ParseError) as exc:
+            found[name].append(f"{name}: {exc}")
+            return None
+        return reader
+
+    async def peer_config(technology: str, filename: str) -> list[Section]:
+        reader = ConfigReader(keep=keep_peer_option)
+        try:
+            return (await ami.read("GetConfig", reader, Filename=filename)).sections
+        except (CommandError, ParseError) as exc:
+            found[technology].append(
+                f"GetConfig {filename}: {exc}: {technology} peers judged without it"
+            )
             return []
 
-    live = parse_live_endpoints(
-        await ami.list_action("PJSIPShowEndpoints", keep=_fields(LIST_FIELDS))
+    async def peers(loaded: Awaitable[bool], technology: str, list_name: str, file: str) -> Any:
+        if not await loaded:
+            return None
+        live_peers, sections = await _concurrently(
+            start(ami.list_action(list_name)), start(peer_config(technology, file))
+        )
+        return parse_live_peers(live_peers), sections
+
+    async def manager_users() -> tuple[str, ...]:
+        try:
+            reader = await ami.read(
+                "GetConfig", ConfigReader(keep=_nothing), Filename="manager.conf"
+            )
+        except (CommandError, ParseError) as exc:
+            found["manager"].append(f"GetConfig manager.conf: {exc}")
+            return ()
+        return parse.parse_manager_users(reader.sections)
+
+    async def both_views(
+        listing: Awaitable[Any], files: Awaitable[PjsipReader]
+    ) -> tuple[tuple[LiveEndpoint, ...], Reconciled, list[Aor]]:
+        """The live list and the files, reconciled as soon as both are in (while the PBX
+        sends the rest)."""
+        await listing
+        pjsip = await files
+        configured = pjsip.endpoints()
+        _warn_duplicates(configured, found["pjsip"])
+        live = live_list.result()
+        return live, reconcile(live, configured), list(pjsip.aors())
+
+    # Sent in this order (tasks start in the order they are made): the small questions whose
+    # answers decide what else to ask first, then the big answers, biggest early.
+    modules = [start(_module(ami, module)) for _, module, _, _ in PEER_DRIVERS]
+    live_list = LiveEndpoints()
+    listing = start(ami.list_action("PJSIPShowEndpoints", keep=LIST_FIELDS, each=live_list.add))
+    files = start(
+        ami.read("GetConfig", PjsipReader(), Filename="pjsip.conf", Filter=PJSIP_FILTER)
     )
-    endpoint_sections = await config("pjsip.conf", "endpoint", _endpoint_line)
-    configured = parse.parse_endpoints(
-        endpoint_sections,
-        await config("pjsip.conf", "identify"),
-        await config("pjsip.conf", "registration"),
+    (
+        (live, reconciled, aors),
+        registrations,
+        contacts,
+        mailboxes,
+        queues,
+        plan,
+        manager,
+        pbx,
+        *peer_answers,
+    ) = await _concurrently(
+        start(both_views(listing, files)),
+        start(listed("PJSIPShowRegistrationsOutbound", RegistrationList())),
+        start(listed("PJSIPShowContacts", ContactList(found["PJSIPShowContacts"]))),
+        start(listed("VoicemailUsersList", MailboxList())),
+        start(listed("QueueSummary", QueueList())),
+        start(listed("ShowDialPlan", Dialplan())),
+        start(manager_users()),
+        start(facts),
+        *(
+            start(peers(loaded, technology, list_name, filename))
+            for loaded, (technology, _, list_name, filename) in zip(
+                modules, PEER_DRIVERS, strict=True
+            )
+        ),
+        also=(*modules, listing, files),
     )
-    del endpoint_sections
-    _warn_duplicates(configured, warnings)
-    reconciled = reconcile(live, configured)
-    del configured
-    warnings += reconciled.warnings
-    registrations = parse.parse_registrations(await listed("PJSIPShowRegistrationsOutbound"))
+    # The loop's wake-up of this task still holds gather's list of results until this task
+    # yields; once it has, each big piece below goes as soon as it is used.
+    await asyncio.sleep(0)
+    registrations = registrations.result() if registrations else ()
+    warnings = [*found["pjsip"], *reconciled.warnings, *found["PJSIPShowRegistrationsOutbound"]]
     registered = {r.endpoint for r in registrations if r.endpoint}
     endpoints = [
         replace(e, outbound_registration=True)
@@ -139,12 +181,15 @@ async def collect(ami: AmiClient, facts: PbxFacts) -> Inventory:
         else e
         for e in reconciled.endpoints
     ]
-    aors = list(parse.parse_aors(await config("pjsip.conf", "aor")))
     known_aors = {a.name for a in aors}
-    for name in reconciled.only_live[:MAX_DETAIL_LOOKUPS]:
-        answer = await ami.list_action(
-            "PJSIPShowEndpoint", keep=_fields(DETAIL_FIELDS), Endpoint=name
+    lookups = reconciled.only_live[:MAX_DETAIL_LOOKUPS]
+    details = await _concurrently(
+        *(
+            start(ami.list_action("PJSIPShowEndpoint", keep=DETAIL_FIELDS, Endpoint=name))
+            for name in lookups
         )
+    )
+    for name, answer in zip(lookups, details, strict=True):
         endpoint, its_aors = parse_endpoint_detail(answer)
         endpoints.append(endpoint)
         aors += [a for a in its_aors if a.name not in known_aors]
@@ -154,47 +199,65 @@ async def collect(ami: AmiClient, facts: PbxFacts) -> Inventory:
             "Asterisk runs it (it goes at the next res_pjsip reload)"
         )
     _describe_the_rest(live, reconciled.only_live[MAX_DETAIL_LOOKUPS:], endpoints, warnings)
-
-    contacts = list(parse.parse_contacts(await listed("PJSIPShowContacts"), warnings))
-    mailboxes = parse.parse_mailboxes(await listed("VoicemailUsersList"))
-    queues = parse.parse_queues(await listed("QueueSummary"))
-    plan = await listed("ShowDialPlan")  # its `hint` priorities are the hints
-    hints = parse.parse_hints(plan)
+    del live, reconciled
+    contact_list = list(contacts.result()) if contacts else []
+    del contacts
+    warnings += found["PJSIPShowContacts"]
+    warnings += found["VoicemailUsersList"] + found["QueueSummary"] + found["ShowDialPlan"]
+    plan = plan or Dialplan()
     inbound = {e.context for e in endpoints if e.context and _is_trunk(e)}
-    dialplan = parse.parse_dialplan(plan, inbound)
-    dials = parse_peer_dials(plan)
+    objects = plan.objects(inbound)
+    dials = plan.peer_dials()
+    hints = plan.hints()
     del plan
-    for technology, module, list_name, filename in PEER_DRIVERS:
-        if not await _module(ami, module):
+    for (technology, *_), answers in zip(PEER_DRIVERS, peer_answers, strict=True):
+        if answers is None:
             continue
-        live_peers = parse_live_peers(await ami.list_action(list_name))
-        try:
-            sections = await config(filename, keep=keep_peer_line)
-        except (CommandError, ParseError) as exc:
-            warnings.append(f"GetConfig {filename}: {exc}: {technology} peers judged without it")
-            sections = []
-        peers = parse_peers(technology, sections, live_peers, dials)
-        endpoints += peers.endpoints
-        contacts += peers.contacts
-        warnings += peers.warnings
-    try:
-        manager = parse.parse_manager_users(await config("manager.conf"))
-    except (CommandError, ParseError) as exc:
-        warnings.append(f"GetConfig manager.conf: {exc}")
-        manager = ()
+        live_peers, sections = answers
+        warnings += found[technology]
+        peers_found = parse_peers(technology, sections, live_peers, dials)
+        endpoints += peers_found.endpoints
+        contact_list += peers_found.contacts
+        warnings += peers_found.warnings
+    warnings += found["manager"]
     return Inventory(
-        facts=facts,
+        facts=pbx,
         endpoints=_unique(endpoints, warnings),
         aors=tuple(sorted(aors, key=lambda a: a.name)),
-        contacts=_cut_user_agents(contacts, warnings),
+        contacts=_cut_user_agents(contact_list, warnings),
         registrations=registrations,
-        mailboxes=mailboxes,
-        queues=queues,
+        mailboxes=mailboxes.result() if mailboxes else (),
+        queues=queues.result() if queues else (),
         hints=hints,
-        dialplan=dialplan,
+        dialplan=objects,
         manager_users=manager,
         warnings=tuple(warnings),
     )
+
+
+def _nothing(option: str) -> bool:
+    """manager.conf: only the section names are kept (the file holds the AMI secrets)."""
+    return False
+
+
+def start(coroutine: Awaitable[T]) -> asyncio.Future[T]:
+    """Run `coroutine` as a task: tasks start in the order they are made, so their actions
+    go out in that order, pipelined (Asterisk answers one session's actions in order)."""
+    return asyncio.ensure_future(coroutine)
+
+
+async def _concurrently(
+    *tasks: asyncio.Future[Any], also: tuple[asyncio.Future[Any], ...] = ()
+) -> list[Any]:
+    """The results of `tasks`; on the first failure these and `also` (tasks they await) are
+    cancelled and that failure is raised as it is."""
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in (*tasks, *also):
+            task.cancel()
+        await asyncio.gather(*tasks, *also, return_exceptions=True)
+        raise
 
 
 def _describe_the_rest(

@@ -35,6 +35,7 @@ from drivers.asterisk.sim import (  # noqa: F401  (importing registers the handl
     registrar,
 )
 from drivers.asterisk.sim.base import Reply, Session, SimContext, error
+from drivers.asterisk.sim.cost import GetConfigCost, pieces
 from drivers.asterisk.sim.dispatch import dispatch
 from drivers.asterisk.sim.faults import Faults
 from drivers.asterisk.sim.live import Contact
@@ -77,6 +78,7 @@ class Simulator(SimServer):
         self.office = office
         self.faults = faults or Faults()
         self.ctx: SimContext = office.context()
+        self.getconfig_cost = GetConfigCost.from_office(office)  # the PBX's own work
         self._connections: set[_Connection] = set()
 
     async def start(self) -> None:
@@ -193,16 +195,20 @@ class Simulator(SimServer):
         """Handle one request; False when the connection must close."""
         if self.faults.stall:
             return True
+        paced = self.getconfig_cost is not None and self.faults == Faults()  # as Asterisk
         try:
             with paused_gc():  # a big answer is many small acyclic objects
                 reply = dispatch(self.ctx, conn.session, request)
-                payload = b"".join(wire.encode(m) for m in reply.messages)
+                payload = b"" if paced else b"".join(wire.encode(m) for m in reply.messages)
         except Exception:  # a simulator bug: say so on the wire, keep the session
             log.exception("simulator handler failed", request=request[:2])
             reply = Reply([error(request, "Simulator internal error (see its log)")])
             payload = b"".join(wire.encode(m) for m in reply.messages)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        delay = reply.delay
+        if self.getconfig_cost is not None:
+            delay += self.getconfig_cost.charge(self.ctx, request)
+        if delay:
+            await asyncio.sleep(delay)
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         if self.faults.garbage is not None:
@@ -216,7 +222,13 @@ class Simulator(SimServer):
                 conn, b"".join(wire.encode(m) for m in messages[: len(messages) // 2])
             )
             return False
-        await self._write(conn, payload)
+        if paced:
+            async with conn.lock:
+                for piece in pieces(reply.messages):
+                    conn.writer.write(piece)
+                    await conn.writer.drain()
+        else:
+            await self._write(conn, payload)
         for event in reply.broadcast:
             await self.push_event(event)
         if self.ctx.crashed:

@@ -7,6 +7,7 @@ and their order matters, so a message is a list of pairs, not a dict.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 EOL = b"\r\n"
 END = b"\r\n\r\n"
@@ -45,6 +46,49 @@ def decode(block: bytes) -> Message:
     return pairs
 
 
+def lines(text: str) -> list[str]:
+    """The lines of `text`, complete lines each ended by CRLF, without their ends; the stray
+    newline a value may end with (fact 3: ``Message: Unable to retrieve endpoint 999\\n``)
+    is dropped."""
+    while "\n\r\n" in text:
+        text = text.replace("\n\r\n", "\r\n")
+    result = text.split("\r\n")
+    if result and not result[-1]:
+        result.pop()
+    return result
+
+
+def parse_lines(text: str) -> Message:
+    """One message's complete lines (`lines`) as ordered pairs, read as `decode` reads them."""
+    pairs: Message = []
+    for line in lines(text):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+        if sep:
+            pairs.append((key, value))
+        elif line:
+            pairs.append(("", line))
+    return pairs
+
+
+class AnswerReader(Protocol):
+    """Reads one action's answer as it streams in (`drivers.asterisk.ami` feeds it).
+
+    `feed` gets complete lines of the message in progress (CRLF-ended, possibly in several
+    calls), `end_message` is called at its empty line and says whether the answer is complete;
+    `response` is the answer's response fields (``Response``, ``Message``), for its errors.
+    A reader may raise `ParseError`: the action then fails with it.
+    """
+
+    @property
+    def response(self) -> Message: ...
+
+    def feed(self, text: str) -> None: ...
+
+    def end_message(self) -> bool: ...
+
+
 def get(message: Message, key: str, default: str | None = None) -> str | None:
     """First value of `key` (case-insensitive, as Asterisk reads headers)."""
     for k, v in message:
@@ -55,6 +99,54 @@ def get(message: Message, key: str, default: str | None = None) -> str | None:
         if k.lower() == lowered:
             return v
     return default
+
+
+class Fields(dict[str, str]):
+    """One message's fields by name, the first value of each (`get`'s answer), for parsers
+    that read several fields of many events: a name missing as written is looked up without
+    case, as Asterisk reads headers; `field()` gives None for a name that is absent."""
+
+    def field(self, key: str) -> str | None:
+        value = self.get(key)
+        if value is not None:
+            return value
+        lowered = key.lower()
+        for name, found in self.items():
+            if name.lower() == lowered:
+                return found
+        return None
+
+
+def fields(message: Message) -> Fields:
+    return Fields(reversed(message))  # the first value of a repeated name is the one kept
+
+
+def markers(names: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """What `pick` looks for: each name as Asterisk spells it, with its line start."""
+    return tuple((name, f"\r\n{name}: ") for name in names)
+
+
+def pick(text: str, wanted: tuple[tuple[str, str], ...]) -> Fields | None:
+    """The `wanted` fields (`markers`) of one message (its lines, CRLF between them), found
+    by their spelling: a few string searches instead of reading every line. A field that is
+    absent is left out; None when one is there with another spelling (or a value ends in a
+    stray newline, fact 3): read that message line by line instead."""
+    text = "\r\n" + text
+    if "\n\r\n" in text:
+        return None
+    found = Fields()
+    lowered = None
+    for name, marker in wanted:
+        start = text.find(marker)
+        if start < 0:
+            lowered = lowered or text.lower()
+            if f"\r\n{name.lower()}:" in lowered:
+                return None
+            continue
+        start += len(marker)
+        end = text.find("\r\n", start)
+        found[name] = text[start:end] if end >= 0 else text[start:]
+    return found
 
 
 def get_all(message: Message, key: str) -> list[str]:

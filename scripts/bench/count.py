@@ -1,126 +1,62 @@
 #!/usr/bin/env python3
-"""Benchmark: count the billable users of generated offices of 100, 1,000 and 10,000
-extensions (plus apps, mailboxes, queues, hints) served by the AMI simulator over TCP, and of
-a FreeSWITCH office of 10,000 users over 20 domains (tenants) served by the ESL simulator.
+"""Benchmark: counting billable users on generated offices served by the PBX simulators over
+TCP, each count in a fresh process (scripts/bench/count_probe.py).
 
-The simulator runs in its own process; each count runs in a fresh agent process (the driver's
-client, the parsers and the seat rules, per tenant for FreeSWITCH, as the daemon runs them),
-which reports its own wall time and peak RSS. Targets on a 2-core machine: 10k extensions in
-< 3 s and < 150 MB peak RSS, and t(10k)/t(1k) <= 12; 10k FreeSWITCH users over 20 domains in
-< 3 s and < 150 MB. The last line printed is one JSON object.
+Asterisk, the offices issue 19 was measured on (`count_offices.write_office`: endpoints of 40
+effective options, auth and AOR from templates, 90 % with mailboxes, a hint and a dial line
+each, N/100 queues, 10 % registered), at 10,000 and 50,000 extensions, the simulator charging
+each GetConfig what Asterisk's re-read of the file costs (`drivers/asterisk/sim/cost.py`). For
+each size, alternated `--runs` times:
+  - agent: the driver's inventory and the seat rules in process, as the daemon runs them;
+  - floor: a minimal client sending the same AMI actions (recorded from the agent) with the
+    same concurrency and reading each answer to its end;
+  - at 10,000 (`--daemon-size`), the daemon path: `pbx-agent count --json` against a running,
+    connected daemon; its extra time is its wall time minus the in-process count's.
+Printed: medians and spread (min-max) of each, `agent_over_floor` (median of the per-run
+ratios), peak RSS and the RSS the count added per extension. A 10,000-extension office with
+10 options per endpoint (100,000 options: a quarter of the answer) shows whether memory
+follows the extensions or the largest answer.
 
-Usage: .venv/bin/python scripts/bench/count.py [--sizes 100,1000,10000] [--pbx asterisk,freeswitch]
+Also the classic offices (100, 1,000, 10,000 small endpoints, apps, most registered, answers
+from memory) and FreeSWITCH (10,000 users over 20 domains).
+
+Targets (2 cores): agent_over_floor <= 1.3 at 10k and 50k; daemon extra <= 0.3 s at 10k; 50k
+counted right in < 250 MB peak RSS; RSS per extension of the 40-option office within 20 % of
+the 10-option one's (and of the 10k office's at 50k); classic 10k < 3 s, < 150 MB,
+t(10k)/t(1k) <= 12; FreeSWITCH 10k users < 3 s, < 150 MB. The last line is one JSON object.
+
+Usage: .venv/bin/python scripts/bench/count.py [--realistic 10000,50000] [--runs 3]
+       [--sizes 100,1000,10000] [--pbx asterisk,freeswitch] [--daemon-size 10000]
        [--freeswitch-users 10000] [--freeswitch-domains 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from count_offices import (
+    FS_PASSWORD,
+    SECRET,
+    write_classic_office,
+    write_freeswitch_office,
+    write_office,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURE_CONFIG = ROOT / "tests/fixtures/asterisk-ami/pbx-config"
-SECRET = "bench-secret-0000"
-APP_EVERY, QUEUE_EVERY, UNREGISTERED_EVERY = 5, 50, 4
-
-PJSIP_HEAD = """[global]
-type = global
-[transport-udp]
-type = transport
-protocol = udp
-bind = 127.0.0.1:5060
-[tpl-endpoint-phone](!)
-type = endpoint
-transport = transport-udp
-context = from-internal
-disallow = all
-allow = g722,ulaw,alaw
-[tpl-auth](!)
-type = auth
-auth_type = userpass
-[tpl-aor-phone](!)
-type = aor
-max_contacts = 1
-qualify_frequency = 60
-"""
-
-
-def _extension(ext: str, name: str, number: str) -> str:
-    return (
-        f'[{ext}](tpl-endpoint-phone)\ncallerid = "{name}" <{number}>\nauth = {ext}\n'
-        f"aors = {ext}\nmailboxes = {number}@default\n"
-        f"[{ext}](tpl-auth)\nusername = {ext}\npassword = pw-{ext}\n[{ext}](tpl-aor-phone)\n"
-    )
-
-
-def write_office(directory: Path, size: int) -> Path:
-    """An office of `size` extensions: every APP_EVERY-th has a `{ext}-app` endpoint, most
-    phones are registered, one voicemail box per extension, a queue per QUEUE_EVERY."""
-    etc = directory / "pbx-config"
-    etc.mkdir(parents=True)
-    for name in ("asterisk.conf", "res_parking.conf"):
-        (etc / name).write_text((FIXTURE_CONFIG / name).read_text())
-    (etc / "manager.conf").write_text(
-        "[general]\nenabled = yes\n[agent]\n"
-        f"secret = {SECRET}\nread = system,config,reporting,command\n"
-        "write = system,config,reporting,command\n"
-    )
-    (etc / "iax.conf").write_text("[general]\nbindport = 4569\n")
-    exts = [str(10000 + i) for i in range(size)]
-    pjsip, voicemail, hints, contacts = [PJSIP_HEAD], ["[general]\n[default]\n"], [], []
-    for i, ext in enumerate(exts):
-        pjsip.append(_extension(ext, f"User {ext}", ext))
-        voicemail.append(f"{ext} => 1234,User {ext},,,tz=eastern\n")
-        hints.append(f"exten => {ext},hint,PJSIP/{ext}\nexten => {ext},1,Dial(PJSIP/{ext})\n")
-        if i % UNREGISTERED_EVERY:
-            contacts.append(
-                (
-                    ext,
-                    f"sip:{ext}@10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}:5060",
-                    "Yealink SIP-T46S 66.86.0.15",
-                )
-            )
-        if i % APP_EVERY == 0:
-            app = f"{ext}-app"
-            pjsip.append(_extension(app, f"User {ext}", ext))
-            contacts.append(
-                (app, f"sip:{app}@10.200.{i // 256 % 256}.{i % 256}:49000", "Zoiper rv2.10.20.2")
-            )
-    queues = [
-        f"[q{n}]\nstrategy = ringall\nmember => PJSIP/{exts[n * QUEUE_EVERY]}\n"
-        for n in range(max(1, size // QUEUE_EVERY))
-    ]
-    (etc / "pjsip.conf").write_text("".join(pjsip))
-    (etc / "voicemail.conf").write_text("".join(voicemail))
-    (etc / "queues.conf").write_text("[general]\n" + "".join(queues))
-    (etc / "extensions.conf").write_text("[internal-extensions]\n" + "".join(hints))
-    office = directory / "office.toml"
-    lines = [
-        f'name = "bench {size}"',
-        'config_dir = "pbx-config"',
-        "[pbx]",
-        'version = "22.10.1"',
-        'system_name = "bench"',
-    ]
-    for aor, uri, ua in contacts:
-        lines += [
-            "[[contacts]]",
-            f'aor = "{aor}"',
-            f'uri = "{uri}"',
-            f'user_agent = "{ua}"',
-            'status = "Reachable"',
-            "rtt_usec = 500",
-        ]
-    office.write_text("\n".join(lines) + "\n")
-    return office
+PROBE = Path(__file__).resolve().parent / "count_probe.py"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def free_port() -> int:
@@ -129,259 +65,305 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"simulator exited: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("simulator did not start")
-
-
-AGENT = r"""
-import asyncio, json, resource, sys, time
-from datetime import UTC, datetime
-from agent.config.schema import CountingConfig
-from agent.counting.rules import History, count
-from drivers.gc_pause import paused_gc
-from drivers.asterisk.driver import AsteriskDriver
-from drivers.asterisk.settings import AmiSettings
-
-async def main(port):
-    started = time.perf_counter()
-    driver = AsteriskDriver(AmiSettings("127.0.0.1", port, "agent", sys.argv[2],
-                            connect_timeout=10, action_timeout=60))
-    await driver.connect()
-    with paused_gc():  # as CountingService.count_now does
-        inventory = await driver.inventory()
-        now = datetime.now(UTC)
-        report = count(inventory, CountingConfig(), History(now, {}), site_id="bench", now=now)
-    elapsed = time.perf_counter() - started
-    await driver.close()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": elapsed, "peak_rss_mb": rss_mb, "billable": report.billable,
-                      "warnings": len(report.warnings)}))
-
-asyncio.run(main(int(sys.argv[1])))
-"""
-
-
-def best_of(
-    pbx: str, office: Path, agent: str, secret: str, runs: int, start_timeout: float = 60
-) -> tuple[dict[str, Any], int]:
-    """Serve `office` with `pbx-agent simulate PBX` and count it `runs` times, each in a fresh
-    agent process running `agent`; the fastest run, and how many ran."""
+@contextlib.contextmanager
+def simulator(pbx: str, office: Path, start_timeout: float = 900) -> Iterator[int]:
+    """`pbx-agent simulate PBX` serving `office`; yields its port."""
     port = free_port()
-    simulate = [sys.executable, "-m", "agent", "simulate", pbx, "--office", str(office)]
-    sim = subprocess.Popen(
-        [*simulate, "--port", str(port)],
+    command = [sys.executable, "-m", "agent", "simulate", pbx, "--office", str(office)]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=ROOT,
     )
     try:
-        wait_port(port, sim, start_timeout)
-        results = []
-        for _ in range(runs):
-            out = subprocess.run(
-                [sys.executable, "-c", agent, str(port), secret],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if proc.poll() is not None:
+                error = proc.stderr.read().decode() if proc.stderr else ""
+                raise SystemExit(f"simulator exited: {error}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("simulator did not start") from None
+                time.sleep(0.2)
+        yield port
     finally:
-        sim.terminate()
-        sim.wait(10)
-    return min(results, key=lambda r: r["seconds"]), len(results)
+        proc.terminate()
+        proc.wait(30)
 
 
-def measure(size: int, workdir: Path) -> dict[str, float]:
-    office = write_office(workdir / str(size), size)
-    # best of several: the small sizes are noisy
-    best, runs = best_of("asterisk", office, AGENT, SECRET, 5 if size <= 1000 else 3)
-    expected = size  # one seat per extension; apps merge into theirs
-    if best["billable"] != expected:
-        raise SystemExit(f"{size}: counted {best['billable']}, expected {expected}")
-    print(
-        f"{size:>6} extensions: {best['seconds']:.3f} s, peak RSS {best['peak_rss_mb']:.1f} MB, "
-        f"{best['billable']} seats, {best['warnings']} warnings (best of {runs})"
+def probe(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, str(PROBE), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+        check=False,
     )
-    return best
+    if out.returncode != 0:
+        raise SystemExit(f"probe {args[0]} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def spread(values: Sequence[float], unit: str = "s", digits: int = 3) -> str:
+    """`median (min-max, n=N)`."""
+    return (
+        f"{statistics.median(values):.{digits}f} {unit} "
+        f"({min(values):.{digits}f}-{max(values):.{digits}f}, n={len(values)})"
+    )
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+# -- the daemon path -------------------------------------------------------------------------
+
+
+DAEMON_CONFIG = """site_id = "bench"
+[pbx]
+driver = "asterisk"
+[pbx.ami]
+host = "127.0.0.1"
+port = {port}
+username = "agent"
+secret_file = "ami-secret"
+connect_timeout = 30.0
+action_timeout = 120.0
+[poll]
+interval = 86400
+[counting]
+interval = 604800
+[state]
+dir = "state"
+[control]
+socket = "state/control.sock"
+[logging]
+level = "warning"
+format = "json"
+"""
+
+
+@contextlib.contextmanager
+def daemon(workdir: Path, port: int) -> Iterator[Path]:
+    """A running daemon connected to the simulator, its first count done; yields its config."""
+    workdir.mkdir(parents=True)
+    (workdir / "ami-secret").write_text(SECRET + "\n")
+    (workdir / "ami-secret").chmod(0o600)
+    (workdir / "state").mkdir(mode=0o750)
+    config = workdir / "agent.toml"
+    config.write_text(DAEMON_CONFIG.format(port=port))
+    log = (workdir / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=ENV,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (workdir / "state/control.sock").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log_text = (workdir / "daemon.log").read_text()
+                raise SystemExit(f"the daemon did not start: {log_text}")
+            time.sleep(0.2)
+        cli_count(config)  # waits for the start-up count, then counts once
+        yield config
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        log.close()
+
+
+def cli_count(config: Path) -> tuple[float, int]:
+    """`pbx-agent count --json` as a technician runs it: wall time and the billable count."""
+    started = time.perf_counter()
+    command = Path(sys.executable).parent / "pbx-agent"
+    out = subprocess.run(
+        [str(command), "count", "--json", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"pbx-agent count failed: {out.stderr[-2000:]}")
+    return elapsed, int(json.loads(out.stdout)["billable"])
+
+
+# -- Asterisk: the issue-19 offices -----------------------------------------------------------
+
+
+def measure_office(
+    size: int, options: int, runs: int, workdir: Path, *, floor: bool, daemon_path: bool
+) -> dict[str, Any]:
+    office = write_office(workdir / f"office-{size}x{options}", size, options=options)
+    plan = workdir / f"plan-{size}x{options}.json"
+    agents: list[dict[str, Any]] = []
+    floors: list[dict[str, Any]] = []
+    clis: list[float] = []
+    with simulator("asterisk", office) as port:
+        warm = probe("agent", str(port), SECRET, "--record", str(plan))  # also warms the simulator
+        if warm["billable"] != size:
+            raise SystemExit(f"{size}x{options}: counted {warm['billable']}, expected {size}")
+        with contextlib.ExitStack() as stack:
+            config = None
+            if daemon_path:
+                config = stack.enter_context(daemon(workdir / f"daemon-{size}", port))
+            for _ in range(runs):
+                agents.append(probe("agent", str(port), SECRET))
+                if floor:
+                    floors.append(probe("floor", str(port), SECRET, str(plan)))
+                if config is not None:
+                    elapsed, billable = cli_count(config)
+                    if billable != size:
+                        raise SystemExit(f"daemon counted {billable}, expected {size}")
+                    clis.append(elapsed)
+    if any(a["billable"] != size for a in agents):
+        raise SystemExit(f"{size}x{options}: a run counted {[a['billable'] for a in agents]}")
+    seconds = [a["seconds"] for a in agents]
+    rss = [a["peak_rss_mb"] for a in agents]
+    growth = [(a["peak_rss_mb"] - a["baseline_rss_mb"]) * 1024 / size for a in agents]
+    result: dict[str, Any] = {
+        "seconds": median(seconds),
+        "peak_rss_mb": median(rss),
+        "rss_kb_per_extension": median(growth),
+        "actions": warm["actions"],
+    }
+    line = (
+        f"{size:>6} extensions x {options} options: agent {spread(seconds)}, "
+        f"peak RSS {spread(rss, 'MB', 1)}, {median(growth):.2f} KB/extension, "
+        f"{size} seats, {warm['actions']} AMI actions"
+    )
+    if floors:
+        ratios = [a["seconds"] / f["seconds"] for a, f in zip(agents, floors, strict=True)]
+        result["floor_seconds"] = median([f["seconds"] for f in floors])
+        result["agent_over_floor"] = median(ratios)
+        result["answer_mb"] = floors[0]["bytes"] / 1e6
+        line += (
+            f"\n{'':>8}floor {spread([f['seconds'] for f in floors])} "
+            f"({floors[0]['bytes'] / 1e6:.1f} MB of answers); "
+            f"agent_over_floor {spread(ratios, '', 2)}"
+        )
+    if clis:
+        extra = [c - a["seconds"] for c, a in zip(clis, agents, strict=True)]
+        result["daemon_seconds"] = median(clis)
+        result["daemon_extra_seconds"] = median(extra)
+        line += f"\n{'':>8}pbx-agent count --json {spread(clis)}; daemon extra {spread(extra)}"
+    print(line, flush=True)
+    return result
+
+
+# -- Asterisk: the classic offices ------------------------------------------------------------
+
+
+def measure_classic(size: int, runs: int, workdir: Path) -> dict[str, Any]:
+    office = write_classic_office(workdir / f"classic-{size}", size)
+    with simulator("asterisk", office) as port:
+        probe("agent", str(port), SECRET)  # the simulator builds its answers once
+        results = [probe("agent", str(port), SECRET) for _ in range(runs)]
+    if any(r["billable"] != size for r in results):
+        raise SystemExit(f"classic {size}: counted {[r['billable'] for r in results]}")
+    return summary(f"{size:>6} extensions (classic)", results, f"{size} seats")
+
+
+def summary(label: str, results: list[dict[str, Any]], tail: str) -> dict[str, Any]:
+    """Print the medians and spread of `results`; return the medians."""
+    seconds = [r["seconds"] for r in results]
+    rss = [r["peak_rss_mb"] for r in results]
+    print(f"{label}: {spread(seconds)}, peak RSS {spread(rss, 'MB', 1)}, {tail}", flush=True)
+    return {"seconds": median(seconds), "peak_rss_mb": median(rss)}
+
+
+def measure_freeswitch(users: int, domains: int, runs: int, workdir: Path) -> dict[str, Any]:
+    office, expected = write_freeswitch_office(workdir / f"fs-{users}", users, domains)
+    with simulator("freeswitch", office) as port:
+        results = [probe("freeswitch", str(port), FS_PASSWORD) for _ in range(runs)]
+    for r in results:
+        if r["billable"] != expected or r["tenants"] != domains:
+            raise SystemExit(
+                f"freeswitch: counted {r['billable']} in {r['tenants']} tenants, "
+                f"expected {expected} in {domains}"
+            )
+    label = f"{users:>6} FreeSWITCH users over {domains} domains"
+    return summary(label, results, f"{expected} seats")
+
+
+def sizes(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--realistic", default="10000,50000", help="issue-19 office sizes")
+    parser.add_argument("--options", type=int, default=40, help="options per endpoint")
+    parser.add_argument("--runs", type=int, default=3, help="alternated runs per size")
+    parser.add_argument("--daemon-size", type=int, default=10000)
+    parser.add_argument("--sizes", default="100,1000,10000", help="classic office sizes")
     parser.add_argument("--pbx", default="asterisk,freeswitch")
     parser.add_argument("--freeswitch-users", type=int, default=10000)
     parser.add_argument("--freeswitch-domains", type=int, default=20)
     args = parser.parse_args()
     pbxs = args.pbx.split(",")
-    sizes = [int(s) for s in args.sizes.split(",")] if "asterisk" in pbxs else []
+    summary: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pbx-bench-") as tmp:
-        results = {size: measure(size, Path(tmp)) for size in sizes}
-        fs = None
+        work = Path(tmp)
+        if "asterisk" in pbxs:
+            realistic = {
+                size: measure_office(
+                    size,
+                    args.options,
+                    args.runs,
+                    work,
+                    floor=True,
+                    daemon_path=size == args.daemon_size,
+                )
+                for size in sizes(args.realistic)
+            }
+            for size, r in realistic.items():
+                k = f"{size // 1000}k"
+                summary[f"agent_over_floor_{k}"] = round(r["agent_over_floor"], 3)
+                summary[f"seconds_{k}"] = round(r["seconds"], 3)
+                summary[f"floor_seconds_{k}"] = round(r["floor_seconds"], 3)
+                summary[f"peak_rss_mb_{k}"] = round(r["peak_rss_mb"], 1)
+                summary[f"rss_kb_per_extension_{k}"] = round(r["rss_kb_per_extension"], 3)
+                if "daemon_extra_seconds" in r:
+                    summary[f"daemon_extra_seconds_{k}"] = round(r["daemon_extra_seconds"], 3)
+            if 10000 in realistic:
+                small = measure_office(10000, 10, args.runs, work, floor=False, daemon_path=False)
+                base = small["rss_kb_per_extension"]
+                summary["rss_per_extension_40_over_10_options"] = round(
+                    realistic[10000]["rss_kb_per_extension"] / base, 3
+                )
+                if 50000 in realistic:
+                    summary["rss_per_extension_50k_over_10k"] = round(
+                        realistic[50000]["rss_kb_per_extension"]
+                        / realistic[10000]["rss_kb_per_extension"],
+                        3,
+                    )
+            classic = {size: measure_classic(size, args.runs, work) for size in sizes(args.sizes)}
+            if 10000 in classic:
+                summary["classic_seconds_10k"] = round(classic[10000]["seconds"], 3)
+                summary["classic_peak_rss_mb_10k"] = round(classic[10000]["peak_rss_mb"], 1)
+                if 1000 in classic:
+                    summary["classic_growth_10k_over_1k"] = round(
+                        classic[10000]["seconds"] / classic[1000]["seconds"], 2
+                    )
         if "freeswitch" in pbxs:
-            fs = measure_freeswitch(args.freeswitch_users, args.freeswitch_domains, Path(tmp))
-    summary = {}
-    if fs is not None:
-        summary["freeswitch_seconds"] = round(fs["seconds"], 3)
-        summary["freeswitch_peak_rss_mb"] = round(fs["peak_rss_mb"], 1)
-    if 10000 in results:
-        summary["seconds_10k"] = round(results[10000]["seconds"], 3)
-        summary["peak_rss_mb_10k"] = round(results[10000]["peak_rss_mb"], 1)
-        if 1000 in results:
-            summary["growth_10k_over_1k"] = round(
-                results[10000]["seconds"] / results[1000]["seconds"], 2
+            fs = measure_freeswitch(
+                args.freeswitch_users, args.freeswitch_domains, args.runs, work
             )
+            summary["freeswitch_seconds"] = round(fs["seconds"], 3)
+            summary["freeswitch_peak_rss_mb"] = round(fs["peak_rss_mb"], 1)
     print(json.dumps(summary))
-
-
-# -- FreeSWITCH: one domain per tenant ------------------------------------------------------
-
-FS_PASSWORD = "bench-esl-0000"
-FS_ROOT = """<?xml version="1.0"?>
-<document type="freeswitch/xml">
-  <X-PRE-PROCESS cmd="set" data="esl_password={password}"/>
-  <section name="configuration" description="bench">
-    <configuration name="event_socket.conf" description="ESL">
-      <settings>
-        <param name="listen-ip" value="127.0.0.1"/>
-        <param name="password" value="$${{esl_password}}"/>
-      </settings>
-    </configuration>
-    <configuration name="sofia.conf" description="SIP">
-      <profiles>
-        <profile name="internal">
-          <domains><domain name="all" alias="true" parse="false"/></domains>
-          <settings>
-            <param name="sip-ip" value="127.0.0.1"/>
-            <param name="sip-port" value="5060"/>
-          </settings>
-        </profile>
-      </profiles>
-    </configuration>
-  </section>
-  <section name="dialplan" description="bench">
-    <X-PRE-PROCESS cmd="include" data="dialplan/*.xml"/>
-  </section>
-  <section name="directory" description="bench">
-    <X-PRE-PROCESS cmd="include" data="directory/*.xml"/>
-  </section>
-</document>
-"""
-
-
-def _fs_user(uid: str, number: str, name: str) -> str:
-    return (
-        f'<user id="{uid}"><params><param name="password" value="pw-{uid}"/></params>'
-        f'<variables><variable name="effective_caller_id_name" value="{name}"/>'
-        f'<variable name="effective_caller_id_number" value="{number}"/></variables></user>\n'
-    )
-
-
-def write_freeswitch_office(directory: Path, users: int, domains: int) -> tuple[Path, int]:
-    """`users` phone users spread over `domains` tenants; every APP_EVERY-th has an app user
-    presenting its number, most phones are registered, an IVR and a queue per tenant."""
-    etc = directory / "freeswitch"
-    (etc / "directory").mkdir(parents=True)
-    (etc / "dialplan").mkdir()
-    (etc / "freeswitch.xml").write_text(FS_ROOT.format(password=FS_PASSWORD))
-    per = users // domains
-    regs, n = [], 0
-    for d in range(domains):
-        domain = f"tenant{d:02d}.example"
-        # <include> and </include> lines are dropped whole by FreeSWITCH's pre-processor
-        body = [f'<include>\n<domain name="{domain}"><params>'
-                '<param name="allow-empty-password" value="false"/></params><variables>'
-                f'<variable name="user_context" value="{domain}"/></variables><groups>'
-                '<group name="default"><users>\n']
-        for i in range(per):
-            ext = str(1000 + i)
-            body.append(_fs_user(ext, ext, f"User {ext}"))
-            if n % UNREGISTERED_EVERY:
-                ip = f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
-                phone = "Yealink SIP-T46S 66.86.0.15"
-                regs.append((f"{ext}@{domain}", f"sip:{ext}@{ip}:5060", phone, ip))
-            if n % APP_EVERY == 0:
-                app = f"{ext}-app"
-                body.append(_fs_user(app, ext, f"User {ext} (app)"))
-                ip = f"10.200.{n // 256 % 256}.{n % 256}"
-                regs.append((f"{app}@{domain}", f"sip:{app}@{ip}:49000", "Zoiper rv2.10.20.2", ip))
-            n += 1
-        body.append("</users></group></groups></domain>\n</include>\n")
-        (etc / "directory" / f"{domain}.xml").write_text("".join(body))
-        (etc / "dialplan" / f"{domain}.xml").write_text(
-            f'<include>\n<context name="{domain}">'
-            '<extension name="ivr"><condition field="destination_number" expression="^5000$">'
-            '<action application="ivr" data="main"/></condition></extension>'
-            '<extension name="queue"><condition field="destination_number" expression="^7000$">'
-            f'<action application="callcenter" data="sales@{domain}"/></condition></extension>'
-            "</context>\n</include>\n"
-        )
-    lines = [f'name = "bench freeswitch {users}"', 'config_dir = "freeswitch"', "[pbx]",
-             'version = "1.10.12-release"', "[globals]", 'hostname = "bench"']
-    for user, uri, agent, _ in regs:
-        lines += ["[[registrations]]", f'user = "{user}"', f'contact = "{uri}"',
-                  f'agent = "{agent}"', f'call_id = "c-{user}"', "expires = 120"]
-    office = directory / "office.toml"
-    office.write_text("\n".join(lines) + "\n")
-    return office, per * domains
-
-
-FS_AGENT = r"""
-import asyncio, json, resource, sys, time
-from datetime import UTC, datetime
-from agent.config.schema import CountingConfig
-from agent.counting.rules import History
-from agent.counting.tenants import count_inventory
-from drivers.gc_pause import paused_gc
-from drivers.freeswitch.driver import FreeswitchDriver
-from drivers.freeswitch.settings import EslSettings
-
-async def main(port):
-    started = time.perf_counter()
-    driver = FreeswitchDriver(EslSettings("127.0.0.1", port, sys.argv[2],
-                              connect_timeout=10, action_timeout=60))
-    await driver.connect()
-    with paused_gc():  # as CountingService.count_now does
-        inventory = await driver.inventory()
-        now = datetime.now(UTC)
-        report = count_inventory(inventory, CountingConfig(), History(now, {}),
-                                 site_id="bench", now=now)
-    elapsed = time.perf_counter() - started
-    await driver.close()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": elapsed, "peak_rss_mb": rss_mb, "billable": report.billable,
-                      "tenants": len(report.tenants), "warnings": len(report.warnings)}))
-
-asyncio.run(main(int(sys.argv[1])))
-"""
-
-
-def measure_freeswitch(users: int, domains: int, workdir: Path) -> dict[str, float]:
-    office, expected = write_freeswitch_office(workdir / f"fs-{users}", users, domains)
-    best, runs = best_of("freeswitch", office, FS_AGENT, FS_PASSWORD, 3, start_timeout=180)
-    if best["billable"] != expected or best["tenants"] != domains:
-        raise SystemExit(
-            f"freeswitch: counted {best['billable']} in {best['tenants']} tenants, "
-            f"expected {expected} in {domains}"
-        )
-    print(
-        f"{users:>6} FreeSWITCH users over {domains} domains: {best['seconds']:.3f} s, "
-        f"peak RSS {best['peak_rss_mb']:.1f} MB, {best['billable']} seats, "
-        f"{best['warnings']} warnings (best of {runs})"
-    )
-    return best
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ def test_good_file_loads_with_defaults_and_resolved_paths(tmp_path: Path) -> Non
     assert "s3cret-value" not in repr(cfg)
     settings = ami_settings(cfg)
     assert settings.secret == "s3cret-value" and "s3cret-value" not in repr(settings)
+    assert settings.max_answer_bytes == 256 * 1024 * 1024, "the documented default"
+    cfg = load_config(write(tmp_path, GOOD.replace("[pbx.ami]", "[pbx.ami]\nmax_answer_mb = 8")))
+    assert ami_settings(cfg).max_answer_bytes == 8 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -59,6 +62,7 @@ def test_good_file_loads_with_defaults_and_resolved_paths(tmp_path: Path) -> Non
     [
         (("[pbx.ami]", '[pbx.ami]\nport = "five"'), "pbx.ami.port", "integer"),
         (("[pbx.ami]", "[pbx.ami]\nport = 70000"), "pbx.ami.port", "65535"),
+        (("[pbx.ami]", "[pbx.ami]\nmax_answer_mb = 0"), "pbx.ami.max_answer_mb", "greater"),
         (("[state]", "[poll]\ninterval = 1\n[state]"), "poll.interval", "greater than or equal"),
         (('site_id = "site-1"', 'site_id = "Bad Site"'), "site_id", "pattern"),
         (('username = "agent"', ""), "pbx.ami.username", "missing"),

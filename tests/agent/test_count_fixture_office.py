@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,7 @@ async def test_eleven_seats_with_the_readme_merges_and_exclusions(inventory: Inv
 
 async def test_explain_has_a_line_per_seat_and_per_exclusion(inventory: Inventory) -> None:
     report = run(inventory)
+    assert report.to_json() == dataclasses.asdict(report), "the plain form asdict would give"
     text = explain(report.to_json())
     assert sum(line.startswith("SEAT ") for line in text.splitlines()) == 11
     assert sum(line.startswith("NOT COUNTED ") for line in text.splitlines()) == len(

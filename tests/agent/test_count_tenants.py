@@ -4,6 +4,7 @@ shared by every tenant are handled per tenant; a single-tenant PBX counts as bef
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -78,6 +79,7 @@ def test_each_tenant_and_the_total_with_repeated_numbers_kept_apart() -> None:
         resources.files("agent").joinpath("schemas/count-report.schema.json").read_text()
     )
     jsonschema.validate(json.loads(json.dumps(report.to_json())), schema)
+    assert report.to_json() == dataclasses.asdict(report), "the plain form asdict would give"
     text = explain(report.to_json())
     assert "Billable users (seats): 3 (a.example 2, b.example 1)" in text
     assert "Tenant b.example: 1 seats" in text and "Shared by every tenant:" in text

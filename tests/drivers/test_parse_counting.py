@@ -16,6 +16,7 @@ from drivers.asterisk.parse import (
     parse_hints,
 )
 from drivers.asterisk.parse.dialplan import parse_peer_dials
+from drivers.asterisk.parse.getconfig import ConfigReader
 from drivers.asterisk.parse.live import (
     LiveEndpoint,
     parse_endpoint_detail,
@@ -23,7 +24,7 @@ from drivers.asterisk.parse.live import (
     reconcile,
 )
 from drivers.asterisk.parse.peers import (
-    keep_peer_line,
+    keep_peer_option,
     parse_live_peers,
     parse_peers,
     parse_register,
@@ -147,9 +148,12 @@ def test_iax2_phone_and_trunk_from_the_live_list_and_iax_conf() -> None:
     assert [p.name for p in live] == ["120", "branch-office"]
     assert parse_live_peers(messages("iax2_iaxpeers", CAPTURE2)) == live, "name/username split"
     raw = messages("iax2_get_config_iax", CAPTURE2)[0]
-    kept = [(k, v) for k, v in raw if k in ("Response", "ActionID") or keep_peer_line(k, v)]
-    assert not any("nwT3st" in v for _, v in kept), "the secrets never reach the parser"
-    peers = parse_peers("IAX2", parse_get_config(kept), live, {})
+    reader = ConfigReader(keep=keep_peer_option)
+    reader.feed_pairs(raw)
+    reader.end_message()
+    kept = [value for section in reader.sections for _, value in section.options]
+    assert kept and not any("nwT3st" in v for v in kept), "the secrets are never kept"
+    peers = parse_peers("IAX2", reader.sections, live, {})
     by_name = {e.name: e for e in peers.endpoints}
     phone, trunk = by_name["120"], by_name["branch-office"]
     assert (phone.technology, phone.callerid_number, phone.peer and phone.peer.dynamic) == (

@@ -3,15 +3,14 @@ the recorded transcripts directly."""
 
 from drivers.asterisk.parse import live
 from drivers.asterisk.parse.config import (
-    Section,
     effective_options,
     parse_aors,
     parse_callerid,
     parse_endpoints,
-    parse_get_config,
 )
 from drivers.asterisk.parse.dialplan import hint_devices, parse_dialplan, parse_hints
 from drivers.asterisk.parse.facts import parse_endpoint_list, parse_facts
+from drivers.asterisk.parse.getconfig import Section, parse_get_config
 from drivers.asterisk.parse.lists import (
     parse_contacts,
     parse_mailboxes,

@@ -1,70 +1,33 @@
-"""GetConfig answers -> configuration sections -> endpoints, AORs, trunk pieces. Pure.
-
-GetConfig expands templates (fixture fact 12): each section lists inherited options first,
-then its own, so the last value of an option is the effective one.
-"""
+"""Configuration sections (`getconfig`) -> endpoints, AORs, trunk pieces; the pjsip.conf
+objects the inventory reads in one GetConfig (`PjsipReader`). Pure."""
 
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from operator import itemgetter
+from typing import Any
 
-from drivers.asterisk import wire
+from drivers.asterisk.parse.getconfig import ConfigReader, Options, Section
 from drivers.errors import ParseError
 from drivers.models import Aor, Endpoint
 
-_CATEGORY = re.compile(r"^Category-(\d{6})$")
-_LINE = re.compile(r"^Line-(\d{6})-(\d{6})$")
 _CALLERID = re.compile(r'^\s*(?:"(?P<qname>[^"]*)"|(?P<name>[^<]*?))\s*<(?P<number>[^>]*)>\s*$')
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
-    name: str
-    options: tuple[tuple[str, str], ...]
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        """The effective (last) value of `key`."""
-        value = default
-        for k, v in self.options:
-            if k == key:
-                value = v
-        return value
-
-    def get_all(self, key: str) -> list[str]:
-        return [v for k, v in self.options if k == key]
-
-
-def parse_get_config(message: wire.Message) -> list[Section]:
-    """The sections of one GetConfig response, in order. Values are kept as sent.
-
-    An option line that many sections share (``context=from-internal``) becomes one tuple
-    shared by all of them: an office of 10,000 endpoints repeats most of its options."""
-    names: dict[str, str] = {}
-    lines: dict[str, list[tuple[str, str]]] = {}
-    shared: dict[str, tuple[str, str]] = {}
-    for key, value in message:
-        if match := _CATEGORY.match(key):
-            names[match.group(1)] = value
-            lines.setdefault(match.group(1), [])
-        elif match := _LINE.match(key):
-            pair = shared.get(value)
-            if pair is None:
-                option, sep, option_value = value.partition("=")
-                if not sep:
-                    raise ParseError(f"GetConfig: line {key} has no '=': {value[:80]!r}")
-                pair = shared[value] = (sys.intern(option.strip()), option_value.strip())
-            lines.setdefault(match.group(1), []).append(pair)
-    missing = set(lines) - set(names)
-    if missing:
-        raise ParseError(f"GetConfig: lines for unnamed categories {sorted(missing)[:3]}")
-    return [Section(names[n], tuple(lines[n])) for n in sorted(names)]
-
-
 def split_list(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+    if not value:
+        return ()
+    if "," not in value:  # the usual case: one name
+        value = value.strip()
+        return (value,) if value else ()
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _names_any(value: str | None) -> bool:
+    """`bool(split_list(value))`, without making the list."""
+    return value is not None and bool(value.replace(",", "").strip())
 
 
 def parse_callerid(value: str | None) -> tuple[str | None, str | None]:
@@ -79,24 +42,29 @@ def parse_callerid(value: str | None) -> tuple[str | None, str | None]:
     return (name or "").strip() or None, match.group("number").strip() or None
 
 
-def _max_contacts(section: Section) -> int:
-    raw = section.get("max_contacts", "0") or "0"
+def _max_contacts(name: str, raw: str | None) -> int:
+    raw = raw or "0"
     try:
         return max(0, int(raw))
     except ValueError as exc:
-        raise ParseError(f"AOR {section.name}: max_contacts {raw!r} is not a number") from exc
+        raise ParseError(f"AOR {name}: max_contacts {raw!r} is not a number") from exc
+
+
+def aor_from_options(name: str, options: Options, values: dict[str, str]) -> Aor:
+    """`values`: `options` as a dict (the last value of each)."""
+    contacts: tuple[str, ...] = ()
+    if "contact" in values:
+        contacts = tuple(c for k, v in options if k == "contact" for c in split_list(v))
+    return Aor(
+        name=name,
+        max_contacts=_max_contacts(name, values.get("max_contacts")),
+        static_contacts=contacts,
+        mailboxes=split_list(values.get("mailboxes")),
+    )
 
 
 def parse_aors(sections: Sequence[Section]) -> tuple[Aor, ...]:
-    aors = [
-        Aor(
-            name=s.name,
-            max_contacts=_max_contacts(s),
-            static_contacts=tuple(c for v in s.get_all("contact") for c in split_list(v)),
-            mailboxes=split_list(s.get("mailboxes")),
-        )
-        for s in sections
-    ]
+    aors = [aor_from_options(s.name, s.options, dict(s.options)) for s in sections]
     return tuple(sorted(aors, key=lambda a: a.name))
 
 
@@ -107,42 +75,81 @@ ACCUMULATING = frozenset(
 # Never kept, whatever file they appear in (GetConfig returns them in plain text, fact 10).
 SECRETS = frozenset({"password", "secret", "md5secret", "md5_cred", "dbsecret", "oauth_secret"})
 
+_first = itemgetter(0)
+# Option names in order -> what `effective_options` picks from such a section: sections written
+# by one template or one generator share their layout, so the order is worked out once.
+_LAYOUTS: dict[tuple[str, ...], Callable[[tuple[tuple[str, str], ...]], Any]] = {}
+MAX_LAYOUTS = 4096
 
-def effective_options(section: Section) -> tuple[tuple[str, str], ...]:
-    """The options as Asterisk applies them: GetConfig lists inherited options first and
-    `(+)` additions last (facts 12, 21), so the last value of an option wins; options that
-    accumulate keep every value, in order. Secrets are dropped."""
-    last: dict[str, tuple[str, str]] = {}
-    accumulated: list[tuple[str, str]] = []
-    for pair in section.options:
-        key = pair[0]
+
+def _layout(keys: tuple[str, ...]) -> Callable[[tuple[tuple[str, str], ...]], Any]:
+    last: dict[str, int] = {}
+    accumulated: list[int] = []
+    for index, key in enumerate(keys):
         if key in SECRETS:
             continue
         if key in ACCUMULATING:
-            accumulated.append(pair)
+            accumulated.append(index)
         else:
             last.pop(key, None)  # an overridden option moves to where its last value stands
-            last[key] = pair
-    return (*last.values(), *accumulated)
+            last[key] = index
+    picked = [*last.values(), *accumulated]
+    if len(picked) == 1:
+        only = picked[0]
+        return lambda options: (options[only],)
+    return itemgetter(*picked) if picked else lambda options: ()
+
+
+def effective_options(section: Section) -> Options:
+    """The options as Asterisk applies them: GetConfig lists inherited options first and
+    `(+)` additions last (facts 12, 21), so the last value of an option wins; options that
+    accumulate keep every value, in order. Secrets are dropped."""
+    return _effective(section.options)
+
+
+def _effective(options: Options, values: dict[str, str] | None = None) -> Options:
+    """`values`: `options` as a dict, when the caller made it: with no option twice, its
+    keys are the layout (no pass over the pairs)."""
+    if values is not None and len(values) == len(options):
+        keys = tuple(values)
+    else:
+        keys = tuple(map(_first, options))
+    pick = _LAYOUTS.get(keys)
+    if pick is None:
+        if len(_LAYOUTS) >= MAX_LAYOUTS:
+            _LAYOUTS.clear()
+        pick = _LAYOUTS[keys] = _layout(keys)
+    return tuple(pick(options))
 
 
 def endpoint_from_section(
     section: Section, *, identify: bool = False, registration: bool = False
 ) -> Endpoint:
-    name, number = parse_callerid(section.get("callerid"))
+    endpoint = endpoint_from_options(section.name, section.options, dict(section.options))
+    if identify or registration:
+        endpoint = replace(endpoint, identify=identify, outbound_registration=registration)
+    return endpoint
+
+
+def endpoint_from_options(
+    name: str, options: Options, values: dict[str, str], strings: dict[str, str] | None = None
+) -> Endpoint:
+    """`values`: `options` as a dict (the last value of each); `strings`: texts already
+    held (the caller ID number is usually the name again: one object for both)."""
+    callerid_name, number = parse_callerid(values.get("callerid"))
+    if strings is not None and number is not None:
+        number = strings.get(number, number)
     return Endpoint(
-        name=section.name,
+        name=name,
         technology="PJSIP",
-        callerid_name=name,
+        callerid_name=callerid_name,
         callerid_number=number,
-        context=section.get("context"),
-        aors=split_list(section.get("aors")),
-        mailboxes=split_list(section.get("mailboxes")),
-        inbound_auth=bool(split_list(section.get("auth"))),
-        outbound_auth=bool(split_list(section.get("outbound_auth"))),
-        identify=identify,
-        outbound_registration=registration,
-        options=effective_options(section),
+        context=values.get("context"),
+        aors=split_list(values.get("aors")),
+        mailboxes=split_list(values.get("mailboxes")),
+        inbound_auth=_names_any(values.get("auth")),
+        outbound_auth=_names_any(values.get("outbound_auth")),
+        options=_effective(options, values),
     )
 
 
@@ -164,3 +171,54 @@ def parse_endpoints(
         for section in endpoints
     ]
     return tuple(sorted(result, key=lambda e: e.name))
+
+
+# The pjsip.conf objects the inventory reads, in one GetConfig (the filter is a POSIX regular
+# expression on each section's variables, inherited ones included: `main/config.c`
+# does_category_match; auth sections, which hold the passwords, are never sent).
+PJSIP_TYPES = ("endpoint", "aor", "identify", "registration")
+PJSIP_FILTER = f"^type$=^({'|'.join(PJSIP_TYPES)})$"
+
+
+def _not_secret(option: str) -> bool:
+    return option not in SECRETS
+
+
+class PjsipReader(ConfigReader):
+    """`GetConfig pjsip.conf` with `PJSIP_FILTER`, streamed: each section becomes an endpoint
+    or an AOR as soon as it is read (identify and registration sections mark the endpoints
+    they point at), so the raw answer is never held. Its type is the last ``type`` value."""
+
+    def __init__(self) -> None:
+        super().__init__(_not_secret)
+        self._endpoints: list[Endpoint] = []
+        self._aors: list[Aor] = []
+        self._identified: set[str | None] = set()
+        self._registered: set[str | None] = set()
+
+    def _take(self, name: str, options: Options) -> None:
+        values = dict(options)  # the last value of each option
+        kind = values.get("type")
+        if kind == "endpoint":
+            self._endpoints.append(endpoint_from_options(name, options, values, self._strings))
+        elif kind == "aor":
+            self._aors.append(aor_from_options(name, options, values))
+        elif kind == "identify":
+            self._identified.add(values.get("endpoint"))
+        elif kind == "registration":
+            self._registered.add(values.get("endpoint"))
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """As `parse_endpoints` gives them: sorted by name, trunks' pieces marked."""
+        marked = [
+            replace(e, identify=True, outbound_registration=e.name in self._registered)
+            if e.name in self._identified
+            else replace(e, outbound_registration=True)
+            if e.name in self._registered
+            else e
+            for e in self._endpoints
+        ]
+        return tuple(sorted(marked, key=lambda e: e.name))
+
+    def aors(self) -> tuple[Aor, ...]:
+        return tuple(sorted(self._aors, key=lambda a: a.name))

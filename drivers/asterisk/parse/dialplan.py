@@ -6,6 +6,7 @@ dials. Pure functions over `wire.Message` lists."""
 from __future__ import annotations
 
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,23 +36,7 @@ INBOUND_CONTEXTS = frozenset(
 _AS_DEVICE = re.compile(r"\b(IAX2|SIP)/([^&,()\s/@$]+)(?=[&,()\s]|$)", re.I)
 _THROUGH = re.compile(r"\b(IAX2|SIP)/([^&,()\s/@$]+)/[^&,()\s]+", re.I)
 _AT_PEER = re.compile(r"\b(IAX2|SIP)/[^&,()\s@/]+@([^&,()\s/$]+)", re.I)
-
-
-def _steps(messages: Iterable[wire.Message]) -> Iterable[tuple[str, str, str, str, str]]:
-    """(context, extension, priority, application, data) of every ListDialplan event."""
-    for m in messages:
-        if wire.get(m, "Event") != "ListDialplan":
-            continue
-        exten = wire.get(m, "Extension")
-        if exten is None:
-            continue
-        yield (
-            wire.get(m, "Context") or "",
-            exten,
-            wire.get(m, "Priority") or "",
-            (wire.get(m, "Application") or "").strip(),
-            wire.get(m, "AppData") or "",
-        )
+_PEER = re.compile(r"\b(IAX2|SIP)/", re.I)  # any of the three above can match
 
 
 def hint_devices(value: str) -> tuple[str, ...]:
@@ -59,6 +44,95 @@ def hint_devices(value: str) -> tuple[str, ...]:
     device part is split on `&`; what follows the first `,` is the presence provider."""
     devices = value.partition(",")[0]
     return tuple(d.strip() for d in devices.split("&") if d.strip())
+
+
+@dataclass
+class PeerDials:
+    """How the dialplan reaches one chan_iax2/chan_sip peer."""
+
+    extensions: set[str] = field(default_factory=set)  # dial it as a device, or show it in a hint
+    with_number: bool = False  # dial numbers through it (an outbound route)
+
+
+class Dialplan:
+    """ShowDialPlan read as it streams in (`add` each message): its hints (the `hint`
+    priorities), each extension's steps (for the virtual objects), and how chan_iax2/chan_sip
+    peers are dialled (every application's data: Dial, and the arguments of Gosub/Macro that
+    dial for their caller; and every hint). Only these are kept, never the events."""
+
+    def __init__(self) -> None:
+        self._hints: list[Hint] = []
+        self._steps: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        self._dials: dict[tuple[str, str], PeerDials] = defaultdict(PeerDials)
+
+    def add(self, event: wire.Fields) -> None:
+        """One event's fields (`wire.fields`)."""
+        if event.field("Event") != "ListDialplan":
+            return
+        exten = event.field("Extension")
+        if exten is None:
+            return
+        context = sys.intern(event.field("Context") or "")  # one object per context
+        priority = event.field("Priority") or ""
+        app = (event.field("Application") or "").strip()
+        data = event.field("AppData") or ""
+        text = data if data else app
+        if _PEER.search(text):
+            self._peer_dials(exten, text)
+        if priority == "hint":
+            self._hints.append(Hint(exten, context, hint_devices(app)))
+            return
+        lowered = app.lower()
+        if lowered != "parkedcall":  # parking slots: summarised from their hints, one per lot
+            self._steps[(context, exten)].append((sys.intern(lowered), data))
+
+    def read(self, messages: Iterable[wire.Message]) -> Dialplan:
+        """A whole recorded answer (tests, transcripts)."""
+        for message in messages:
+            self.add(wire.fields(message))
+        return self
+
+    def _peer_dials(self, exten: str, text: str) -> None:
+        for match in _AS_DEVICE.finditer(text):
+            self._dials[(match.group(1).upper(), match.group(2))].extensions.add(exten)
+        for pattern in (_THROUGH, _AT_PEER):
+            for match in pattern.finditer(text):
+                self._dials[(match.group(1).upper(), match.group(2))].with_number = True
+
+    def hints(self) -> tuple[Hint, ...]:
+        return tuple(sorted(self._hints, key=lambda h: (h.context, h.extension)))
+
+    def peer_dials(self) -> dict[tuple[str, str], PeerDials]:
+        """(technology, peer name) -> how the dialplan dials it."""
+        return dict(self._dials)
+
+    def objects(self, inbound_contexts: Iterable[str] = ()) -> tuple[DialplanObject, ...]:
+        """Virtual objects: IVRs (contexts that play a menu and wait for digits, and the
+        extensions that dial into them), inbound routes into IVRs (extensions of an inbound
+        context, or patterns, that jump into one), queues, conferences, paging, parking, ring
+        groups (Dial to several devices), intercom (Dial with auto-answer), voicemail-only
+        extensions and feature codes (`*97`). Phone extensions are not reported."""
+        inbound = INBOUND_CONTEXTS | set(inbound_contexts)
+        steps = self._steps
+        ivr_contexts = {
+            context
+            for (context, _), apps in steps.items()
+            if any(a in IVR_APPS for a, _ in apps)
+        }
+        objects: list[DialplanObject] = [
+            DialplanObject(c, "s", "ivr", "phone tree") for c in ivr_contexts
+        ]
+        for (context, exten), apps in steps.items():
+            if context in ivr_contexts:
+                continue
+            kind, detail = _classify(apps, exten, ivr_contexts)
+            if kind == "ivr" and (context in inbound or exten.startswith("_")):
+                kind, detail = "route", f"into the phone tree {detail}"
+            if exten.lstrip("_").startswith("*") and kind not in ("intercom", "paging", "parking"):
+                kind, detail = "feature", detail or (apps[0][0] if apps else "")
+            if kind is not None:
+                objects.append(DialplanObject(context, exten, kind, detail))
+        return tuple(sorted(set(objects), key=lambda o: (o.context, o.extension, o.kind)))
 
 
 def parse_hints(messages: Sequence[wire.Message]) -> tuple[Hint, ...]:
@@ -81,34 +155,8 @@ def parse_hints(messages: Sequence[wire.Message]) -> tuple[Hint, ...]:
 def parse_dialplan(
     messages: Sequence[wire.Message], inbound_contexts: Iterable[str] = ()
 ) -> tuple[DialplanObject, ...]:
-    """Virtual objects from ShowDialPlan: IVRs (contexts that play a menu and wait for
-    digits, and the extensions that dial into them), inbound routes into IVRs (extensions of
-    an inbound context, or patterns, that jump into one), queues, conferences, paging,
-    parking, ring groups (Dial to several devices), intercom (Dial with auto-answer),
-    voicemail-only extensions and feature codes (`*97`). Phone extensions are not reported."""
-    inbound = INBOUND_CONTEXTS | set(inbound_contexts)
-    steps: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for context, exten, priority, app, data in _steps(messages):
-        if priority == "hint" or app.lower() == "parkedcall":
-            continue  # parking slots: summarised from their hints, one line per lot
-        steps[(context, exten)].append((app.lower(), data))
-    ivr_contexts = {
-        context for (context, _), apps in steps.items() if any(a in IVR_APPS for a, _ in apps)
-    }
-    objects: list[DialplanObject] = [
-        DialplanObject(c, "s", "ivr", "phone tree") for c in ivr_contexts
-    ]
-    for (context, exten), apps in steps.items():
-        if context in ivr_contexts:
-            continue
-        kind, detail = _classify(apps, exten, ivr_contexts)
-        if kind == "ivr" and (context in inbound or exten.startswith("_")):
-            kind, detail = "route", f"into the phone tree {detail}"
-        if exten.lstrip("_").startswith("*") and kind not in ("intercom", "paging", "parking"):
-            kind, detail = "feature", detail or (apps[0][0] if apps else "")
-        if kind is not None:
-            objects.append(DialplanObject(context, exten, kind, detail))
-    return tuple(sorted(set(objects), key=lambda o: (o.context, o.extension, o.kind)))
+    """Virtual objects from ShowDialPlan (`Dialplan.objects`)."""
+    return Dialplan().read(messages).objects(inbound_contexts)
 
 
 def _classify(
@@ -135,23 +183,6 @@ def _classify(
     return None, ""
 
 
-@dataclass
-class PeerDials:
-    """How the dialplan reaches one chan_iax2/chan_sip peer."""
-
-    extensions: set[str] = field(default_factory=set)  # dial it as a device, or show it in a hint
-    with_number: bool = False  # dial numbers through it (an outbound route)
-
-
 def parse_peer_dials(messages: Sequence[wire.Message]) -> dict[tuple[str, str], PeerDials]:
-    """(technology, peer name) -> how the dialplan dials it, from every application's data
-    (Dial, and the arguments of Gosub/Macro that dial for their caller) and every hint."""
-    found: dict[tuple[str, str], PeerDials] = defaultdict(PeerDials)
-    for _, exten, _, app, data in _steps(messages):
-        text = data if data else app
-        for match in _AS_DEVICE.finditer(text):
-            found[(match.group(1).upper(), match.group(2))].extensions.add(exten)
-        for pattern in (_THROUGH, _AT_PEER):
-            for match in pattern.finditer(text):
-                found[(match.group(1).upper(), match.group(2))].with_number = True
-    return dict(found)
+    """(technology, peer name) -> how the dialplan dials it (`Dialplan.peer_dials`)."""
+    return Dialplan().read(messages).peer_dials()

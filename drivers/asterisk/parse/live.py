@@ -9,30 +9,28 @@ from dataclasses import dataclass, replace
 
 from drivers.asterisk import wire
 from drivers.asterisk.parse.config import parse_callerid, split_list
-from drivers.asterisk.parse.lists import events
+from drivers.asterisk.parse.lists import EventItems, events
 from drivers.errors import ParseError
 from drivers.models import Aor, Endpoint
 
-# PJSIPShowEndpoints fields the inventory keeps (everything else is dropped as it arrives).
-LIST_FIELDS = frozenset({"objectname", "aor", "auths", "outboundauths"})
-# PJSIPShowEndpoint fields kept for an endpoint the files do not describe (no secrets: the
+# PJSIPShowEndpoints fields the inventory reads (everything else is dropped as it arrives).
+LIST_FIELDS = ("ObjectName", "Aor", "Auths", "OutboundAuths")
+# PJSIPShowEndpoint fields read for an endpoint the files do not describe (no secrets: the
 # AuthDetail events carry passwords, fact 10, and are not read).
-DETAIL_FIELDS = frozenset(
-    {
-        "objecttype",
-        "objectname",
-        "callerid",
-        "context",
-        "mailboxes",
-        "aors",
-        "auth",
-        "outboundauth",
-        "maxcontacts",
-        "endpointname",
-        "aor",
-        "uri",
-        "id",
-    }
+DETAIL_FIELDS = (
+    "ObjectType",
+    "ObjectName",
+    "Callerid",
+    "Context",
+    "Mailboxes",
+    "Aors",
+    "Auth",
+    "OutboundAuth",
+    "MaxContacts",
+    "EndpointName",
+    "Aor",
+    "URI",
+    "ID",
 )
 
 
@@ -46,21 +44,28 @@ class LiveEndpoint:
     outbound_auths: tuple[str, ...]
 
 
-def parse_live_endpoints(messages: Sequence[wire.Message]) -> tuple[LiveEndpoint, ...]:
-    result = []
-    for m in events(messages, "EndpointList"):
-        name = wire.get(m, "ObjectName")
+class LiveEndpoints(EventItems[LiveEndpoint]):
+    """PJSIPShowEndpoints' EndpointList events, read as the list streams in."""
+
+    event = "EndpointList"
+
+    def build(self, event: wire.Fields) -> LiveEndpoint:
+        name = event.field("ObjectName")
         if not name:
             raise ParseError("EndpointList: missing field 'ObjectName'")
-        result.append(
-            LiveEndpoint(
-                name=name,
-                aors=split_list(wire.get(m, "Aor")),
-                auths=split_list(wire.get(m, "Auths")),
-                outbound_auths=split_list(wire.get(m, "OutboundAuths")),
-            )
+        return LiveEndpoint(
+            name=name,
+            aors=split_list(event.field("Aor")),
+            auths=split_list(event.field("Auths")),
+            outbound_auths=split_list(event.field("OutboundAuths")),
         )
-    return tuple(sorted(result, key=lambda e: e.name))
+
+    def result(self) -> tuple[LiveEndpoint, ...]:
+        return tuple(sorted(self.items, key=lambda e: e.name))
+
+
+def parse_live_endpoints(messages: Sequence[wire.Message]) -> tuple[LiveEndpoint, ...]:
+    return LiveEndpoints().read(messages).result()
 
 
 def parse_endpoint_detail(messages: Sequence[wire.Message]) -> tuple[Endpoint, tuple[Aor, ...]]:
@@ -124,8 +129,9 @@ def reconcile(live: Sequence[LiveEndpoint], configured: Sequence[Endpoint]) -> R
             only_live.append(item.name)
             continue
         endpoint = found
-        file_auths = split_list(_option(endpoint, "auth"))
-        file_outbound = split_list(_option(endpoint, "outbound_auth"))
+        options = dict(endpoint.options)  # effective options: one value each (auths included)
+        file_auths = split_list(options.get("auth"))
+        file_outbound = split_list(options.get("outbound_auth"))
         differences = [
             f"{what} {_show(mine)} in Asterisk, {_show(theirs)} in the file"
             for what, mine, theirs in (
@@ -153,14 +159,6 @@ def reconcile(live: Sequence[LiveEndpoint], configured: Sequence[Endpoint]) -> R
             "res_pjsip is reloaded"
         )
     return Reconciled(tuple(endpoints), tuple(only_live), tuple(warnings))
-
-
-def _option(endpoint: Endpoint, key: str) -> str | None:
-    value = None
-    for k, v in endpoint.options:
-        if k == key:
-            value = v
-    return value
 
 
 def _show(values: tuple[str, ...]) -> str:

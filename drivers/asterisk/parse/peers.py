@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from drivers.asterisk import wire
-from drivers.asterisk.parse.config import Section, effective_options, parse_callerid
+from drivers.asterisk.parse.config import effective_options, parse_callerid
 from drivers.asterisk.parse.dialplan import PeerDials
+from drivers.asterisk.parse.getconfig import Section
 from drivers.asterisk.parse.lists import events
 from drivers.errors import ParseError
 from drivers.models import Contact, Endpoint, PeerConfig
@@ -33,13 +34,10 @@ class LivePeer:
     status: str
 
 
-def keep_peer_line(key: str, value: str) -> bool:
-    """GetConfig filter for iax.conf/sip.conf: section names, the options above and
-    `register` lines (whose secrets `parse_register` drops at once)."""
-    if key.startswith("Line-"):
-        option = value.partition("=")[0].strip()
-        return option in PEER_OPTIONS or option == "register"
-    return key.startswith("Category-")
+def keep_peer_option(option: str) -> bool:
+    """What is read of iax.conf/sip.conf (`ConfigReader`): the options above and `register`
+    lines (whose secrets `parse_register` drops at once)."""
+    return option in PEER_OPTIONS or option == "register"
 
 
 def parse_register(value: str) -> tuple[str, str]:

@@ -1,0 +1,151 @@
+"""Answers parsed as they stream: whatever the TCP chunking, with an unsolicited event in the
+middle of a list, the items built on arrival are those of the whole recorded answer; the
+GetConfig reader gives the same sections whatever pieces it is fed (issue 19)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drivers.asterisk import simulator, wire
+from drivers.asterisk.ami import AmiClient
+from drivers.asterisk.parse.config import PJSIP_FILTER
+from drivers.asterisk.parse.getconfig import ConfigReader, parse_get_config
+from drivers.asterisk.parse.live import LIST_FIELDS, LiveEndpoints, parse_live_endpoints
+from drivers.asterisk.settings import AmiSettings
+from drivers.asterisk.sim.base import Session
+from drivers.asterisk.sim.dispatch import dispatch
+from drivers.asterisk.sim.office import load_office
+from tests.conftest import FIXTURES, TRANSCRIPTS
+
+assert simulator  # importing it registers the handlers `dispatch` routes to
+CAPTURE2 = FIXTURES / "asterisk-ami-freepbx" / "transcripts"
+RECORDED_ID = "nw-agent-0013"  # the ActionID in pjsip_show_endpoints.txt
+UNSOLICITED = (
+    b"Event: ContactStatus\r\nPrivilege: system,all\r\nSystemName: nw-pbx01\r\n"
+    b"URI: sip:101@127.0.0.11:5060\r\nContactStatus: NonQualified\r\nAOR: 101\r\n"
+    b"EndpointName: 101\r\nRoundtripUsec: 0\r\n\r\n"
+)
+
+
+def messages(data: bytes) -> list[wire.Message]:
+    return [wire.decode(block) for block in data.split(b"\r\n\r\n") if block.strip()]
+
+
+@contextlib.asynccontextmanager
+async def replaying_pbx(answer: bytes, chunk: int) -> AsyncIterator[int]:
+    """Answers the action after the login with `answer` (its ActionID swapped for the
+    request's), an unsolicited event pushed in the middle of it, in `chunk`-byte writes."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        login = wire.decode((await reader.readuntil(b"\r\n\r\n"))[:-4])
+        login_id = wire.get(login, "ActionID") or ""
+        writer.write(wire.encode([("Response", "Success"), ("ActionID", login_id)]))
+        request = wire.decode((await reader.readuntil(b"\r\n\r\n"))[:-4])
+        mine = answer.replace(RECORDED_ID.encode(), (wire.get(request, "ActionID") or "").encode())
+        middle = mine.index(b"\r\n\r\n", len(mine) // 2) + 4  # between two events
+        stream = mine[:middle] + UNSOLICITED + mine[middle:]
+        with contextlib.suppress(ConnectionError):
+            for start in range(0, len(stream), chunk):
+                writer.write(stream[start : start + chunk])
+                await writer.drain()
+            await reader.read()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1400, 1 << 20])
+async def test_a_list_read_as_it_streams_is_the_recorded_list(chunk: int) -> None:
+    recorded = (TRANSCRIPTS / "pjsip_show_endpoints.txt").read_bytes()
+    expected = parse_live_endpoints(messages(recorded))
+    assert len(expected) == 16
+    seen: list[wire.Message] = []
+    async with replaying_pbx(recorded, chunk) as port:
+        client = AmiClient(AmiSettings("127.0.0.1", port, "agent", "x"), on_event=seen.append)
+        await client.connect()
+        try:
+            live = LiveEndpoints()
+            await client.list_action("PJSIPShowEndpoints", keep=LIST_FIELDS, each=live.add)
+        finally:
+            await client.close()
+    assert live.result() == expected
+    assert [wire.get(m, "Event") for m in seen] == ["ContactStatus"], "delivered, once"
+
+
+# -- the GetConfig reader --------------------------------------------------------------------
+
+GETCONFIGS = [
+    TRANSCRIPTS / "get_config_pjsip.txt",
+    TRANSCRIPTS / "get_config_pjsip_templates_include.txt",
+    TRANSCRIPTS / "get_config_manager.txt",
+    CAPTURE2 / "fp_get_config_pjsip.txt",
+    CAPTURE2 / "fp_get_config_extensions.txt",
+    CAPTURE2 / "iax2_get_config_iax.txt",
+]
+
+
+def pieces(text: str, cuts: list[int]) -> list[str]:
+    """`text` (complete lines) cut at line boundaries, as the AMI reader hands it over."""
+    ends = [m.end() for m in re.finditer("\r\n", text)]
+    chosen = sorted({ends[c % len(ends)] for c in cuts} | {len(text)})
+    result, start = [], 0
+    for end in chosen:
+        result.append(text[start:end])
+        start = end
+    return [p for p in result if p]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(GETCONFIGS), st.lists(st.integers(min_value=0), max_size=40))
+def test_getconfig_sections_do_not_depend_on_the_pieces(path: object, cuts: list[int]) -> None:
+    data = path.read_bytes()  # type: ignore[attr-defined]
+    message = data.split(b"\r\n\r\n")[0] + b"\r\n"
+    whole = parse_get_config(wire.decode(message[:-2]))
+    reader = ConfigReader()
+    for piece in pieces(message.decode(), cuts):
+        reader.feed(piece)
+    reader.end_message()
+    assert [(s.name, s.options) for s in reader.sections] == [
+        (s.name, s.options) for s in whole
+    ]
+    assert whole, "the transcript has sections"
+
+
+@pytest.mark.parametrize("office", ["northwind.toml", "northwind-freepbx.toml"])
+def test_one_getconfig_reads_the_four_pjsip_types_without_auths(office: str) -> None:
+    """What the inventory asks (`PJSIP_FILTER`, a regular expression as `does_category_match`
+    reads one) is, in the file's order, every section the four `Filter: type=...` answers
+    give (fact 20's filter works across the include files), and no auth section (their
+    passwords are never sent)."""
+    ctx = load_office(FIXTURES / "offices" / office).context()
+    assert ctx.scratch is not None
+    session = Session(username="agent", read=frozenset({"config"}), write=frozenset({"config"}))
+
+    def names(answer_filter: str | None) -> list[tuple[str, str | None]]:
+        request = [("Action", "GetConfig"), ("Filename", "pjsip.conf")]
+        if answer_filter:
+            request.append(("Filter", answer_filter))
+        sections = parse_get_config(dispatch(ctx, session, request).messages[0])
+        return [(s.name, s.get("type")) for s in sections]
+
+    wanted = ("endpoint", "aor", "identify", "registration")
+    try:
+        combined = names(PJSIP_FILTER)
+        assert combined == [(n, t) for n, t in names(None) if t in wanted]
+        for kind in wanted:
+            assert [x for x in combined if x[1] == kind] == names(f"type={kind}")
+        assert {t for _, t in combined} == set(wanted), "all four kinds are in these offices"
+    finally:
+        shutil.rmtree(ctx.scratch)
