@@ -23,6 +23,10 @@ class PtySession:
         pid, fd = pty.fork()
         if pid == 0:  # the child: a session of its own with the pty as its terminal
             try:
+                # As a terminal starts a program: Ctrl-C interrupts it, even when the tests
+                # themselves run where SIGINT is ignored (started in the background by a
+                # shell without job control, which also makes bash unable to trap it).
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
                 if cwd is not None:
                     os.chdir(cwd)
                 os.execve(argv[0], argv, {**os.environ, **(env or {})})

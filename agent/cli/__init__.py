@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from agent import __version__
+import agent
 from agent.cli import (
     backup,
     config,
@@ -26,8 +26,22 @@ from agent.cli import (
 )
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"pbx-agent, version {agent.__version__}")
+        ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="pbx-agent")
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 def cli() -> None:
     """On-premises agent for phone-system support subscriptions.
 

@@ -66,7 +66,13 @@ def fail_from_control(exc: ControlError) -> NoReturn:
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    """Indented for a person at a terminal; one compact line for a program (piped or
+    redirected), written by the C encoder: a 10,000-seat count is 6.6 MB indented, and
+    `indent` makes `json` encode in Python, 0.2 s of the command's time."""
+    if sys.stdout.isatty():
+        click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(json.dumps(value, sort_keys=True, default=str))
 
 
 def ask(config_path: Path, socket_path: Path | None, command: str, **args: Any) -> Any:
