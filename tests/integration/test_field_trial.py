@@ -176,7 +176,7 @@ async def test_9_and_14_ordinary_failures_are_one_line_in_the_log_and_plain_for_
             assert result.returncode == 1, (command, result.stderr)
             assert "no backup 'bogus' in the catalog" in result.stderr
         taken = await cli("backup", "now", "--config", str(config))
-        assert re.fullmatch(r"backup \d{8}T\d+Z: 3 files, \d+ B, unchanged\n", taken.stdout)
+        assert re.fullmatch(r"backup \d{8}T\d+Z: 3 files, [\d.]+ k?B, unchanged\n", taken.stdout)
         listed = await cli("backup", "list", "--config", str(config))
         assert "SIZE" in listed.stdout and "BYTES" not in listed.stdout
         status = await cli("status", "--config", str(config))
