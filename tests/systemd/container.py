@@ -12,6 +12,7 @@ the container's namespaces through `nsenter` into its PID 1 (no machined registr
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import signal
 import subprocess
@@ -44,7 +45,16 @@ def missing_tools() -> list[str]:
 
 
 def rootfs(log: Path) -> Path:
-    """The cached bookworm root, made with debootstrap first when it is absent or stale."""
+    """The cached bookworm root, made with debootstrap first when it is absent or stale. One
+    maker at a time (a lock beside the cache): `scripts/test` starts making it in the
+    background while the other tests run, and the stage waits for that instead of racing it."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"{SUITE}.lock").open("wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _rootfs(log)
+
+
+def _rootfs(log: Path) -> Path:
     root, stamp = CACHE / SUITE, "\n".join(PACKAGES) + "\n"
     marker = CACHE / f"{SUITE}.packages"  # written last: a root without it is incomplete
     if root.is_dir() and marker.is_file() and marker.read_text() == stamp:
@@ -53,7 +63,6 @@ def rootfs(log: Path) -> Path:
     partial = CACHE / f"{SUITE}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
     command = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE]
     command += [str(partial), *_host_mirror()]
     with log.open("wb") as out:
@@ -216,3 +225,7 @@ def _container_init(nspawn: int) -> int:
                 return pid
         todo += [int(child) for child in children]
     return 0
+
+
+if __name__ == "__main__":  # `python -m tests.systemd.container LOG`: make the root ahead
+    rootfs(Path(sys.argv[1]))
