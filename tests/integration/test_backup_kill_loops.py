@@ -40,6 +40,13 @@ def leftovers(site: Site, targets: Path) -> list[str]:
     return found
 
 
+def plaintext_shows(site: Site, targets: Path, within: float) -> None:
+    """Until decrypted content is on disk (the window the kills are about), or `within` s."""
+    deadline = time.monotonic() + within
+    while not leftovers(site, targets) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def start_cli(site: Site, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         agent_command(*args, "--config", str(site.config)),
@@ -67,7 +74,10 @@ async def kill_loop(
             if callable(prepare):
                 prepare(kill)
             client = start_cli(site, *[a.replace("{n}", str(kill)) for a in args])
-            await asyncio.sleep(duration * rng.uniform(0.35, 1.05))
+            if kill % 4 == 1 and name != "verify":  # as decrypted content shows, at any pace
+                await asyncio.to_thread(plaintext_shows, site, targets, duration * 1.05)
+            else:
+                await asyncio.sleep(duration * rng.uniform(0.35, 1.05))
             if kill % 5 == 4:
                 client.send_signal(signal.SIGKILL)  # the technician's side goes first
             proc.send_signal(signal.SIGKILL)
