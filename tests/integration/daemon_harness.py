@@ -116,8 +116,11 @@ def stop_daemon(proc: DaemonProcess, timeout: float = 10) -> tuple[int, str, str
     return proc.returncode, texts[0], texts[1]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, *, every: float = 0.05
+) -> Any:
+    """Poll `predicate` every `every` s until it returns something truthy; fail with `what`
+    at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -125,7 +128,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 def status_when(socket: Path, predicate: Callable[[dict[str, Any]], bool]) -> Any:

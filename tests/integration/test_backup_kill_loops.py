@@ -20,7 +20,12 @@ import pytest
 
 from drivers.asterisk.simulator import Simulator
 from tests.integration.backup_site import Site, make_site, tree
-from tests.integration.daemon_harness import DaemonProcess, agent_command, stop_daemon
+from tests.integration.daemon_harness import (
+    DaemonProcess,
+    agent_command,
+    stop_daemon,
+    wait_for,
+)
 from tests.sshd import SshServer
 
 KILLS = 20
@@ -38,13 +43,6 @@ def leftovers(site: Site, targets: Path) -> list[str]:
     found += [str(p) for p in site.remote.rglob(".*.pbx-agent-partial")]
     found += [str(p) for p in site.store.iterdir() if p.name.startswith(".")]
     return found
-
-
-def plaintext_shows(site: Site, targets: Path, within: float) -> None:
-    """Until decrypted content is on disk (the window the kills are about), or `within` s."""
-    deadline = time.monotonic() + within
-    while not leftovers(site, targets) and time.monotonic() < deadline:
-        time.sleep(0.002)
 
 
 def start_cli(site: Site, *args: str) -> subprocess.Popen[bytes]:
@@ -75,7 +73,13 @@ async def kill_loop(
                 prepare(kill)
             client = start_cli(site, *[a.replace("{n}", str(kill)) for a in args])
             if kill % 4 == 1 and name != "verify":  # as decrypted content shows, at any pace
-                await asyncio.to_thread(plaintext_shows, site, targets, duration * 1.05)
+                await asyncio.to_thread(
+                    wait_for,
+                    lambda cli=client: leftovers(site, targets) or cli.poll() is not None,
+                    60,
+                    f"{name}: decrypted content on disk, or the CLI's end",
+                    every=0.002,  # the content is there for a fraction of a second
+                )
             else:
                 await asyncio.sleep(duration * rng.uniform(0.35, 1.05))
             if kill % 5 == 4:
