@@ -53,8 +53,7 @@ def fail(message: str, code: int, **details: Any) -> NoReturn:
     JSON on stdout (`details` added to it), so a script reading stdout always gets one JSON
     document."""
     if wants_json():
-        error = {"ok": False, "error": message, "exit_code": code, **details}
-        click.echo(json.dumps(error, indent=2, sort_keys=True, default=str))
+        print_json({"ok": False, "error": message, "exit_code": code, **details})
     click.echo(f"pbx-agent: {message}", err=True)
     sys.exit(code)
 
