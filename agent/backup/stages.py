@@ -1,7 +1,7 @@
-"""The hand-offs of the archive pipeline (`agent.backup.archive`): what pyrage reads from
-(`PullReader`), where its output goes (`FileSink`: hashed and written by a thread of its
-own), and the thread that hashes the reads of big files (`Hasher`). The threads do only
-work that releases the GIL (hashing, writing), and take it over in 1 MiB pieces.
+"""The hand-offs of the archive pipeline (`agent.backup.archive`): where the compressed
+stream goes (`SealingSink`: encrypted, hashed and written by a thread of its own), and the
+thread that hashes the reads of big files (`Hasher`). The threads do only work that
+releases the GIL (encrypting, hashing, writing), and take it over in 1 MiB pieces.
 
 `CHUNK` is the size of those pieces.
 """
@@ -9,11 +9,13 @@ work that releases the GIL (hashing, writing), and take it over in 1 MiB pieces.
 from __future__ import annotations
 
 import hashlib
-import io
+import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import BinaryIO
+
+from agent.backup.age import AgeEncryptor
 
 CHUNK = 1024 * 1024
 
@@ -57,117 +59,63 @@ class Hasher:
                 self._queue.task_done()
 
 
-class PullReader(io.RawIOBase):
-    """What pyrage's `encrypt_io` reads: the chunks of an iterator, behind a `BufferedReader`
-    (`buffered`) that serves pyrage's 8 KiB reads in C and calls `readinto` once a chunk.
+class SealingSink:
+    """Where the compressed stream goes: a thread of its own ("backup-write") seals it into
+    the age format (`AgeEncryptor`), hashes and writes it to the archive's file. Sealing,
+    hashing and writing all release the GIL, so they overlap the reading and compressing
+    that the caller's thread does. At most `DEPTH` pieces wait in between.
 
-    pyrage turns an exception raised while reading into an `EncryptError` carrying only its
-    text, and a generator that raised is exhausted, so it would look like a clean end of
-    input: the exception is kept in `failure` and raised again on every later read."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        super().__init__()
-        self._chunks = chunks
-        self._view = memoryview(b"")
-        self.failure: BaseException | None = None
-        self.buffered = io.BufferedReader(self, CHUNK)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
-        super().close()
-
-    def readinto(self, buffer: Any) -> int:
-        if self.failure is not None:
-            raise self.failure
-        while not self._view:
-            try:
-                chunk = next(self._chunks, None)
-            except BaseException as exc:
-                self.failure = exc
-                raise
-            if chunk is None:
-                return 0
-            self._view = memoryview(chunk)
-        size = min(len(buffer), len(self._view))
-        buffer[:size] = self._view[:size]
-        self._view = self._view[size:]
-        return size
-
-
-class FileSink:
-    """The encrypted output (pyrage writes 64 KiB at a time), gathered into CHUNK-sized
-    buffers that a thread of its own ("backup-write") hashes and writes to the temp file:
-    both release the GIL, so they overlap the encryption rather than follow it. At most
-    `DEPTH` buffers wait; the buffers are reused (a fresh or growing one per MiB costs page
-    faults and copies).
-
-    A failed write is kept in `failure` and raised at the next `write` and by `close`."""
+    A failure of the thread is kept in `failure` and raised at the next `put` and by
+    `close`."""
 
     DEPTH = 4
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, encryptor: AgeEncryptor) -> None:
         self._raw = raw
-        self._full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(self.DEPTH)
-        self._empty: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        self._buffer = bytearray(CHUNK)
-        self._used = 0
+        self._encryptor = encryptor
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.DEPTH)
         self._thread = threading.Thread(target=self._drain, name="backup-write", daemon=True)
-        self._thread.start()
         self.digest = hashlib.sha256()
         self.count = 0
         self.failure: BaseException | None = None
+        self._finished = False
+        self._thread.start()
 
-    def write(self, data: bytes) -> int:
+    def put(self, data: bytes) -> None:
         if self.failure is not None:
             raise self.failure
-        size = len(data)
-        if self._used + size > CHUNK:
-            self._hand_over()
-        if size > CHUNK:  # never from pyrage (64 KiB chunks); kept correct all the same
-            self._full.put((bytearray(data), size))
-            return size
-        self._buffer[self._used : self._used + size] = data
-        self._used += size
-        return size
+        self._queue.put(data)
 
-    def flush(self) -> None:
-        """Nothing to do: pyrage flushes when it finishes, and `close` writes the rest."""
-
-    def close(self) -> None:
-        """Hand over the last buffer, wait until everything is written; raise a failure."""
+    def close(self, complete: bool = True) -> None:
+        """Wait until everything put is written, with the final chunk when `complete` (a
+        stream cut short gets none: no reader takes it for whole); raise a failure."""
         if self._thread.is_alive():
-            if self.failure is None:
-                self._hand_over()
-            self._full.put(None)
+            self._finished = complete
+            self._queue.put(None)
             self._thread.join()
         if self.failure is not None:
             raise self.failure
 
-    def _hand_over(self) -> None:
-        if self._used:
-            self._full.put((self._buffer, self._used))
-            try:
-                self._buffer = self._empty.get_nowait()
-            except queue.Empty:
-                self._buffer = bytearray(CHUNK)
-            self._used = 0
-
     def _drain(self) -> None:
-        while (job := self._full.get()) is not None:
-            buffer, used = job
-            if self.failure is None:  # after a failure, keep taking so `write` never blocks
-                try:
-                    with memoryview(buffer) as whole, whole[:used] as view:
-                        self.digest.update(view)
-                        written = 0
-                        while written < used:  # an unbuffered FileIO may write less
-                            written += self._raw.write(view[written:]) or 0
-                    self.count += used
-                except BaseException as exc:
-                    self.failure = exc
-            self._empty.put(buffer)
+        try:
+            self._write([self._encryptor.header])
+            while (data := self._queue.get()) is not None:
+                self._write(self._encryptor.seal(data))
+            if self._finished:
+                self._write([self._encryptor.finish()])
+        except BaseException as exc:
+            self.failure = exc
+            while self._queue.get() is not None:  # keep taking, so that `put` never blocks
+                pass
+
+    def _write(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.digest.update(piece)
+            self.count += len(piece)
+        fd = self._raw.fileno()
+        while pieces:
+            written = os.writev(fd, pieces[:64])  # a regular file may take less than asked
+            while pieces and written >= len(pieces[0]):
+                written -= len(pieces.pop(0))
+            if pieces and written:
+                pieces[0] = pieces[0][written:]

@@ -169,11 +169,11 @@ class BackupConfig(Section):
 
 
 def _check_age_recipient(recipient: str) -> None:
-    import pyrage
+    from agent.backup.age import recipient_key
 
     try:
-        pyrage.x25519.Recipient.from_str(recipient)
-    except Exception:  # pyrage.RecipientError, or anything its parser raises
+        recipient_key(recipient)
+    except ValueError:
         raise ValueError(
             f"recipient {recipient[:70]!r} is not an age X25519 public key "
             "(age1 followed by 58 characters, as age-keygen prints it)"

@@ -252,8 +252,8 @@ class BrokenSource(LocalSource):
 def test_a_source_failing_mid_stream_surfaces_its_own_error(
     tmp_path: Path, identity: pyrage.x25519.Identity
 ) -> None:
-    """The error raised inside the pipeline reaches the caller as itself (not as pyrage's
-    retelling), and the archive is not finished as if the input had simply ended."""
+    """The error raised inside the pipeline reaches the caller as itself (not as a retelling
+    by another stage), and the archive is not finished as if the input had simply ended."""
     root = tmp_path / "many"
     root.mkdir()
     for n in range(40):
