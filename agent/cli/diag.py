@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,8 @@ def diag_command(
       pbx-agent diag
       pbx-agent diag --bundle /tmp/pbx-agent-support.tar.gz
     """
+    import asyncio  # here, not at the top: the other commands start without it
+
     from agent.diag.bundle import DAEMON_VIEWS, write_bundle
     from agent.diag.checks import run_checks
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -26,6 +25,8 @@ def run(config_path: Path, once: bool) -> None:
     Example:
       pbx-agent run --config /etc/pbx-agent/agent.toml
     """
+    import asyncio  # here, not at the top: the commands that ask the daemon start without it
+
     import structlog
 
     from agent.config import load_config

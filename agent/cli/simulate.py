@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -72,6 +71,7 @@ def _serve_simulator(
     port: int,
 ) -> None:
     """Run a simulator's `serve` until interrupted; bad offices are usage errors."""
+    import asyncio  # here, not at the top: the commands that ask the daemon start without it
 
     def ready(bound: int) -> None:
         click.echo(f"{protocol} simulator serving {office} on {host}:{bound}", err=True)

@@ -88,14 +88,14 @@ def count_command(
       pbx-agent count --explain
       pbx-agent count --report
     """
-    from agent.counting.explain import explain as render_explain
-    from agent.counting.explain import summary
-
     result = ask(config_path, socket_path, "count", report=report)
     counted = result["report"]
     if as_json:
         print_json(counted)
         return
+    from agent.counting.explain import explain as render_explain
+    from agent.counting.explain import summary
+
     click.echo(render_explain(counted) if explain else summary(counted))
     if report:
         click.echo(f"usage report {result['usage']['payload']['id']} recorded and queued upstream")

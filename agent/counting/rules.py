@@ -69,12 +69,18 @@ class _Counter:
             (prefix, suffix)
             for prefix, _, suffix in (p.partition("{ext}") for p in config.app_patterns)
         ]
+        # A name of digits only fits no pattern that has a non-digit around `{ext}` (`{ext}-app`,
+        # `app{ext}`, the defaults): the common extension is then judged without a loop
+        self.digit_patterns_fit_nothing = all(
+            (prefix + suffix) and not (prefix + suffix).isdigit()
+            for prefix, suffix in self.app_patterns
+        )
         self.horizon = now - timedelta(days=config.stale_days)
 
     # -- classification ------------------------------------------------------------------
 
     def _override(self, endpoint: Endpoint) -> tuple[str | None, str | None, str | None]:
-        o = self.config.endpoints.get(endpoint.name)
+        o = self.config.endpoints.get(endpoint.name) if self.config.endpoints else None
         return (o.kind, o.seat, o.exclude) if o else (None, None, None)
 
     def _trunk_evidence(self, endpoint: Endpoint) -> list[str]:
@@ -88,7 +94,7 @@ class _Counter:
         return evidence
 
     def _device_kind(self, endpoint: Endpoint, contact: Contact) -> DeviceKind:
-        kind, _, _ = self._override(endpoint)
+        kind = self._override(endpoint)[0] if self.config.endpoints else None
         return DeviceKind(kind) if kind else classify_user_agent(contact.user_agent)
 
     def _devices(self, endpoint: Endpoint) -> tuple[Contact, ...]:
@@ -128,8 +134,10 @@ class _Counter:
     def _app_stems(self, endpoint: Endpoint) -> list[str]:
         """The extension each app naming pattern (`{ext}-app`, `app{ext}`, ...) that the
         endpoint's name fits reads out of it."""
-        stems = []
+        stems: list[str] = []
         name = endpoint.name
+        if name.isdigit() and self.digit_patterns_fit_nothing:
+            return stems
         for prefix, suffix in self.app_patterns:
             if (
                 name.startswith(prefix)
@@ -178,14 +186,16 @@ class _Counter:
     def _links(self, endpoint: Endpoint, primaries: set[str]) -> list[tuple[str, str]]:
         """Every (rule, extension) that attaches `endpoint` to another seat, strongest first."""
         found: list[tuple[str, str]] = []
-        _, seat, _ = self._override(endpoint)
+        seat = self._override(endpoint)[1] if self.config.endpoints else None
         if seat and seat != endpoint.name:
             found.append(("config_mapping", seat))
         if endpoint.pbx_link and endpoint.pbx_link in primaries:
             found.append(("pbx_link", endpoint.pbx_link))
-        sharing = {n for aor in endpoint.aors for n in self.by_aor.get(aor, ())}
-        for other in sorted((sharing & primaries) - {endpoint.name}):
-            found.append(("same_aor", other))
+        aors = endpoint.aors
+        if len(aors) != 1 or len(self.by_aor.get(aors[0], ())) > 1:
+            sharing = {n for aor in aors for n in self.by_aor.get(aor, ())}
+            for other in sorted((sharing & primaries) - {endpoint.name}):
+                found.append(("same_aor", other))
         for ext in self._app_stems(endpoint):
             if ext in primaries and ext != endpoint.name:
                 found.append(("app_name_pattern", ext))
@@ -354,9 +364,13 @@ class _Counter:
                         rule=member.rule if index == 0 else "same_aor",
                     )
                 )
-        override, _, _ = self._override(own)
-        kinds = [d.kind for d in devices if d.endpoint == own.name] or [d.kind for d in devices]
-        kind = override or next((k for k in KIND_ORDER if k in kinds), "unknown")
+        override = self._override(own)[0] if self.config.endpoints else None
+        kind = override or "unknown"
+        if devices and not override:
+            kinds = [d.kind for d in devices if d.endpoint == own.name] or [
+                d.kind for d in devices
+            ]
+            kind = next((k for k in KIND_ORDER if k in kinds), "unknown")
         if members[0].role == "app":
             kind = "app"
         seen = self.history.last_registered
