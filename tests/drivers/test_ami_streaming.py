@@ -14,10 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.asterisk import simulator, wire
+from drivers.asterisk import ami_stream, simulator, wire
 from drivers.asterisk.ami import AmiClient
+from drivers.asterisk.answers import Messages
 from drivers.asterisk.parse.config import PJSIP_FILTER
 from drivers.asterisk.parse.getconfig import ConfigReader, parse_get_config
+from drivers.asterisk.parse.lists import ContactList
 from drivers.asterisk.parse.live import LIST_FIELDS, LiveEndpoints, parse_live_endpoints
 from drivers.asterisk.settings import AmiSettings
 from drivers.asterisk.sim.base import Session
@@ -117,9 +119,7 @@ def test_getconfig_sections_do_not_depend_on_the_pieces(path: object, cuts: list
     for piece in pieces(message.decode(), cuts):
         reader.feed(piece)
     reader.end_message()
-    assert [(s.name, s.options) for s in reader.sections] == [
-        (s.name, s.options) for s in whole
-    ]
+    assert [(s.name, s.options) for s in reader.sections] == [(s.name, s.options) for s in whole]
     assert whole, "the transcript has sections"
 
 
@@ -149,3 +149,125 @@ def test_one_getconfig_reads_the_four_pjsip_types_without_auths(office: str) -> 
         assert {t for _, t in combined} == set(wanted), "all four kinds are in these offices"
     finally:
         shutil.rmtree(ctx.scratch)
+
+
+# -- reading ahead of the parser ---------------------------------------------------------------
+
+
+class FakeTransport:
+    """What the protocol asks of its transport when it reads ahead: pausing and resuming."""
+
+    def __init__(self) -> None:
+        self.reading = True
+        self.pauses = self.resumes = 0
+
+    def pause_reading(self) -> None:
+        self.reading, self.pauses = False, self.pauses + 1
+
+    def resume_reading(self) -> None:
+        self.reading, self.resumes = True, self.resumes + 1
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def read_in(protocol: ami_stream.StreamProtocol, data: bytes) -> None:
+    """`data` arriving as the transport reads it: into `get_buffer`, a buffer at a time."""
+    while data:
+        buffer = protocol.get_buffer(-1)
+        size = min(len(buffer), len(data))
+        buffer[:size] = data[:size]
+        protocol.buffer_updated(size)
+        data = data[size:]
+
+
+def big_list(action_id: str, count: int) -> bytes:
+    rows = [b"Response: Success\r\nActionID: %s\r\nEventList: start\r\n\r\n" % action_id.encode()]
+    rows += [
+        b"Event: ContactList\r\nActionID: %s\r\nObjectName: %d\r\nUri: sip:%d@10.0.0.1\r\n"
+        b"UserAgent: Yealink SIP-T54W 96.86.0.70\r\nViaAddr: 10.0.0.1\r\nViaPort: 5060\r\n"
+        b"Status: Reachable\r\nRoundtripUsec: 1234\r\nPadding: %s\r\n\r\n"
+        % (action_id.encode(), n, n, b"X" * 300)
+        for n in range(count)
+    ]
+    rows.append(
+        b"Event: ContactListComplete\r\nActionID: %s\r\nEventList: Complete\r\n\r\n"
+        % action_id.encode()
+    )
+    return b"".join(rows)
+
+
+async def test_reading_runs_ahead_of_the_parser_up_to_its_bound() -> None:
+    """A burst the parser cannot keep up with is read into memory (the PBX is not held up)
+    until READ_AHEAD bytes wait; then reading pauses, and resumes as the parser catches up.
+    The answer is whole either way."""
+
+    class Client:
+        settings = AmiSettings("pbx", 5038, "agent", "x")
+        where = "pbx:5038"
+
+        def dispatch(self, message: wire.Message) -> None:
+            pass
+
+        def too_large(self, action: str) -> str:
+            return f"{action}: too large"
+
+        def _lost(self, protocol: object) -> None:
+            pass
+
+    protocol = ami_stream.StreamProtocol(Client())  # type: ignore[arg-type]
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    read_in(protocol, b"Asterisk Call Manager/11.0.0\r\n")
+    contacts = ContactList()
+    future = protocol.request(
+        {"Action": "PJSIPShowContacts"}, Messages(("ObjectName", "Uri"), contacts.add), 30
+    )
+    action_id = next(iter(protocol.pending))
+    burst = big_list(action_id, 40_000)
+    assert len(burst) > 2 * ami_stream.READ_AHEAD
+    read_in(protocol, burst[: ami_stream.READ_AHEAD + ami_stream.READ_SIZE])
+    assert not transport.reading and transport.pauses == 1, "paused at the bound"
+    assert not contacts.items, "read, not parsed yet: the parser runs between reads"
+    deadline = asyncio.get_running_loop().time() + 30
+    while not transport.reading:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0)
+    assert contacts.items, "parsed as the loop turns"
+    read_in(protocol, burst[ami_stream.READ_AHEAD + ami_stream.READ_SIZE :])
+    await asyncio.wait_for(future, 30)
+    assert [c.aor for c in contacts.items] == [str(n) for n in range(40_000)]
+
+
+async def test_what_came_before_the_pbx_closed_is_read_to_its_end() -> None:
+    """A PBX that sends a long answer and closes at once: the answer read before the close
+    is parsed whole (not cut short as 'connection lost')."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        login = wire.decode((await reader.readuntil(b"\r\n\r\n"))[:-4])
+        writer.write(
+            wire.encode([("Response", "Success"), ("ActionID", wire.get(login, "ActionID") or "")])
+        )
+        request = wire.decode((await reader.readuntil(b"\r\n\r\n"))[:-4])
+        writer.write(big_list(wire.get(request, "ActionID") or "", 5_000))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = AmiClient(AmiSettings("127.0.0.1", port, "agent", "x"))
+    try:
+        await client.connect()
+        contacts = ContactList()
+        await client.list_action("PJSIPShowContacts", keep=("ObjectName", "Uri"), each=contacts.add)
+        assert len(contacts.items) == 5_000
+    finally:
+        await client.close()
+        server.close()
