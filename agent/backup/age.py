@@ -49,6 +49,10 @@ def recipient_key(text: str) -> bytes:
     key = _regroup(data)
     if len(key) != 32:
         raise ValueError(f"an age X25519 recipient holds 32 bytes, not {len(key)}")
+    try:  # a point of small order gives an all-zero shared secret: no key at all
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(key))
+    except ValueError:
+        raise ValueError("not a usable X25519 public key (a point of small order)") from None
     return key
 
 

@@ -12,7 +12,14 @@ import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from agent.backup.age import CHUNK, AgeEncryptor, _bech32_decode, _regroup, recipient_key
+from agent.backup.age import (
+    CHUNK,
+    AgeEncryptor,
+    _bech32_decode,
+    _polymod,
+    _regroup,
+    recipient_key,
+)
 from agent.config.schema import _check_age_recipient
 
 pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the stock age CLI is needed")
@@ -125,3 +132,31 @@ def test_a_damaged_recipient_is_refused_with_the_reason(damage: object, reason: 
 def test_an_identity_is_not_taken_for_a_recipient() -> None:
     with pytest.raises(ValueError, match="starts with age1, not age-secret-key-1"):
         recipient_key(str(pyrage.x25519.Identity.generate()))
+
+
+def bech32(hrp: str, data: bytes) -> str:
+    """`data` as Bech32 with `hrp` (BIP173), to make recipients age-keygen would never print."""
+    accumulator = bits = 0
+    groups = []
+    for byte in data:
+        accumulator, bits = accumulator << 8 | byte, bits + 8
+        while bits >= 5:
+            bits -= 5
+            groups.append(accumulator >> bits & 31)
+    if bits:
+        groups.append(accumulator << (5 - bits) & 31)
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    check = _polymod(expanded + groups + [0] * 6) ^ 1
+    groups += [check >> 5 * (5 - i) & 31 for i in range(6)]
+    return hrp + "1" + "".join("qpzry9x8gf2tvdw0s3jn54khce6mua7l"[g] for g in groups)
+
+
+def test_a_recipient_of_small_order_or_wrong_size_is_refused() -> None:
+    """A well-formed string that holds no usable key is refused when read (config check),
+    not when the first backup runs."""
+    genuine = recipient_key(str(pyrage.x25519.Identity.generate().to_public()))
+    assert recipient_key(bech32("age", genuine)) == genuine  # the helper writes real ones
+    with pytest.raises(ValueError, match="small order"):
+        recipient_key(bech32("age", bytes(32)))
+    with pytest.raises(ValueError, match="32 bytes, not 31"):
+        recipient_key(bech32("age", genuine[:31]))
