@@ -4,7 +4,10 @@ The CLI uses it to ask the running daemon.
 Request: ``{"command": "status", "args": {...}}``, optionally with ``"stream": true``.
 Reply: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "...", "kind": "..."}``
 (`kind` is ``config`` when the daemon's configuration does not allow what was asked, else
-``failed``).
+``failed``). A command may send big fields of its result as lines of their own after the reply
+(``"attached": ["report"]``, then the report as one line of compact JSON with its keys sorted:
+as ``--json`` prints it), so that the CLI can print one without decoding and encoding it again
+(a 50,000-seat count is 33 MB).
 
 Long operations (backup, verify, restore) are *streamed* commands: each runs as an operation
 of its own (`agent.operations`) with a `Progress` its handler reports to. A request with
@@ -96,9 +99,12 @@ class ControlServer:
         handlers: Mapping[str, ControlHandler],
         args: Mapping[str, Mapping[str, Arg]] | None = None,
         streamed: Mapping[str, StreamedHandler] | None = None,
+        attached: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
+        """`attached`: for a command, the fields of its result sent as lines of their own."""
         self.path = path
         self._handlers = dict(handlers)
+        self._attached = dict(attached or {})
         self._streamed = dict(streamed or {})
         self._args = {name: dict(spec) for name, spec in {**BUILTIN_ARGS, **(args or {})}.items()}
         self._server: asyncio.AbstractServer | None = None
@@ -180,7 +186,8 @@ class ControlServer:
             op = self.operations.start(name, lambda p: self._outcome(name, handler(args, p)))
             await self._follow(writer, op, stream)
         else:
-            await _send(writer, await self._outcome(name, self._handlers[name](args)))
+            reply = await self._outcome(name, self._handlers[name](args))
+            await _send(writer, reply, self._attached.get(name, ()))
 
     async def _follow(self, writer: asyncio.StreamWriter, op: Operation, stream: bool) -> None:
         """Stream `op`'s progress (when asked), then its final reply. A client that goes away
@@ -266,8 +273,20 @@ def _refused(error: str, kind: str = "failed") -> dict[str, Any]:
     return {"ok": False, "error": lines[0][:500], "kind": kind}
 
 
-async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
-    writer.write(json.dumps(message, default=str).encode() + b"\n")
+async def _send(
+    writer: asyncio.StreamWriter, message: dict[str, Any], attached: tuple[str, ...] = ()
+) -> None:
+    """One message; the `attached` fields of its result (those it has) after it, a line each."""
+    result = message.get("result")
+    parts: list[Any] = []
+    if attached and isinstance(result, dict):
+        names = [name for name in attached if name in result]
+        parts = [result[name] for name in names]
+        rest = {key: value for key, value in result.items() if key not in names}
+        message = {**message, "result": rest, "attached": names}
+    lines = [json.dumps(message, default=str).encode()]
+    lines += [json.dumps(part, sort_keys=True, default=str).encode() for part in parts]
+    writer.write(b"\n".join(lines) + b"\n")
     await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
 
 

@@ -8,7 +8,7 @@ import contextlib
 import errno
 import json
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,19 +22,39 @@ MAX_REPLY = 256 * 1024 * 1024
 FOLLOW_SILENCE = 60.0
 
 
+class Encoded(bytes):
+    """A field of a result as the daemon encoded it (one line of compact JSON, keys sorted:
+    what ``--json`` prints), left undecoded."""
+
+
 def request(
-    path: Path, command: str, args: Mapping[str, Any] | None = None, *, timeout: float = 10.0
+    path: Path,
+    command: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = 10.0,
+    undecoded: Collection[str] = (),
 ) -> Any:
-    """Send one request, return the result or raise.
+    """Send one request, return the result or raise. The fields named in `undecoded` that the
+    daemon sends as lines of their own (`agent.control`) come back as `Encoded`.
 
     Raises `DaemonNotRunning` when nothing listens on `path`, `CommandFailed` when the daemon
     refused or the command failed, `ControlError` otherwise.
     """
+    silent = f"the daemon did not answer within {timeout:g} s"
     with _connected(path, timeout) as sock, sock.makefile("rb") as stream:
         _send(sock, command, args, stream=False)
-        reply = _read(stream, f"the daemon did not answer within {timeout:g} s")
+        reply = _read(stream, silent)
         if reply is None:
             raise ControlError("the daemon closed the connection without answering")
+        for name in reply.get("attached") or ():
+            if not isinstance(reply.get("result"), dict) or not isinstance(name, str):
+                raise ControlError("the daemon sent a malformed reply")
+            line = _read_line(stream, silent)
+            if not line.endswith(b"\n"):
+                raise ControlError("the daemon closed the connection in the middle of its reply")
+            part = Encoded(line[:-1]) if name in undecoded else _decode(line)
+            reply["result"][name] = part
     return _result(reply)
 
 
@@ -104,23 +124,32 @@ def _send(
 
 def _read(stream: BinaryIO, timeout_message: str) -> dict[str, Any] | None:
     """The next message, or None at the end of the connection."""
+    line = _read_line(stream, timeout_message)
+    if not line:
+        return None
+    message = _decode(line)
+    if not isinstance(message, dict):
+        raise ControlError("the daemon sent a malformed reply")
+    return message
+
+
+def _read_line(stream: BinaryIO, timeout_message: str) -> bytes:
     try:
         line = stream.readline(MAX_REPLY + 1)
     except TimeoutError as exc:
         raise ControlError(timeout_message) from exc
     except OSError as exc:
         raise ControlError(f"control socket error: {exc.strerror or exc}") from exc
-    if not line:
-        return None
     if len(line) > MAX_REPLY:
         raise ControlError(f"the daemon's reply is longer than {MAX_REPLY >> 20} MiB: not read")
+    return line
+
+
+def _decode(line: bytes) -> Any:
     try:
-        message = json.loads(line)
+        return json.loads(line)
     except ValueError as exc:
         raise ControlError("the daemon sent a malformed reply") from exc
-    if not isinstance(message, dict):
-        raise ControlError("the daemon sent a malformed reply")
-    return message
 
 
 def _result(reply: Mapping[str, Any]) -> Any:

@@ -84,7 +84,11 @@ class Daemon:
 
     async def run(self) -> int:
         control = ControlServer(
-            self.cfg.control.socket, self._handlers(), CONTROL_ARGS, self._streamed()
+            self.cfg.control.socket,
+            self._handlers(),
+            CONTROL_ARGS,
+            self._streamed(),
+            attached={"count": ("report",)},  # printed by `count --json` as it comes
         )
         await control.check_free()  # before anything: a second daemon touches nothing
         loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from agent.control_client import request
+from agent.control_client import Encoded, request
 from agent.errors import CommandFailed, ConfigError, ControlError
 
 DEFAULT_CONFIG = Path("/etc/pbx-agent/agent.toml")
@@ -68,17 +68,30 @@ def print_json(value: Any) -> None:
     """Indented for a person at a terminal; one compact line for a program (piped or
     redirected), written by the C encoder: a 10,000-seat count is 6.6 MB indented, and
     `indent` makes `json` encode in Python, 0.2 s of the command's time."""
+    if isinstance(value, Encoded):  # compact, keys sorted, by the daemon
+        if not sys.stdout.isatty():
+            click.echo(value)  # as it came: no decoding and encoding again
+            return
+        value = json.loads(value)
     if sys.stdout.isatty():
         click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
     else:
         click.echo(json.dumps(value, sort_keys=True, default=str))
 
 
-def ask(config_path: Path, socket_path: Path | None, command: str, **args: Any) -> Any:
+def ask(
+    config_path: Path,
+    socket_path: Path | None,
+    command: str,
+    *,
+    undecoded: tuple[str, ...] = (),
+    **args: Any,
+) -> Any:
     """One request to the running daemon; exits 1 (2 for a configuration refusal) with a
-    plain message when it fails."""
+    plain message when it fails. `undecoded`: as `request` takes it."""
+    socket = socket_path or socket_from_config(config_path)
     try:
-        return request(socket_path or socket_from_config(config_path), command, args, timeout=120)
+        return request(socket, command, args, timeout=120, undecoded=undecoded)
     except ControlError as exc:
         fail_from_control(exc)
 

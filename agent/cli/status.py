@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -88,10 +89,13 @@ def count_command(
       pbx-agent count --explain
       pbx-agent count --report
     """
-    result = ask(config_path, socket_path, "count", report=report)
+    piped = as_json and not sys.stdout.isatty()
+    result = ask(
+        config_path, socket_path, "count", undecoded=("report",) if piped else (), report=report
+    )
     counted = result["report"]
     if as_json:
-        print_json(counted)
+        print_json(counted)  # piped, as the daemon encoded it: 6.6 MB at 10,000 seats
         return
     from agent.counting.explain import explain as render_explain
     from agent.counting.explain import summary

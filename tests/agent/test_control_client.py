@@ -1,5 +1,6 @@
 """The CLI's side of the control socket: a reply as large as a big office's count report is
-read whole; one past the bound is refused with the bound named, not as a malformed reply."""
+read whole; one past the bound is refused with the bound named, not as a malformed reply; a
+field sent as a line of its own comes back decoded, or as it was encoded when asked so."""
 
 from __future__ import annotations
 
@@ -62,3 +63,26 @@ def test_a_reply_past_the_bound_is_refused_naming_it(
     replies.append(json.dumps({"ok": True, "result": "x" * (2 * 1024 * 1024)}).encode() + b"\n")
     with pytest.raises(ControlError, match="longer than 1 MiB"):
         control_client.request(path, "count", timeout=30)
+
+
+def test_attached_fields_are_decoded_or_left_as_sent(
+    daemon_replying: tuple[Path, list[bytes]],
+) -> None:
+    path, replies = daemon_replying
+    report = {"billable": 2, "seats": [{"extension": "101"}, {"extension": "102"}]}
+    encoded = json.dumps(report, sort_keys=True).encode()
+    head = {"ok": True, "result": {"usage": None}, "attached": ["report"]}
+    replies += [json.dumps(head).encode() + b"\n" + encoded + b"\n"] * 2
+    assert control_client.request(path, "count") == {"usage": None, "report": report}
+    raw = control_client.request(path, "count", undecoded=("report",))["report"]
+    assert isinstance(raw, control_client.Encoded) and raw == encoded
+
+
+def test_a_reply_cut_before_its_attached_field_is_refused(
+    daemon_replying: tuple[Path, list[bytes]],
+) -> None:
+    path, replies = daemon_replying
+    head = {"ok": True, "result": {"usage": None}, "attached": ["report"]}
+    replies.append(json.dumps(head).encode() + b"\n" + b'{"billable": 2')
+    with pytest.raises(ControlError, match="in the middle of its reply"):
+        control_client.request(path, "count", undecoded=("report",))

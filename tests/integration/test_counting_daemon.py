@@ -30,6 +30,8 @@ async def test_count_keys_and_a_verifiable_usage_chain(
         assert counted.returncode == 0, counted.stderr
         report: dict[str, Any] = json.loads(counted.stdout)
         assert report["billable"] == 11 and report["schema"] == "pbx-agent/count-report/1"
+        # piped, the report is printed as the daemon encoded it: one compact line, keys sorted
+        assert counted.stdout == json.dumps(report, sort_keys=True) + "\n"
 
         explained = await cli("count", "--config", str(config), "--explain", "--report")
         assert explained.returncode == 0
