@@ -135,13 +135,15 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         return live, reconcile(live, configured), list(pjsip.aors())
 
     # Sent in this order (tasks start in the order they are made): the small questions whose
-    # answers decide what else to ask first, then the big answers, biggest early.
+    # answers decide what else to ask first, then the big answers, the GetConfig of pjsip.conf
+    # first: the PBX's longest work (it loads the whole file) and our longest parse, which the
+    # stream reads ahead (`ami_stream.READ_AHEAD`) while the PBX makes the lists that follow.
     modules = [start(_module(ami, module)) for _, module, _, _ in PEER_DRIVERS]
-    live_list = LiveEndpoints()
-    listing = start(ami.list_action("PJSIPShowEndpoints", keep=LIST_FIELDS, each=live_list.add))
     files = start(
         ami.read("GetConfig", PjsipReader(), Filename="pjsip.conf", Filter=PJSIP_FILTER)
     )
+    live_list = LiveEndpoints()
+    listing = start(ami.list_action("PJSIPShowEndpoints", keep=LIST_FIELDS, each=live_list.add))
     (
         (live, reconciled, aors),
         registrations,
