@@ -8,8 +8,9 @@ order and waits while the socket is full, so a burst it writes faster than we pa
 filtered GetConfig comes at 60 MB/s from the simulator after a second of loading, and we parse
 it at 30-50 MB/s) would hold it up, and with it every answer after. Read into memory, the
 burst is parsed while the PBX goes on with the next actions (issue 19). The bound is a fixed
-cost in memory, whatever the answer's size: 32 MiB measured 1.36x the floor at 50,000
-extensions and 212 MB peak; 64 MiB 1.29x but up to 249 MB; 8 MiB 1.43x.
+cost in memory, whatever the answer's size. With the GetConfig asked first, at 50,000
+extensions: 32 MiB measured 1.36-1.40x the floor in 212 MB peak RSS; 64 MiB 1.29x but up to
+249 MB (the bench's limit is 250). 8 MiB, the GetConfig second, 1.41-1.44x.
 """
 
 from __future__ import annotations
