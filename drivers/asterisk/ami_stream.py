@@ -8,14 +8,17 @@ order and waits while the socket is full, so a burst it writes faster than we pa
 filtered GetConfig comes at 60 MB/s from the simulator after a second of loading, and we parse
 it at 30-50 MB/s) would hold it up, and with it every answer after. Read into memory, the
 burst is parsed while the PBX goes on with the next actions (issue 19). The bound is a fixed
-cost in memory, whatever the answer's size. With the GetConfig asked first, at 50,000
-extensions: 32 MiB measured 1.36-1.40x the floor in 212 MB peak RSS; 64 MiB 1.29x but up to
-249 MB (the bench's limit is 250). 8 MiB, the GetConfig second, 1.41-1.44x.
+cost in memory, whatever the answer's size, and each read waits in an anonymous mapping of its
+own, unmapped as soon as it is parsed: held in the heap, a 50,000-extension backlog raised the
+count's peak RSS from 212 to 249 MB; unmapped, the peak stays the count's own (212 MB). With the
+GetConfig asked first, 64 MiB measured 1.18-1.37x the floor at 50,000 extensions; 32 MiB
+1.36-1.40x; 8 MiB with the GetConfig second 1.41-1.44x.
 """
 
 from __future__ import annotations
 
 import asyncio
+import mmap
 import re
 from collections import deque
 from typing import Any, Protocol
@@ -37,7 +40,7 @@ MAX_UNCLAIMED = 1024 * 1024
 _ACTION_ID = re.compile(r"^ActionID: *([^\r\n]*)", re.MULTILINE)
 READ_SIZE = 1024 * 1024  # the most one read takes from the socket
 PARSE_STEP = 256 * 1024  # parsed per turn of the event loop, so reads come in between
-READ_AHEAD = 32 * 1024 * 1024  # read and not yet parsed, at most: then reading pauses
+READ_AHEAD = 64 * 1024 * 1024  # read and not yet parsed, at most: then reading pauses
 
 
 class Client(Protocol):
@@ -81,6 +84,17 @@ class _Pending:
 _DISCARD = object()  # the message in progress answers nothing we wait for: skip it
 
 
+class _Held:
+    """Bytes read and not yet parsed: `data[start:end]`."""
+
+    __slots__ = ("data", "end", "start")
+
+    def __init__(self, data: mmap.mmap, end: int) -> None:
+        self.data = data
+        self.start = 0
+        self.end = end
+
+
 class StreamProtocol(asyncio.BufferedProtocol):
     """Reads the AMI byte stream: the greeting, then messages, each line handed to the reader
     of the action it answers as soon as it is complete. Bytes are decoded only up to the last
@@ -106,7 +120,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
         self._progress = self._loop.time()  # when a pending answer last moved
         self._watchdog: asyncio.TimerHandle | None = None
         self._inbox = memoryview(bytearray(READ_SIZE))
-        self._unparsed: deque[memoryview] = deque()
+        self._unparsed: deque[_Held] = deque()
         self._unparsed_size = 0
         self._parsing: asyncio.Handle | None = None  # the next parse step, when one is due
         self._paused = False  # reading paused: READ_AHEAD bytes wait
@@ -154,7 +168,13 @@ class StreamProtocol(asyncio.BufferedProtocol):
         return self._inbox
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._unparsed.append(memoryview(bytes(self._inbox[:nbytes])))
+        # Each read waits in a mapping of its own, unmapped once parsed: the memory of a
+        # backlog goes back to the system at once (in the heap it stayed the process's).
+        if nbytes <= 0:
+            return
+        held = mmap.mmap(-1, nbytes)
+        held[:] = self._inbox[:nbytes]
+        self._unparsed.append(_Held(held, nbytes))
         self._unparsed_size += nbytes
         if self._unparsed_size >= READ_AHEAD and not self._paused and self.transport is not None:
             self.transport.pause_reading()
@@ -167,13 +187,17 @@ class StreamProtocol(asyncio.BufferedProtocol):
         self._parsing = None
         done = 0
         while self._unparsed and (everything or done < PARSE_STEP):
-            data = self._unparsed.popleft()
-            if not everything and len(data) > PARSE_STEP:
-                self._unparsed.appendleft(data[PARSE_STEP:])
-                data = data[:PARSE_STEP]
-            self._unparsed_size -= len(data)
-            done += len(data)
-            self.data_received(data)
+            held = self._unparsed[0]
+            stop = held.end if everything else min(held.end, held.start + PARSE_STEP - done)
+            self._unparsed_size -= stop - held.start
+            done += stop - held.start
+            with memoryview(held.data) as whole, whole[held.start : stop] as view:
+                self.data_received(view)
+            held.start = stop
+            if stop == held.end:
+                if self._unparsed and self._unparsed[0] is held:  # (a failure empties it)
+                    self._unparsed.popleft()
+                held.data.close()
         if self._unparsed:
             self._parsing = self._loop.call_soon(self._parse_step)
         if self._paused and self._unparsed_size <= READ_AHEAD // 2 and self.transport is not None:
