@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -89,13 +88,11 @@ def count_command(
       pbx-agent count --explain
       pbx-agent count --report
     """
-    piped = as_json and not sys.stdout.isatty()
-    result = ask(
-        config_path, socket_path, "count", undecoded=("report",) if piped else (), report=report
-    )
+    undecoded = ("report",) if as_json else ()  # printed as the daemon encoded it, when piped
+    result = ask(config_path, socket_path, "count", undecoded=undecoded, report=report)
     counted = result["report"]
     if as_json:
-        print_json(counted)  # piped, as the daemon encoded it: 6.6 MB at 10,000 seats
+        print_json(counted)
         return
     from agent.counting.explain import explain as render_explain
     from agent.counting.explain import summary

@@ -80,7 +80,7 @@ class _Counter:
     # -- classification ------------------------------------------------------------------
 
     def _override(self, endpoint: Endpoint) -> tuple[str | None, str | None, str | None]:
-        o = self.config.endpoints.get(endpoint.name) if self.config.endpoints else None
+        o = self.config.endpoints.get(endpoint.name)
         return (o.kind, o.seat, o.exclude) if o else (None, None, None)
 
     def _trunk_evidence(self, endpoint: Endpoint) -> list[str]:
