@@ -36,7 +36,7 @@ from typing import Any
 
 import structlog
 
-from agent import bounded_json
+from agent import bounded_json, compact_json
 from agent.control_client import MAX_REPLY, request
 from agent.errors import AgentError, ConfigError, ControlError
 from agent.operations import Operation, Operations
@@ -285,7 +285,7 @@ async def _send(
         rest = {key: value for key, value in result.items() if key not in names}
         message = {**message, "result": rest, "attached": names}
     lines = [json.dumps(message, default=str).encode()]
-    lines += [json.dumps(part, sort_keys=True, default=str).encode() for part in parts]
+    lines += [compact_json.dumps(part) for part in parts]
     writer.write(b"\n".join(lines) + b"\n")
     await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
 

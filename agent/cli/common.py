@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from agent import compact_json
 from agent.control_client import Encoded, request
 from agent.errors import CommandFailed, ConfigError, ControlError
 
@@ -66,7 +67,7 @@ def fail_from_control(exc: ControlError) -> NoReturn:
 
 def print_json(value: Any) -> None:
     """Indented for a person at a terminal; one compact line for a program (piped or
-    redirected), written by the C encoder: a 10,000-seat count is 6.6 MB indented, and
+    redirected), keys sorted (`compact_json`): a 10,000-seat count is 6.6 MB indented, and
     `indent` makes `json` encode in Python, 0.2 s of the command's time."""
     terminal = sys.stdout.isatty()
     if isinstance(value, Encoded):  # compact, keys sorted, by the daemon
@@ -74,7 +75,10 @@ def print_json(value: Any) -> None:
             click.echo(value)  # as it came: no decoding and encoding again
             return
         value = json.loads(value)
-    click.echo(json.dumps(value, indent=2 if terminal else None, sort_keys=True, default=str))
+    if terminal:
+        click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(compact_json.dumps(value))
 
 
 def ask(

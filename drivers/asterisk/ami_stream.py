@@ -8,9 +8,10 @@ order and waits while the socket is full, so a burst it writes faster than we pa
 filtered GetConfig comes at 60 MB/s from the simulator after a second of loading, and we parse
 it at 30-50 MB/s) would hold it up, and with it every answer after. Read into memory, the
 burst is parsed while the PBX goes on with the next actions (issue 19). The bound is a fixed
-cost in memory, whatever the answer's size, and each read waits in an anonymous mapping of its
-own, unmapped as soon as it is parsed: held in the heap, a 50,000-extension backlog raised the
-count's peak RSS from 212 to 249 MB; unmapped, the peak stays the count's own (212 MB). With the
+cost in memory, whatever the answer's size. The socket is read straight into blocks mapped of
+their own (anonymous `mmap`s), unmapped once parsed but for a few kept for the next reads: held
+in the heap, a 50,000-extension backlog raised the count's peak RSS from 212 to 249 MB;
+unmapped, the peak stays the count's own (212 MB). With the
 GetConfig asked first, 64 MiB measured 1.18-1.37x the floor at 50,000 extensions; 32 MiB
 1.36-1.40x; 8 MiB with the GetConfig second 1.41-1.44x.
 """
@@ -38,7 +39,8 @@ BANNER_PREFIX = "Asterisk Call Manager/"
 # carry none, fact 5) is a few hundred bytes; a peer that sends more is not speaking AMI.
 MAX_UNCLAIMED = 1024 * 1024
 _ACTION_ID = re.compile(r"^ActionID: *([^\r\n]*)", re.MULTILINE)
-READ_SIZE = 1024 * 1024  # the most one read takes from the socket
+READ_SIZE = 1024 * 1024  # the most one read takes from the socket: the size of a block
+SPARE_BLOCKS = 2  # parsed blocks kept for the next reads (their pages already mapped in)
 PARSE_STEP = 256 * 1024  # parsed per turn of the event loop, so reads come in between
 READ_AHEAD = 64 * 1024 * 1024  # read and not yet parsed, at most: then reading pauses
 
@@ -85,14 +87,15 @@ _DISCARD = object()  # the message in progress answers nothing we wait for: skip
 
 
 class _Held:
-    """Bytes read and not yet parsed: `data[start:end]`."""
+    """A block the socket is read into: `data[start:end]` read and not yet parsed,
+    `data[end:]` free for the next reads."""
 
     __slots__ = ("data", "end", "start")
 
-    def __init__(self, data: mmap.mmap, end: int) -> None:
+    def __init__(self, data: mmap.mmap) -> None:
         self.data = data
         self.start = 0
-        self.end = end
+        self.end = 0
 
 
 class StreamProtocol(asyncio.BufferedProtocol):
@@ -100,9 +103,10 @@ class StreamProtocol(asyncio.BufferedProtocol):
     of the action it answers as soon as it is complete. Bytes are decoded only up to the last
     complete line, so a UTF-8 character split across TCP chunks is never lost (fact 2).
 
-    The transport reads into `get_buffer` (up to `READ_SIZE` at a time) and the bytes wait in
-    `_unparsed`; `data_received` parses them a `PARSE_STEP` per turn of the loop, so when the
-    PBX sends faster than we parse, reading keeps up with it and the backlog waits here."""
+    The transport reads straight into the free end of the last block of `_unparsed` (blocks of
+    `READ_SIZE`, no copy); `data_received` parses them a `PARSE_STEP` per turn of the loop, so
+    when the PBX sends faster than we parse, reading keeps up with it and the backlog waits
+    here. A parsed block is kept for reuse (`SPARE_BLOCKS` of them) or unmapped."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -119,8 +123,9 @@ class StreamProtocol(asyncio.BufferedProtocol):
         self._unclaimed_size = 0
         self._progress = self._loop.time()  # when a pending answer last moved
         self._watchdog: asyncio.TimerHandle | None = None
-        self._inbox = memoryview(bytearray(READ_SIZE))
-        self._unparsed: deque[_Held] = deque()
+        self._unparsed: deque[_Held] = deque()  # the last one is read into
+        self._spare: list[mmap.mmap] = []
+        self._lent: memoryview | None = None  # the free end of a block, lent to the transport
         self._unparsed_size = 0
         self._parsing: asyncio.Handle | None = None  # the next parse step, when one is due
         self._paused = False  # reading paused: READ_AHEAD bytes wait
@@ -165,16 +170,19 @@ class StreamProtocol(asyncio.BufferedProtocol):
         self.transport = transport
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._inbox
+        self._return_lent()
+        tail = self._unparsed[-1] if self._unparsed else None
+        if tail is None or tail.end == READ_SIZE:
+            tail = _Held(self._spare.pop() if self._spare else mmap.mmap(-1, READ_SIZE))
+            self._unparsed.append(tail)
+        self._lent = memoryview(tail.data)[tail.end :]
+        return self._lent
 
     def buffer_updated(self, nbytes: int) -> None:
-        # Each read waits in a mapping of its own, unmapped once parsed: the memory of a
-        # backlog goes back to the system at once (in the heap it stayed the process's).
-        if nbytes <= 0:
+        self._return_lent()
+        if nbytes <= 0 or not self._unparsed:  # (nothing, or read after a failure)
             return
-        held = mmap.mmap(-1, nbytes)
-        held[:] = self._inbox[:nbytes]
-        self._unparsed.append(_Held(held, nbytes))
+        self._unparsed[-1].end += nbytes
         self._unparsed_size += nbytes
         if self._unparsed_size >= READ_AHEAD and not self._paused and self.transport is not None:
             self.transport.pause_reading()
@@ -182,11 +190,16 @@ class StreamProtocol(asyncio.BufferedProtocol):
         if self._parsing is None:
             self._parsing = self._loop.call_soon(self._parse_step)
 
+    def _return_lent(self) -> None:
+        if self._lent is not None:
+            self._lent.release()  # a block with a view on it could not be unmapped
+            self._lent = None
+
     def _parse_step(self, everything: bool = False) -> None:
         """Parse what was read, a PARSE_STEP of it (all of it with `everything`)."""
         self._parsing = None
         done = 0
-        while self._unparsed and (everything or done < PARSE_STEP):
+        while self._unparsed_size and (everything or done < PARSE_STEP):
             held = self._unparsed[0]
             stop = held.end if everything else min(held.end, held.start + PARSE_STEP - done)
             self._unparsed_size -= stop - held.start
@@ -194,16 +207,23 @@ class StreamProtocol(asyncio.BufferedProtocol):
             with memoryview(held.data) as whole, whole[held.start : stop] as view:
                 self.data_received(view)
             held.start = stop
-            if stop == held.end:
-                if self._unparsed and self._unparsed[0] is held:  # (a failure empties it)
-                    self._unparsed.popleft()
-                held.data.close()
-        if self._unparsed:
+            if stop == READ_SIZE and self._unparsed and self._unparsed[0] is held:
+                self._unparsed.popleft()  # (a failure empties it)
+                self._recycle(held)
+        if self._unparsed_size:
             self._parsing = self._loop.call_soon(self._parse_step)
         if self._paused and self._unparsed_size <= READ_AHEAD // 2 and self.transport is not None:
             self._paused = False
             if not self.transport.is_closing():
                 self.transport.resume_reading()
+
+    def _recycle(self, held: _Held) -> None:
+        """A parsed block: kept for the next reads, or unmapped (a backlog's memory goes back
+        to the system at once)."""
+        if len(self._spare) < SPARE_BLOCKS:
+            self._spare.append(held.data)
+        else:
+            held.data.close()
 
     def data_received(self, data: bytes | memoryview) -> None:
         buffer = self._buffer
@@ -400,6 +420,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
         return f"the AMI at {self._client.where} sent a line of more than {size} bytes"
 
     def _fail(self, exc: DriverError) -> None:
+        self._return_lent()
         self._unparsed.clear()  # nothing after a failure is read
         self._unparsed_size = 0
         if not self.banner.done():

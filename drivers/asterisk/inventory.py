@@ -132,7 +132,7 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         configured = pjsip.endpoints()
         _warn_duplicates(configured, found["pjsip"])
         live = live_list.result()
-        return live, reconcile(live, configured), list(pjsip.aors())
+        return live, reconcile(live, configured, pjsip.auths), list(pjsip.aors())
 
     # Sent in this order (tasks start in the order they are made): the small questions whose
     # answers decide what else to ask first, then the big answers, the GetConfig of pjsip.conf

@@ -25,7 +25,7 @@ counted right in < 250 MB peak RSS; RSS per extension of the 40-option office wi
 the 10-option one's (and of the 10k office's at 50k); classic 10k < 3 s, < 150 MB,
 t(10k)/t(1k) <= 12; FreeSWITCH 10k users < 3 s, < 150 MB. The last line is one JSON object.
 
-Usage: .venv/bin/python scripts/bench/count.py [--realistic 10000,50000] [--runs 3]
+Usage: .venv/bin/python scripts/bench/count.py [--realistic 10000,50000] [--runs 5]
        [--sizes 100,1000,10000] [--pbx asterisk,freeswitch] [--daemon-size 10000]
        [--freeswitch-users 10000] [--freeswitch-domains 20]
 """
@@ -305,7 +305,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--realistic", default="10000,50000", help="issue-19 office sizes")
     parser.add_argument("--options", type=int, default=40, help="options per endpoint")
-    parser.add_argument("--runs", type=int, default=3, help="alternated runs per size")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="alternated runs per size (medians: noise halved)"
+    )
     parser.add_argument("--daemon-size", type=int, default=10000)
     parser.add_argument("--sizes", default="100,1000,10000", help="classic office sizes")
     parser.add_argument("--pbx", default="asterisk,freeswitch")

@@ -13,7 +13,11 @@ from agent.cli import cli
 
 
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for name, command in group.commands.items():
+    """Every command's path, as `pbx-agent` finds them (its commands load when asked for)."""
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None and command.name == name, f"{name} finds {command}"
         path = (*prefix, name)
         if isinstance(command, click.Group):
             yield from commands(command, path)

@@ -6,6 +6,7 @@ configuration as valid TOML."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import tomllib
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import render
+from agent import compact_json, render
 from agent.cli import cli
 from agent.cli.manpage import render as render_manpage
 from agent.cli.progress import PLAIN_EVERY, Display, estimate
@@ -181,3 +182,22 @@ def test_the_effective_configuration_is_valid_toml(tmp_path: Path) -> None:
         "101": {"kind": "cordless"}
     }
     assert "s3cret-value" not in text
+
+
+def test_json_for_a_program_is_one_line_keys_sorted_as_the_standard_encoder_has_it() -> None:
+    """What `--json` prints when piped (and the daemon sends of a count): the standard
+    library's compact encoding, byte for byte: names as UTF-8, dates through `str`."""
+    value = {
+        "seats": [{"name": "Zoë Ñúñez", "extension": "101", "kind": "desk_phone"}],
+        "billable": 1,
+        "ratio": 0.25,
+        "stale": None,
+        "generated_at": datetime(2026, 12, 2, 3, 0, tzinfo=UTC),
+        "by_number": {7: "seven"},
+        "warnings": ("one", "two"),
+    }
+    line = compact_json.dumps(value)
+    assert b"\n" not in line
+    assert line.decode() == json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )

@@ -31,7 +31,8 @@ async def test_count_keys_and_a_verifiable_usage_chain(
         report: dict[str, Any] = json.loads(counted.stdout)
         assert report["billable"] == 11 and report["schema"] == "pbx-agent/count-report/1"
         # piped, the report is printed as the daemon encoded it: one compact line, keys sorted
-        assert counted.stdout == json.dumps(report, sort_keys=True) + "\n"
+        compact = json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert counted.stdout == compact + "\n"
 
         explained = await cli("count", "--config", str(config), "--explain", "--report")
         assert explained.returncode == 0

@@ -40,7 +40,8 @@ def takes_json(path: tuple[str, ...]) -> bool:
     command: click.Command = command_tree
     for name in path:
         assert isinstance(command, click.Group)
-        found = command.commands[name]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None
         command = found
     return any(p.name == "as_json" for p in command.params)
 

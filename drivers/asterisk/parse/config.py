@@ -195,12 +195,16 @@ class PjsipReader(ConfigReader):
         self._aors: list[Aor] = []
         self._identified: set[str | None] = set()
         self._registered: set[str | None] = set()
+        # each endpoint's auth and outbound_auth as written: what `reconcile` compares with
+        # the live list (without a dict of the endpoint's options again)
+        self.auths: dict[str, tuple[str | None, str | None]] = {}
 
     def _take(self, name: str, options: Options) -> None:
         values = dict(options)  # the last value of each option
         kind = values.get("type")
         if kind == "endpoint":
             self._endpoints.append(endpoint_from_options(name, options, values, self._strings))
+            self.auths.setdefault(name, (values.get("auth"), values.get("outbound_auth")))
         elif kind == "aor":
             self._aors.append(aor_from_options(name, options, values))
         elif kind == "identify":

@@ -4,7 +4,7 @@ is what counts, and every difference is reported with both views. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from drivers.asterisk import wire
@@ -113,9 +113,15 @@ class Reconciled:
     warnings: tuple[str, ...]
 
 
-def reconcile(live: Sequence[LiveEndpoint], configured: Sequence[Endpoint]) -> Reconciled:
+def reconcile(
+    live: Sequence[LiveEndpoint],
+    configured: Sequence[Endpoint],
+    file_auths: Mapping[str, tuple[str | None, str | None]] | None = None,
+) -> Reconciled:
     """The live endpoints, each described by its configuration; the live list wins where the
-    two disagree (AORs and auths: what a reload has not applied yet)."""
+    two disagree (AORs and auths: what a reload has not applied yet). `file_auths`: each
+    endpoint's ``auth`` and ``outbound_auth`` values as the file has them, when the reader
+    kept them aside (else read from the endpoint's options)."""
     by_name: dict[str, Endpoint] = {}
     for endpoint in configured:
         by_name.setdefault(endpoint.name, endpoint)
@@ -129,30 +135,40 @@ def reconcile(live: Sequence[LiveEndpoint], configured: Sequence[Endpoint]) -> R
             only_live.append(item.name)
             continue
         endpoint = found
-        options = dict(endpoint.options)  # effective options: one value each (auths included)
-        file_auths = split_list(options.get("auth"))
-        file_outbound = split_list(options.get("outbound_auth"))
+        if file_auths is not None:
+            auth, outbound = file_auths.get(item.name, (None, None))
+        else:
+            options = dict(endpoint.options)  # effective options: one value each
+            auth, outbound = options.get("auth"), options.get("outbound_auth")
+        file_auth, file_outbound = split_list(auth), split_list(outbound)
+        if (
+            item.aors == endpoint.aors
+            and item.auths == file_auth
+            and item.outbound_auths == file_outbound
+        ):
+            endpoints.append(endpoint)
+            continue
         differences = [
             f"{what} {_show(mine)} in Asterisk, {_show(theirs)} in the file"
             for what, mine, theirs in (
                 ("aors", item.aors, endpoint.aors),
-                ("auth", item.auths, file_auths),
+                ("auth", item.auths, file_auth),
                 ("outbound_auth", item.outbound_auths, file_outbound),
             )
             if mine != theirs
         ]
-        if differences:
-            warnings.append(
-                f"endpoint {item.name}: {'; '.join(differences)}: counted as Asterisk runs it "
-                "(the file takes effect at the next res_pjsip reload)"
-            )
-            endpoint = replace(
+        warnings.append(
+            f"endpoint {item.name}: {'; '.join(differences)}: counted as Asterisk runs it "
+            "(the file takes effect at the next res_pjsip reload)"
+        )
+        endpoints.append(
+            replace(
                 endpoint,
                 aors=item.aors,
                 inbound_auth=bool(item.auths),
                 outbound_auth=bool(item.outbound_auths),
             )
-        endpoints.append(endpoint)
+        )
     for name in sorted(set(by_name) - running):
         warnings.append(
             f"endpoint {name} is in pjsip.conf but not loaded in Asterisk: not counted until "
