@@ -1,4 +1,5 @@
-"""What the running daemon sees: status, count, inventory, keys, events."""
+"""What the running daemon sees: status, count, inventory, keys, events. The plain-text
+renderers load only for the commands that print plain text (`count --json` starts faster)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from agent import render
 from agent.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -61,6 +61,8 @@ def status(
     if as_json:
         print_json(result)
     else:
+        from agent import render
+
         click.echo(render.status(result, endpoints=endpoints))
 
 
@@ -118,6 +120,8 @@ def inventory_command(config_path: Path, socket_path: Path | None, as_json: bool
     if as_json:
         print_json(inventory)
         return
+    from agent import render
+
     click.echo(render.inventory(inventory))
 
 
@@ -175,6 +179,8 @@ def events_command(
     if as_json:
         print_json(rows)
         return
+    from agent import render
+
     try:
         while True:
             for row in rows:

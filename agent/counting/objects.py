@@ -25,12 +25,11 @@ def excluded_objects(inv: Inventory) -> list[Excluded]:
     excluded: list[Excluded] = []
     shown = {box for e in inv.endpoints for box in e.mailboxes}
     for box in inv.mailboxes:
-        owner = "" if box.address in shown else ", no phone"
+        address = box.address
+        owner = "" if address in shown else ", no phone"
         excluded.append(
             Excluded(
-                "mailbox",
-                box.address,
-                f"voicemail box ({box.name or 'unnamed'}{owner}): not a user",
+                "mailbox", address, f"voicemail box ({box.name or 'unnamed'}{owner}): not a user"
             )
         )
     for reg in inv.registrations:

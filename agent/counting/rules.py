@@ -8,10 +8,11 @@ merged each endpoint is recorded, with the weaker rules that agree. Pure: no I/O
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from agent.config.schema import CountingConfig
 from agent.counting.model import REPORT_SCHEMA, CountReport, Device, Excluded, Seat, SeatEndpoint
@@ -25,6 +26,8 @@ __all__ = ["OBJECT_REASONS", "History", "count"]
 LINK_RULES = ("config_mapping", "pbx_link", "same_aor", "app_name_pattern", "same_callerid")
 PHYSICAL = {DeviceKind.DESK_PHONE, DeviceKind.CORDLESS, DeviceKind.CONFERENCE, DeviceKind.ATA}
 KIND_ORDER = ("desk_phone", "cordless", "conference", "ata", "app", "unknown")
+EXCLUDED_ORDER = attrgetter("kind", "name", "reason")
+_BY_NAME = attrgetter("name", "technology")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +108,11 @@ class _Counter:
         if found is not None:
             return found
         if len(endpoint.aors) == 1:  # each AOR's contacts are sorted already
-            devices = list(self.contacts.get(endpoint.aors[0], ()))
+            contacts = self.contacts.get(endpoint.aors[0])
+            if not contacts:  # (most endpoints of a large office: nothing registered)
+                found = self.devices[endpoint.name] = ()
+                return found
+            devices = list(contacts)
         else:
             devices = sorted(
                 (c for aor in endpoint.aors for c in self.contacts.get(aor, ())),
@@ -124,6 +131,11 @@ class _Counter:
         if not endpoint.aors:
             self.warnings.append(f"endpoint {endpoint.name} has no AOR: check its configuration")
             return "no AOR: no device can register"
+        if len(endpoint.aors) == 1:  # the usual case, without the lists below
+            aor = self.aors.get(endpoint.aors[0])
+            if aor is not None:
+                cannot = aor.max_contacts == 0 and not aor.static_contacts
+                return "AOR max_contacts=0: cannot register" if cannot else None
         known = [self.aors[a] for a in endpoint.aors if a in self.aors]
         if not known:
             return f"AOR {', '.join(endpoint.aors)} not configured: no device can register"
@@ -275,7 +287,7 @@ class _Counter:
     def report(self, site_id: str) -> CountReport:
         candidates = [
             e
-            for e in sorted(self.inv.endpoints, key=lambda e: (e.name, e.technology))
+            for e in sorted(self.inv.endpoints, key=_BY_NAME)
             if self._candidate(e)
         ]
 
@@ -326,8 +338,9 @@ class _Counter:
             "stale": len(stale),
             "devices_registered": sum(len(s.devices) for s in built),
         }
+        by_kind = Counter(s.kind for s in built)
         for kind in KIND_ORDER:
-            totals[f"seats_{kind}"] = sum(1 for s in built if s.kind == kind)
+            totals[f"seats_{kind}"] = by_kind[kind]
         facts = self.inv.facts
         return CountReport(
             schema=REPORT_SCHEMA,
@@ -340,7 +353,7 @@ class _Counter:
             },
             billable=len(built),
             seats=tuple(built),
-            excluded=tuple(sorted(self.excluded, key=lambda x: (x.kind, x.name, x.reason))),
+            excluded=tuple(sorted(self.excluded, key=EXCLUDED_ORDER)),
             stale=stale,
             warnings=tuple(sorted(set(self.warnings))),
             totals=totals,

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from agent.config.schema import CountingConfig
 from agent.counting.model import REPORT_SCHEMA, CountReport, Excluded, TenantCount
-from agent.counting.rules import History, count
+from agent.counting.rules import EXCLUDED_ORDER, History, count
 from drivers.models import Inventory
 
 
@@ -62,7 +62,7 @@ def _count_one(
         now=now,
     )
     extra = [Excluded("endpoint", e.name, e.cannot_register or "") for e in blocked]
-    excluded = tuple(sorted((*report.excluded, *extra), key=lambda x: (x.kind, x.name, x.reason)))
+    excluded = tuple(sorted((*report.excluded, *extra), key=EXCLUDED_ORDER))
     totals = {**report.totals, "excluded": len(excluded)}
     return replace(report, excluded=excluded, totals=totals)
 

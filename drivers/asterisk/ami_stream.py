@@ -317,14 +317,20 @@ class StreamProtocol(asyncio.BufferedProtocol):
             return position
         reader = pending.reader
         run = text[position:end]
-        last = run.lower().find("\r\neventlist:")
+        last = run.find("\r\nEventList:")  # as Asterisk spells it; any spelling in the last
+        if last < 0:  # event (the only place it can be when every event is the list's)
+            tail = run.rfind("\r\n\r\n")
+            tail = tail + 4 if tail >= 0 else 0
+            found = run[tail:].lower().find("\r\neventlist:")
+            last = tail + found if found >= 0 else -1
         if last >= 0:
             end = run.rfind("\r\n\r\n", 0, last)
             if end < 0:
                 return position
             run = run[:end]
         events = run.split("\r\n\r\n")
-        if (run + "\r\n").count(pending.marker) != len(events):
+        marker = pending.marker  # the last event's ActionID may be its last line: no CRLF
+        if run.count(marker) + run.endswith(marker[:-2]) != len(events):
             return position  # something else among them: message by message
         pending.size += len(run)
         self._progress = self._loop.time()

@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from drivers.asterisk import ami_stream, simulator, wire
 from drivers.asterisk.ami import AmiClient
 from drivers.asterisk.answers import Messages
-from drivers.asterisk.parse.config import PJSIP_FILTER
+from drivers.asterisk.parse.config import (
+    PJSIP_FILTER,
+    PJSIP_TYPES,
+    PjsipReader,
+    parse_aors,
+    parse_endpoints,
+)
 from drivers.asterisk.parse.getconfig import ConfigReader, parse_get_config
 from drivers.asterisk.parse.lists import ContactList
 from drivers.asterisk.parse.live import LIST_FIELDS, LiveEndpoints, parse_live_endpoints
@@ -151,6 +157,30 @@ def test_one_getconfig_reads_the_four_pjsip_types_without_auths(office: str) -> 
         shutil.rmtree(ctx.scratch)
 
 
+@pytest.mark.parametrize("office", ["northwind.toml", "northwind-freepbx.toml"])
+def test_the_streamed_pjsip_reader_gives_what_the_whole_answer_gives(office: str) -> None:
+    """`PjsipReader` (sections turned into endpoints and AORs as they stream; the AORs one
+    template writes read once for all of them) against the sections of the whole answer."""
+    ctx = load_office(FIXTURES / "offices" / office).context()
+    assert ctx.scratch is not None
+    session = Session(username="agent", read=frozenset({"config"}), write=frozenset({"config"}))
+    request = [("Action", "GetConfig"), ("Filename", "pjsip.conf"), ("Filter", PJSIP_FILTER)]
+    try:
+        answer = dispatch(ctx, session, request).messages[0]
+    finally:
+        shutil.rmtree(ctx.scratch)
+    sections = parse_get_config(answer)
+    of = {kind: [s for s in sections if s.get("type") == kind] for kind in PJSIP_TYPES}
+    reader = PjsipReader()
+    reader.feed_pairs(answer)
+    reader.end_message()
+    aors = reader.aors()
+    assert aors == parse_aors(of["aor"])
+    assert len({(a.max_contacts, a.static_contacts, a.mailboxes) for a in aors}) < len(aors)
+    expected = parse_endpoints(of["endpoint"], of["identify"], of["registration"])
+    assert reader.endpoints() == expected
+
+
 # -- reading ahead of the parser ---------------------------------------------------------------
 
 
@@ -175,6 +205,31 @@ class FakeTransport:
 
     def close(self) -> None:
         pass
+
+
+class QuietClient:
+    """What a `StreamProtocol` needs of its client, for a protocol fed by hand."""
+
+    settings = AmiSettings("pbx", 5038, "agent", "x")
+    where = "pbx:5038"
+
+    def dispatch(self, message: wire.Message) -> None:
+        pass
+
+    def too_large(self, action: str) -> str:
+        return f"{action}: too large"
+
+    def _lost(self, protocol: object) -> None:
+        pass
+
+
+def greeted_protocol() -> tuple[ami_stream.StreamProtocol, FakeTransport]:
+    """A protocol on a transport fed by hand (`read_in`), past the AMI greeting."""
+    protocol = ami_stream.StreamProtocol(QuietClient())  # type: ignore[arg-type]
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    read_in(protocol, b"Asterisk Call Manager/11.0.0\r\n")
+    return protocol, transport
 
 
 def read_in(protocol: ami_stream.StreamProtocol, data: bytes) -> None:
@@ -211,23 +266,7 @@ async def test_reading_runs_ahead_of_the_parser_up_to_its_bound(
     The answer is whole either way. (A bound of 6 MiB here: the same code, a smaller test.)"""
     monkeypatch.setattr(ami_stream, "READ_AHEAD", 6 * 1024 * 1024)
 
-    class Client:
-        settings = AmiSettings("pbx", 5038, "agent", "x")
-        where = "pbx:5038"
-
-        def dispatch(self, message: wire.Message) -> None:
-            pass
-
-        def too_large(self, action: str) -> str:
-            return f"{action}: too large"
-
-        def _lost(self, protocol: object) -> None:
-            pass
-
-    protocol = ami_stream.StreamProtocol(Client())  # type: ignore[arg-type]
-    transport = FakeTransport()
-    protocol.connection_made(transport)
-    read_in(protocol, b"Asterisk Call Manager/11.0.0\r\n")
+    protocol, transport = greeted_protocol()
     contacts = ContactList()
     future = protocol.request(
         {"Action": "PJSIPShowContacts"}, Messages(("ObjectName", "Uri"), contacts.add), 30
@@ -274,3 +313,25 @@ async def test_what_came_before_the_pbx_closed_is_read_to_its_end() -> None:
     finally:
         await client.close()
         server.close()
+
+
+@pytest.mark.parametrize("spelling", ["EventList", "eventlist", "EVENTLIST"])
+@pytest.mark.parametrize("pieces", [1, 2])
+async def test_a_list_ends_at_its_eventlist_event_however_it_is_spelled(
+    spelling: str, pieces: int
+) -> None:
+    """Events read in runs stop short of the one with the EventList header (Asterisk reads
+    header names without case): the list ends there, whole, whether that event came with the
+    others or alone."""
+    protocol, _ = greeted_protocol()
+    contacts = ContactList()
+    future = protocol.request(
+        {"Action": "PJSIPShowContacts"}, Messages(("ObjectName", "Uri"), contacts.add), 30
+    )
+    action_id = next(iter(protocol.pending))
+    burst = big_list(action_id, 3).replace(b"EventList: Complete", f"{spelling}: Complete".encode())
+    cut = burst.index(b"Event: ContactListComplete") if pieces == 2 else len(burst)
+    read_in(protocol, burst[:cut])
+    read_in(protocol, burst[cut:])
+    await asyncio.wait_for(future, 5)
+    assert [c.aor for c in contacts.items] == ["0", "1", "2"]

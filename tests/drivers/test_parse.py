@@ -10,6 +10,11 @@ from hypothesis import strategies as st
 
 from drivers.asterisk import wire
 from drivers.asterisk.parse import parse_endpoint_list, parse_facts
+from drivers.asterisk.parse.config import (
+    _callerid_by_expression,
+    _quoted_callerid,
+    parse_callerid,
+)
 from drivers.errors import ParseError
 from tests.conftest import TRANSCRIPTS
 
@@ -66,3 +71,24 @@ def test_endpoint_list_rejects_bad_counts() -> None:
 @given(st.permutations(messages("pjsip_show_endpoints")))
 def test_endpoint_list_does_not_depend_on_order(shuffled: list[wire.Message]) -> None:
     assert parse_endpoint_list(shuffled) == parse_endpoint_list(messages("pjsip_show_endpoints"))
+
+
+CALLERID_TEXT = st.text(alphabet='" <>\tBob1', max_size=14)
+
+
+@given(CALLERID_TEXT | CALLERID_TEXT.map(lambda t: f'"{t}" <{t}>'))
+def test_the_usual_caller_id_form_reads_as_the_full_expression_reads_it(value: str) -> None:
+    """`"Name" <number>` is read without the regular expression (one per endpoint of a large
+    office): whatever it reads that way, the expression reads the same."""
+    quick = _quoted_callerid(value) if value else None
+    assert quick is None or quick == _callerid_by_expression(value)
+
+
+def test_caller_ids_as_offices_write_them() -> None:
+    assert parse_callerid('"Bob Martinez" <102>') == ("Bob Martinez", "102")
+    assert parse_callerid('"Bob Martinez"<102>') == ("Bob Martinez", "102")
+    assert parse_callerid('"" <102>') == (None, "102")
+    assert parse_callerid("Bob <102>") == ("Bob", "102")
+    assert parse_callerid('  "Bob"   <102>  ') == ("Bob", "102")
+    assert parse_callerid("102") == (None, "102")
+    assert parse_callerid("<unknown>") == (None, None)

@@ -34,6 +34,31 @@ def parse_callerid(value: str | None) -> tuple[str | None, str | None]:
     """`"Bob Martinez" <102>` -> ("Bob Martinez", "102"); a bare number is a number."""
     if not value or value.strip() in ("", "<unknown>"):
         return None, None
+    quoted = _quoted_callerid(value)
+    return quoted if quoted is not None else _callerid_by_expression(value)
+
+
+def _quoted_callerid(value: str) -> tuple[str | None, str | None] | None:
+    """The usual form, `"Name" <number>` (one space or none between), read without the
+    regular expression (one per endpoint of a large office); None for any other form."""
+    if value[0] != '"' or value[-1] != ">":
+        return None
+    close = value.find('"', 1)
+    if close < 0:
+        return None
+    between = value[close + 1 : -1]
+    if between[:1] == "<":
+        number = between[1:]
+    elif between[:2] == " <":
+        number = between[2:]
+    else:
+        return None
+    if ">" in number:
+        return None
+    return value[1:close].strip() or None, number.strip() or None
+
+
+def _callerid_by_expression(value: str) -> tuple[str | None, str | None]:
     match = _CALLERID.match(value)
     if match is None:
         text = value.strip().strip('"')
@@ -180,6 +205,11 @@ PJSIP_TYPES = ("endpoint", "aor", "identify", "registration")
 PJSIP_FILTER = f"^type$=^({'|'.join(PJSIP_TYPES)})$"
 
 
+# Sections of at most this many options are looked up among the AORs already read (an
+# endpoint's 40 are not: its caller ID and AOR lines are its own, it would never be found).
+SMALL_SECTION = 16
+
+
 def _not_secret(option: str) -> bool:
     return option not in SECRETS
 
@@ -198,15 +228,25 @@ class PjsipReader(ConfigReader):
         # each endpoint's auth and outbound_auth as written: what `reconcile` compares with
         # the live list (without a dict of the endpoint's options again)
         self.auths: dict[str, tuple[str | None, str | None]] = {}
+        # an AOR's options (the same pairs for every AOR one template writes) -> what it says
+        self._aor_parts: dict[Options, tuple[int, tuple[str, ...], tuple[str, ...]]] = {}
 
     def _take(self, name: str, options: Options) -> None:
+        if len(options) <= SMALL_SECTION:  # an AOR of a template: read once for all of them
+            parts = self._aor_parts.get(options)
+            if parts is not None:
+                self._aors.append(Aor(name, *parts))
+                return
         values = dict(options)  # the last value of each option
         kind = values.get("type")
         if kind == "endpoint":
             self._endpoints.append(endpoint_from_options(name, options, values, self._strings))
             self.auths.setdefault(name, (values.get("auth"), values.get("outbound_auth")))
         elif kind == "aor":
-            self._aors.append(aor_from_options(name, options, values))
+            aor = aor_from_options(name, options, values)
+            self._aors.append(aor)
+            if len(options) <= SMALL_SECTION and len(self._aor_parts) < MAX_LAYOUTS:
+                self._aor_parts[options] = (aor.max_contacts, aor.static_contacts, aor.mailboxes)
         elif kind == "identify":
             self._identified.add(values.get("endpoint"))
         elif kind == "registration":
