@@ -112,6 +112,12 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         )
         return parse_live_peers(live_peers), sections
 
+    async def prepared(listing: Awaitable[Dialplan | None]) -> Dialplan | None:
+        """The dialplan, its hints sorted and extensions classified as soon as it is in
+        (while the PBX still loads pjsip.conf for the GetConfig after it)."""
+        plan = await listing
+        return plan.prepare() if plan is not None else None
+
     async def manager_users() -> tuple[str, ...]:
         try:
             reader = await ami.read(
@@ -134,11 +140,16 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         live = live_list.result()
         return live, reconcile(live, configured, pjsip.auths), list(pjsip.aors())
 
-    # Sent in this order (tasks start in the order they are made): the small questions whose
-    # answers decide what else to ask first, then the big answers, the GetConfig of pjsip.conf
-    # first: the PBX's longest work (it loads the whole file) and our longest parse, which the
-    # stream reads ahead (`ami_stream.READ_AHEAD`) while the PBX makes the lists that follow.
+    # Sent in this order (tasks start in the order they are made; Asterisk answers a session's
+    # actions in order): the small questions whose answers decide what else to ask first; then
+    # the dialplan and the voicemail users, which Asterisk lists from memory at once and we
+    # parse slowest per byte, so their parse runs while the PBX loads pjsip.conf for the
+    # GetConfig (a second before its first byte at 50,000 endpoints); then that GetConfig, our
+    # longest parse, which the stream reads ahead (`ami_stream.READ_AHEAD`) while the PBX makes
+    # the lists that follow.
     modules = [start(_module(ami, module)) for _, module, _, _ in PEER_DRIVERS]
+    dialplan = start(prepared(listed("ShowDialPlan", Dialplan())))
+    mailbox_list = start(listed("VoicemailUsersList", MailboxList()))
     files = start(
         ami.read("GetConfig", PjsipReader(), Filename="pjsip.conf", Filter=PJSIP_FILTER)
     )
@@ -158,9 +169,9 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
         start(both_views(listing, files)),
         start(listed("PJSIPShowRegistrationsOutbound", RegistrationList())),
         start(listed("PJSIPShowContacts", ContactList(found["PJSIPShowContacts"]))),
-        start(listed("VoicemailUsersList", MailboxList())),
+        mailbox_list,
         start(listed("QueueSummary", QueueList())),
-        start(listed("ShowDialPlan", Dialplan())),
+        dialplan,
         start(manager_users()),
         start(facts),
         *(

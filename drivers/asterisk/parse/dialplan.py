@@ -54,16 +54,23 @@ class PeerDials:
     with_number: bool = False  # dial numbers through it (an outbound route)
 
 
+# Phone-tree contexts; (context, extension, kind, detail, first application) of the others.
+_Classified = tuple[set[str], list[tuple[str, str, str | None, str, str]]]
+
+
 class Dialplan:
     """ShowDialPlan read as it streams in (`add` each message): its hints (the `hint`
     priorities), each extension's steps (for the virtual objects), and how chan_iax2/chan_sip
     peers are dialled (every application's data: Dial, and the arguments of Gosub/Macro that
-    dial for their caller; and every hint). Only these are kept, never the events."""
+    dial for their caller; and every hint). Only these are kept, never the events. The sorted
+    hints and the classified extensions are made when first asked: after the last event."""
 
     def __init__(self) -> None:
         self._hints: list[Hint] = []
         self._steps: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         self._dials: dict[tuple[str, str], PeerDials] = defaultdict(PeerDials)
+        self._sorted_hints: tuple[Hint, ...] | None = None
+        self._classified: _Classified | None = None
 
     def add(self, event: wire.Fields) -> None:
         """One event's fields (`wire.fields`)."""
@@ -99,8 +106,39 @@ class Dialplan:
             for match in pattern.finditer(text):
                 self._dials[(match.group(1).upper(), match.group(2))].with_number = True
 
+    def _classify_all(self) -> _Classified:
+        """The contexts that are phone trees, and the other extensions that can be objects:
+        their kind as their steps alone say (None: a feature code's, perhaps), detail and
+        first application; made once."""
+        if self._classified is None:
+            steps = self._steps
+            ivr_contexts = {
+                context
+                for (context, _), apps in steps.items()
+                if any(a in IVR_APPS for a, _ in apps)
+            }
+            extensions = []
+            for (context, exten), apps in steps.items():
+                if context in ivr_contexts:
+                    continue
+                kind, detail = _classify(apps, exten, ivr_contexts)
+                if kind is not None or exten.lstrip("_").startswith("*"):  # (else: a phone's)
+                    extensions.append((context, exten, kind, detail, apps[0][0] if apps else ""))
+            self._classified = ivr_contexts, extensions
+        return self._classified
+
     def hints(self) -> tuple[Hint, ...]:
-        return tuple(sorted(self._hints, key=lambda h: (h.context, h.extension)))
+        if self._sorted_hints is None:
+            self._sorted_hints = tuple(sorted(self._hints, key=lambda h: (h.context, h.extension)))
+        return self._sorted_hints
+
+    def prepare(self) -> Dialplan:
+        """Work out what does not depend on the rest of the inventory (the hints in order,
+        each extension's kind), once the whole answer is in: the inventory has it done while
+        the PBX is still busy with the answers after this one."""
+        self.hints()
+        self._classify_all()
+        return self
 
     def peer_dials(self) -> dict[tuple[str, str], PeerDials]:
         """(technology, peer name) -> how the dialplan dials it."""
@@ -113,23 +151,15 @@ class Dialplan:
         groups (Dial to several devices), intercom (Dial with auto-answer), voicemail-only
         extensions and feature codes (`*97`). Phone extensions are not reported."""
         inbound = INBOUND_CONTEXTS | set(inbound_contexts)
-        steps = self._steps
-        ivr_contexts = {
-            context
-            for (context, _), apps in steps.items()
-            if any(a in IVR_APPS for a, _ in apps)
-        }
+        ivr_contexts, extensions = self._classify_all()
         objects: list[DialplanObject] = [
             DialplanObject(c, "s", "ivr", "phone tree") for c in ivr_contexts
         ]
-        for (context, exten), apps in steps.items():
-            if context in ivr_contexts:
-                continue
-            kind, detail = _classify(apps, exten, ivr_contexts)
+        for context, exten, kind, detail, first_app in extensions:
             if kind == "ivr" and (context in inbound or exten.startswith("_")):
                 kind, detail = "route", f"into the phone tree {detail}"
             if exten.lstrip("_").startswith("*") and kind not in ("intercom", "paging", "parking"):
-                kind, detail = "feature", detail or (apps[0][0] if apps else "")
+                kind, detail = "feature", detail or first_app
             if kind is not None:
                 objects.append(DialplanObject(context, exten, kind, detail))
         return tuple(sorted(set(objects), key=lambda o: (o.context, o.extension, o.kind)))
