@@ -28,6 +28,7 @@ PHYSICAL = {DeviceKind.DESK_PHONE, DeviceKind.CORDLESS, DeviceKind.CONFERENCE, D
 KIND_ORDER = ("desk_phone", "cordless", "conference", "ata", "app", "unknown")
 EXCLUDED_ORDER = attrgetter("kind", "name", "reason")
 _BY_NAME = attrgetter("name", "technology")
+_NO_OVERRIDE = (None, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +163,12 @@ class _Counter:
     def _role(self, endpoint: Endpoint) -> str:
         """`app` for an endpoint whose registered devices are all apps (or, with none
         registered, whose name or config says app): the licence rules treat it as an app."""
-        kind, _, _ = self._override(endpoint)
+        kind = self._override(endpoint)[0] if self.config.endpoints else None
         if kind:
             return "app" if kind == "app" else "phone"
-        kinds = {self._device_kind(endpoint, c) for c in self._devices(endpoint)}
-        if kinds:
+        devices = self._devices(endpoint)
+        if devices:
+            kinds = {self._device_kind(endpoint, c) for c in devices}
             return "app" if kinds == {DeviceKind.APP} else "phone"
         return "app" if self._app_stems(endpoint) else "phone"
 
@@ -235,7 +237,7 @@ class _Counter:
 
     def _candidate(self, endpoint: Endpoint) -> bool:
         """Whether the endpoint can be (part of) a seat; if not, it is excluded with why."""
-        kind, _, exclude = self._override(endpoint)
+        kind, _, exclude = self._override(endpoint) if self.config.endpoints else _NO_OVERRIDE
         if exclude:
             self.excluded.append(
                 Excluded("endpoint", endpoint.name, f"excluded in config: {exclude}")
