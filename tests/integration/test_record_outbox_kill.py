@@ -68,9 +68,13 @@ async def killed_at(config: Path, hook: str, mark: Path, ask: str | None = None)
             with contextlib.suppress(ControlError):
                 await asyncio.to_thread(request, sock, ask, {}, timeout=30)
         code = await asyncio.to_thread(proc.wait, 60)
-    except subprocess.TimeoutExpired as exc:
+    except (subprocess.TimeoutExpired, AssertionError) as exc:
         proc.kill()
-        raise AssertionError(f"the daemon never reached {hook}") from exc
+        proc.wait(10)
+        proc.errors.seek(0)
+        log = proc.errors.read()[-3000:]
+        why = "the daemon never reached it" if isinstance(exc, subprocess.TimeoutExpired) else exc
+        raise AssertionError(f"{hook}: {why}; the daemon's log:\n{log}") from exc
     finally:
         for stream in (proc.output, proc.errors):
             stream.close()
