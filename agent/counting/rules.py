@@ -66,6 +66,10 @@ class _Counter:
         for contact in sorted(inventory.contacts, key=lambda c: (c.aor, c.address_key, c.uri)):
             self.contacts[contact.aor].append(contact)
         self.endpoints = {e.name: e for e in inventory.endpoints}
+        # (kind, seat, exclude) of each endpoint the config overrides; `_NO_OVERRIDE` for others
+        self.overrides: dict[str, tuple[str | None, str | None, str | None]] = {
+            name: (o.kind, o.seat, o.exclude) for name, o in config.endpoints.items()
+        }
         self.devices: dict[str, tuple[Contact, ...]] = {}
         self.evidence: dict[str, tuple[str, ...]] = {}
         # (prefix, suffix) of each app naming pattern; a seat is stale before this moment
@@ -83,10 +87,6 @@ class _Counter:
 
     # -- classification ------------------------------------------------------------------
 
-    def _override(self, endpoint: Endpoint) -> tuple[str | None, str | None, str | None]:
-        o = self.config.endpoints.get(endpoint.name)
-        return (o.kind, o.seat, o.exclude) if o else (None, None, None)
-
     def _trunk_evidence(self, endpoint: Endpoint) -> list[str]:
         evidence = []
         if endpoint.outbound_registration:
@@ -98,7 +98,7 @@ class _Counter:
         return evidence
 
     def _device_kind(self, endpoint: Endpoint, contact: Contact) -> DeviceKind:
-        kind = self._override(endpoint)[0] if self.config.endpoints else None
+        kind = self.overrides.get(endpoint.name, _NO_OVERRIDE)[0]
         return DeviceKind(kind) if kind else classify_user_agent(contact.user_agent)
 
     def _devices(self, endpoint: Endpoint) -> tuple[Contact, ...]:
@@ -163,7 +163,7 @@ class _Counter:
     def _role(self, endpoint: Endpoint) -> str:
         """`app` for an endpoint whose registered devices are all apps (or, with none
         registered, whose name or config says app): the licence rules treat it as an app."""
-        kind = self._override(endpoint)[0] if self.config.endpoints else None
+        kind = self.overrides.get(endpoint.name, _NO_OVERRIDE)[0]
         if kind:
             return "app" if kind == "app" else "phone"
         devices = self._devices(endpoint)
@@ -200,7 +200,7 @@ class _Counter:
     def _links(self, endpoint: Endpoint, primaries: set[str]) -> list[tuple[str, str]]:
         """Every (rule, extension) that attaches `endpoint` to another seat, strongest first."""
         found: list[tuple[str, str]] = []
-        seat = self._override(endpoint)[1] if self.config.endpoints else None
+        seat = self.overrides.get(endpoint.name, _NO_OVERRIDE)[1]
         if seat and seat != endpoint.name:
             found.append(("config_mapping", seat))
         if endpoint.pbx_link and endpoint.pbx_link in primaries:
@@ -237,7 +237,7 @@ class _Counter:
 
     def _candidate(self, endpoint: Endpoint) -> bool:
         """Whether the endpoint can be (part of) a seat; if not, it is excluded with why."""
-        kind, _, exclude = self._override(endpoint) if self.config.endpoints else _NO_OVERRIDE
+        kind, _, exclude = self.overrides.get(endpoint.name, _NO_OVERRIDE)
         if exclude:
             self.excluded.append(
                 Excluded("endpoint", endpoint.name, f"excluded in config: {exclude}")
@@ -379,7 +379,7 @@ class _Counter:
                         rule=member.rule if index == 0 else "same_aor",
                     )
                 )
-        override = self._override(own)[0] if self.config.endpoints else None
+        override = self.overrides.get(own.name, _NO_OVERRIDE)[0]
         kind = override or "unknown"
         if devices and not override:
             kinds = [d.kind for d in devices if d.endpoint == own.name] or [

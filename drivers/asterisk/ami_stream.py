@@ -11,9 +11,9 @@ burst is parsed while the PBX goes on with the next actions (issue 19). The boun
 cost in memory, whatever the answer's size. The socket is read straight into blocks mapped of
 their own (anonymous `mmap`s), unmapped once parsed but for a few kept for the next reads: held
 in the heap, a 50,000-extension backlog raised the count's peak RSS from 212 to 249 MB;
-unmapped, the peak stays the count's own (212 MB). With the
-GetConfig asked first, 64 MiB measured 1.18-1.37x the floor at 50,000 extensions; 32 MiB
-1.36-1.40x; 8 MiB with the GetConfig second 1.41-1.44x.
+unmapped, the peak stays the count's own (212 MB). Choosing the bound (the GetConfig then
+asked ahead of the endpoint lists): 64 MiB measured 1.18-1.37x the floor at 50,000 extensions,
+32 MiB 1.36-1.40x, 8 MiB with the GetConfig after the endpoint list 1.41-1.44x.
 """
 
 from __future__ import annotations
