@@ -5,7 +5,7 @@ parking lots and manager accounts."""
 from __future__ import annotations
 
 from agent.counting.model import Excluded
-from drivers.models import Inventory
+from drivers.models import Hint, Inventory
 
 OBJECT_REASONS = {
     "ivr": "greeting menu / phone tree (IVR): not a user",
@@ -19,6 +19,11 @@ OBJECT_REASONS = {
     "voicemail": "voicemail-only extension: not a user",
     "feature": "feature code: not a user",
 }
+
+
+def _parking_slot(hint: Hint) -> bool:
+    """A hint on a parking slot (`park:701@parkedcalls`)."""
+    return any(d[:5].lower() == "park:" for d in hint.devices)
 
 
 def excluded_objects(inv: Inventory) -> list[Excluded]:
@@ -47,7 +52,7 @@ def excluded_objects(inv: Inventory) -> list[Excluded]:
             Excluded(obj.kind, name, OBJECT_REASONS.get(obj.kind, "not a user") + detail)
         )
     slots = sorted(
-        (h for h in inv.hints if any(d.lower().startswith("park:") for d in h.devices)),
+        filter(_parking_slot, inv.hints),
         key=lambda h: (h.context, int(h.extension) if h.extension.isdigit() else 0, h.extension),
     )
     if slots:

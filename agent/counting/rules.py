@@ -202,7 +202,13 @@ class _Counter:
         found: list[tuple[str, str]] = []
         seat = self.overrides.get(endpoint.name, _NO_OVERRIDE)[1]
         if seat and seat != endpoint.name:
-            found.append(("config_mapping", seat))
+            if seat in primaries:
+                found.append(("config_mapping", seat))
+            else:
+                self.warnings.append(
+                    f"counting.endpoints maps {endpoint.name} to seat {seat}, which is not the "
+                    "extension of a seat on this PBX: the mapping is ignored"
+                )
         if endpoint.pbx_link and endpoint.pbx_link in primaries:
             found.append(("pbx_link", endpoint.pbx_link))
         aors = endpoint.aors
@@ -256,7 +262,11 @@ class _Counter:
                 f"{endpoint.technology} peer counted as a phone: {'; '.join(verdict.phone)}",
             )
             return True
-        evidence = self._trunk_evidence(endpoint)
+        evidence = (
+            self._trunk_evidence(endpoint)
+            if endpoint.outbound_registration or endpoint.identify or endpoint.outbound_auth
+            else None
+        )
         if evidence:
             self.excluded.append(Excluded("trunk", endpoint.name, "trunk: " + "; ".join(evidence)))
             phones = [
@@ -287,11 +297,7 @@ class _Counter:
         )
 
     def report(self, site_id: str) -> CountReport:
-        candidates = [
-            e
-            for e in sorted(self.inv.endpoints, key=_BY_NAME)
-            if self._candidate(e)
-        ]
+        candidates = [e for e in sorted(self.inv.endpoints, key=_BY_NAME) if self._candidate(e)]
 
         # Endpoints with no link of their own are the seats' own extensions (primaries);
         # everything else links to one of them, or stands alone.
@@ -299,22 +305,21 @@ class _Counter:
         everyone = {e.name for e in candidates}
         linked = {e.name: self._links(e, everyone) for e in candidates}
         primaries = {name for name, links in linked.items() if not links}
-        seats: dict[str, list[SeatEndpoint]] = {
-            e.name: [self._member(e, self._role(e), "extension")]
-            for e in candidates
-            if e.name in primaries
-        }
+        # The linked endpoints first: each joins its seat or stands as its own (few of them);
+        # then every seat is made once, in the endpoints' order (by name)
+        own: dict[str, SeatEndpoint] = {}
+        joining: dict[str, list[SeatEndpoint]] = defaultdict(list)  # by the seat they join
         for endpoint in candidates:
             if endpoint.name in primaries:
                 continue
             links = self._links(endpoint, primaries)
             kinds = {self._device_kind(endpoint, c) for c in self._devices(endpoint)}
             if not links:
-                seats[endpoint.name] = [self._member(endpoint, self._role(endpoint), "extension")]
+                own[endpoint.name] = self._member(endpoint, self._role(endpoint), "extension")
                 continue
             rule, target = links[0]
             if kinds & PHYSICAL and rule != "config_mapping":
-                seats[endpoint.name] = [self._member(endpoint, "phone", "extension")]
+                own[endpoint.name] = self._member(endpoint, "phone", "extension")
                 self.warnings.append(
                     f"{endpoint.name} links to {target} ({rule}) but has a physical phone: counted "
                     "as its own seat; map it in config if it is the same person's"
@@ -323,9 +328,17 @@ class _Counter:
             also = tuple(r for r, t in links[1:] if t == target) + self._corroboration(
                 endpoint, target
             )
-            seats[target].append(self._member(endpoint, "app", rule, also))
-
-        built = [self._seat(members) for _, members in sorted(seats.items())]
+            joining[target].append(self._member(endpoint, "app", rule, also))
+        seats: dict[str, list[SeatEndpoint]] = {}
+        for endpoint in candidates:
+            name = endpoint.name
+            if name in primaries:
+                seats[name] = [self._member(endpoint, self._role(endpoint), "extension")]
+            elif name in own:
+                seats[name] = [own[name]]
+        for target, members in joining.items():
+            seats[target] += members
+        built = [self._seat(members) for members in seats.values()]
         for seat in built:
             if seat.kind == "app" and len(seat.endpoints) == 1:
                 self.warnings.append(
@@ -382,9 +395,7 @@ class _Counter:
         override = self.overrides.get(own.name, _NO_OVERRIDE)[0]
         kind = override or "unknown"
         if devices and not override:
-            kinds = [d.kind for d in devices if d.endpoint == own.name] or [
-                d.kind for d in devices
-            ]
+            kinds = [d.kind for d in devices if d.endpoint == own.name] or [d.kind for d in devices]
             kind = next((k for k in KIND_ORDER if k in kinds), "unknown")
         if members[0].role == "app":
             kind = "app"

@@ -10,6 +10,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Awaitable
 from dataclasses import replace
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from drivers.asterisk import parse
@@ -150,9 +151,7 @@ async def collect(ami: AmiClient, facts: Awaitable[PbxFacts]) -> Inventory:
     modules = [start(_module(ami, module)) for _, module, _, _ in PEER_DRIVERS]
     dialplan = start(prepared(listed("ShowDialPlan", Dialplan())))
     mailbox_list = start(listed("VoicemailUsersList", MailboxList()))
-    files = start(
-        ami.read("GetConfig", PjsipReader(), Filename="pjsip.conf", Filter=PJSIP_FILTER)
-    )
+    files = start(ami.read("GetConfig", PjsipReader(), Filename="pjsip.conf", Filter=PJSIP_FILTER))
     live_list = LiveEndpoints()
     listing = start(ami.list_action("PJSIPShowEndpoints", keep=LIST_FIELDS, each=live_list.add))
     (
@@ -313,10 +312,15 @@ def _cut_user_agents(contacts: list[Contact], warnings: list[str]) -> tuple[Cont
 
 
 def _warn_duplicates(endpoints: tuple[Endpoint, ...], warnings: list[str]) -> None:
-    for name, count in sorted(Counter(e.name for e in endpoints).items()):
+    names = [e.name for e in endpoints]
+    if len(set(names)) == len(names):  # the usual file: no name twice, nothing to sort
+        return
+    for name, count in sorted(Counter(names).items()):
         if count > 1:
             warnings.append(f"PJSIP endpoint {name!r} is defined {count} times; first kept")
 
+
+_NAME = attrgetter("name")
 
 # When two technologies use one name, the extension is one seat: PJSIP first.
 TECHNOLOGY_ORDER = {"PJSIP": 0, "SIP": 1, "IAX2": 2}
@@ -324,6 +328,9 @@ TECHNOLOGY_ORDER = {"PJSIP": 0, "SIP": 1, "IAX2": 2}
 
 def _unique(endpoints: list[Endpoint], warnings: list[str]) -> tuple[Endpoint, ...]:
     """Endpoints by name; a name used twice is reported and the first kept (PJSIP first)."""
+    by_name = sorted(endpoints, key=_NAME)
+    if len({e.name for e in by_name}) == len(by_name):  # the usual office: no name twice
+        return tuple(by_name)
     seen: dict[str, Endpoint] = {}
     ordered = sorted(endpoints, key=lambda e: (e.name, TECHNOLOGY_ORDER.get(e.technology, 9)))
     for endpoint in ordered:

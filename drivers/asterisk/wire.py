@@ -117,6 +117,14 @@ class Fields(dict[str, str]):
         return None
 
 
+class _Spelled(Fields):
+    """What `pick` found, each name as it is asked for, none there in another spelling: a
+    name missing is absent, so `field` is the dict's own lookup (one C call per field of
+    200,000 events at 50,000 extensions, not two Python ones)."""
+
+    field = dict.get  # type: ignore[assignment]
+
+
 def fields(message: Message) -> Fields:
     return Fields(reversed(message))  # the first value of a repeated name is the one kept
 
@@ -134,7 +142,7 @@ def pick(text: str, wanted: tuple[tuple[str, str], ...]) -> Fields | None:
     text = "\r\n" + text
     if "\n\r\n" in text:
         return None
-    found = Fields()
+    found = _Spelled()
     lowered = None
     for name, marker in wanted:
         start = text.find(marker)

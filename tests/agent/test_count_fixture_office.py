@@ -151,6 +151,26 @@ async def test_config_overrides(inventory: Inventory) -> None:
     }
 
 
+async def test_a_mapping_to_a_seat_that_is_not_there_is_ignored_with_a_warning(
+    inventory: Inventory,
+) -> None:
+    """A typo in counting.endpoints, or an extension since deleted or excluded, must not stop
+    the count: the mapping is set aside, said so, and the other link rules decide."""
+    plain = {s.extension: s for s in run(inventory).seats}
+    joined = next(
+        s.extension for s in plain.values() if "8103" in {e.endpoint for e in s.endpoints}
+    )
+    for target, also in (("999", {}), ("109", {"109": EndpointOverride(exclude="landlord's")})):
+        config = CountingConfig(endpoints={"8103": EndpointOverride(seat=target), **also})
+        report = run(inventory, config)
+        seats = {s.extension: s for s in report.seats}
+        assert "8103" in {e.endpoint for e in seats[joined].endpoints}, target
+        assert (
+            f"counting.endpoints maps 8103 to seat {target}, which is not the extension of a "
+            "seat on this PBX: the mapping is ignored"
+        ) in report.warnings
+
+
 async def test_report_matches_its_published_json_schema(inventory: Inventory) -> None:
     from importlib import resources
 
@@ -176,7 +196,7 @@ async def test_inventory_shows_each_endpoints_effective_options(inventory: Inven
     line = next(x for x in text.splitlines() if x.startswith("  107 (PJSIP): "))
     # Template options expanded, then the section's own (fact 12), as Asterisk applies them.
     assert "context=from-internal" in line and "disallow=all" in line
-    assert "callerid=\"Grace Kim\" <107>" in line
+    assert 'callerid="Grace Kim" <107>' in line
     peer = next(x for x in text.splitlines() if x.startswith("  branch-office (IAX2): "))
     assert "host=dynamic" in peer and "secret" not in peer
     assert "nwT3st" not in text, "no password or secret is ever shown"

@@ -128,11 +128,14 @@ def test_explain_states_the_peer_rule() -> None:
 async def iax_office(tmp_path: Path) -> AsyncIterator[Simulator]:
     """The capture-1 office with capture 2's iax.conf (the IAX2 phone 120 next to the
     branch-office trunk) and a second IAX2 phone that its extension dials."""
+    async for simulator in _office_with_iax(tmp_path, PHONE_DIALLED_BY_ITS_EXTENSION):
+        yield simulator
+
+
+async def _office_with_iax(tmp_path: Path, peers: str) -> AsyncIterator[Simulator]:
     config = tmp_path / "pbx-config"
     shutil.copytree(FIXTURES / "asterisk-ami" / "pbx-config", config)
-    (config / "iax.conf").write_bytes(
-        CAPTURE2_IAX.read_bytes() + PHONE_DIALLED_BY_ITS_EXTENSION.encode()
-    )
+    (config / "iax.conf").write_bytes(CAPTURE2_IAX.read_bytes() + peers.encode())
     extensions = config / "extensions.conf"
     extensions.write_text(
         extensions.read_text().replace(
@@ -164,3 +167,22 @@ async def test_the_iax2_phone_counts_and_the_branch_office_stays_a_trunk(
     excluded = {(x.kind, x.name): x.reason for x in report.excluded}
     assert excluded[("trunk", "branch-office")].startswith("trunk: IAX2 peer with no caller ID")
     assert report.warnings == ()
+
+
+async def test_an_iax2_peer_named_like_a_pjsip_endpoint_is_one_extension(
+    tmp_path: Path,
+) -> None:
+    """Extension 101 moved to PJSIP with its old IAX2 peer left in iax.conf: one seat, the
+    PJSIP endpoint's, and a warning that says so."""
+    peer = PHONE_DIALLED_BY_ITS_EXTENSION.replace("121", "101").replace("Hal Jones", "Old 101")
+    async for simulator in _office_with_iax(tmp_path, PHONE_DIALLED_BY_ITS_EXTENSION + peer):
+        inventory = await inventory_of(simulator)
+    named_101 = [e for e in inventory.endpoints if e.name == "101"]
+    assert [e.technology for e in named_101] == ["PJSIP"]
+    assert [e.name for e in inventory.endpoints] == sorted(e.name for e in inventory.endpoints)
+    report = run(inventory)
+    assert report.billable == 13, "the office's 11, 120 and 121: 101 once"
+    assert (
+        "IAX2 101 has the same name as PJSIP 101: one extension, counted once as PJSIP"
+        in inventory.warnings
+    )

@@ -169,7 +169,7 @@ def reconcile(
                 outbound_auth=bool(item.outbound_auths),
             )
         )
-    for name in sorted(set(by_name) - running):
+    for name in sorted(by_name.keys() - running):
         warnings.append(
             f"endpoint {name} is in pjsip.conf but not loaded in Asterisk: not counted until "
             "res_pjsip is reloaded"
