@@ -262,11 +262,7 @@ class _Counter:
                 f"{endpoint.technology} peer counted as a phone: {'; '.join(verdict.phone)}",
             )
             return True
-        evidence = (
-            self._trunk_evidence(endpoint)
-            if endpoint.outbound_registration or endpoint.identify or endpoint.outbound_auth
-            else None
-        )
+        evidence = self._trunk_evidence(endpoint)
         if evidence:
             self.excluded.append(Excluded("trunk", endpoint.name, "trunk: " + "; ".join(evidence)))
             phones = [

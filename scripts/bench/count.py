@@ -306,7 +306,7 @@ def main() -> None:
     parser.add_argument("--realistic", default="10000,50000", help="issue-19 office sizes")
     parser.add_argument("--options", type=int, default=40, help="options per endpoint")
     parser.add_argument(
-        "--runs", type=int, default=5, help="alternated runs per size (medians: noise halved)"
+        "--runs", type=int, default=5, help="alternated runs per size (figures: medians)"
     )
     parser.add_argument("--daemon-size", type=int, default=10000)
     parser.add_argument("--sizes", default="100,1000,10000", help="classic office sizes")

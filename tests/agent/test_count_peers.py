@@ -3,6 +3,7 @@ dialplan (the live lists cannot tell them apart, capture 2 facts 42-43)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -128,11 +129,13 @@ def test_explain_states_the_peer_rule() -> None:
 async def iax_office(tmp_path: Path) -> AsyncIterator[Simulator]:
     """The capture-1 office with capture 2's iax.conf (the IAX2 phone 120 next to the
     branch-office trunk) and a second IAX2 phone that its extension dials."""
-    async for simulator in _office_with_iax(tmp_path, PHONE_DIALLED_BY_ITS_EXTENSION):
+    async with office_with_iax(tmp_path, PHONE_DIALLED_BY_ITS_EXTENSION) as simulator:
         yield simulator
 
 
-async def _office_with_iax(tmp_path: Path, peers: str) -> AsyncIterator[Simulator]:
+@contextlib.asynccontextmanager
+async def office_with_iax(tmp_path: Path, peers: str) -> AsyncIterator[Simulator]:
+    """The capture-1 office serving capture 2's iax.conf with `peers` added."""
     config = tmp_path / "pbx-config"
     shutil.copytree(FIXTURES / "asterisk-ami" / "pbx-config", config)
     (config / "iax.conf").write_bytes(CAPTURE2_IAX.read_bytes() + peers.encode())
@@ -175,7 +178,7 @@ async def test_an_iax2_peer_named_like_a_pjsip_endpoint_is_one_extension(
     """Extension 101 moved to PJSIP with its old IAX2 peer left in iax.conf: one seat, the
     PJSIP endpoint's, and a warning that says so."""
     peer = PHONE_DIALLED_BY_ITS_EXTENSION.replace("121", "101").replace("Hal Jones", "Old 101")
-    async for simulator in _office_with_iax(tmp_path, PHONE_DIALLED_BY_ITS_EXTENSION + peer):
+    async with office_with_iax(tmp_path, PHONE_DIALLED_BY_ITS_EXTENSION + peer) as simulator:
         inventory = await inventory_of(simulator)
     named_101 = [e for e in inventory.endpoints if e.name == "101"]
     assert [e.technology for e in named_101] == ["PJSIP"]
