@@ -17,6 +17,8 @@ from agent.errors import CommandFailed, ControlError, DaemonNotRunning
 # A reply is one line, read whole. The largest is a count's report, about 0.7 KB per seat (6.6 MB
 # at 10,000 extensions, 33 MB at 50,000): a bound, not a size any site should reach.
 MAX_REPLY = 256 * 1024 * 1024
+# A command's answer, at most (a count of a 50,000-extension PBX takes seconds, not minutes).
+COMMAND_TIMEOUT = 120.0
 # A followed operation sends a line at least every few seconds (agent.control.HEARTBEAT):
 # this long without one, the daemon is taken as gone. There is no limit on the whole.
 FOLLOW_SILENCE = 60.0

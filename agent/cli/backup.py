@@ -21,9 +21,9 @@ from agent.cli.common import (
     json_option,
     jsonl_option,
     print_json,
-    socket_from_config,
     socket_option,
 )
+from agent.cli.paths import socket_from_config
 from agent.cli.progress import mode_for, run_followed
 from agent.control_client import request
 from agent.errors import AgentError, ConfigError, ControlError

@@ -7,18 +7,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from agent import compact_json
-from agent.control_client import Encoded, request
-from agent.errors import CommandFailed, ConfigError, ControlError
-
-DEFAULT_CONFIG = Path("/etc/pbx-agent/agent.toml")
-DEFAULT_SOCKET = Path("/run/pbx-agent/control.sock")
+from agent.cli.paths import default_config, socket_from_config
+from agent.control_client import COMMAND_TIMEOUT, Encoded, request
+from agent.errors import CommandFailed, ControlError
 
 # 130: the technician stopped following a long operation with Ctrl-C (it goes on).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -27,7 +24,7 @@ config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: os.environ.get("PBX_AGENT_CONFIG", str(DEFAULT_CONFIG)),
+    default=default_config,
     show_default="$PBX_AGENT_CONFIG or /etc/pbx-agent/agent.toml",
     help="Agent configuration file.",
 )
@@ -49,20 +46,20 @@ def wants_json() -> bool:
     return bool(params.get("as_json") or params.get("as_jsonl"))
 
 
-def fail(message: str, code: int, **details: Any) -> NoReturn:
+def fail(message: str, code: int, *, as_json: bool | None = None, **details: Any) -> NoReturn:
     """Exit with `code`, saying why on stderr; a `--json` command also prints the error as
     JSON on stdout (`details` added to it), so a script reading stdout always gets one JSON
-    document."""
-    if wants_json():
+    document. `as_json`: whether it is one, when not run through click (`agent.cli.quick`)."""
+    if wants_json() if as_json is None else as_json:
         print_json({"ok": False, "error": message, "exit_code": code, **details})
     click.echo(f"pbx-agent: {message}", err=True)
     sys.exit(code)
 
 
-def fail_from_control(exc: ControlError) -> NoReturn:
+def fail_from_control(exc: ControlError, *, as_json: bool | None = None) -> NoReturn:
     """A failed request: exit 2 when the site's configuration does not allow it, else 1."""
     config = isinstance(exc, CommandFailed) and exc.kind == "config"
-    fail(str(exc), EXIT_USAGE if config else EXIT_FAILED)
+    fail(str(exc), EXIT_USAGE if config else EXIT_FAILED, as_json=as_json)
 
 
 def print_json(value: Any) -> None:
@@ -93,24 +90,9 @@ def ask(
     plain message when it fails. `undecoded`: as `request` takes it."""
     socket = socket_path or socket_from_config(config_path)
     try:
-        return request(socket, command, args, timeout=120, undecoded=undecoded)
+        return request(socket, command, args, timeout=COMMAND_TIMEOUT, undecoded=undecoded)
     except ControlError as exc:
         fail_from_control(exc)
-
-
-def socket_from_config(config_path: Path) -> Path:
-    """The control socket named in the config, read without loading secrets (which a
-    technician's account may not be allowed to read)."""
-    from agent.tomlfile import read_toml_text
-
-    try:
-        data = tomllib.loads(read_toml_text(config_path))
-    except (OSError, ConfigError, tomllib.TOMLDecodeError, RecursionError):
-        return DEFAULT_SOCKET
-    socket = data.get("control", {}).get("socket") if isinstance(data, dict) else None
-    if not isinstance(socket, str):
-        return DEFAULT_SOCKET
-    return (config_path.parent / socket).resolve()
 
 
 def give_to_service(made: Path, *, mode: int | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.cli.common import (
-    DEFAULT_CONFIG,
     EXIT_FAILED,
     EXIT_USAGE,
     fail,
@@ -19,6 +17,7 @@ from agent.cli.common import (
     json_option,
     print_json,
 )
+from agent.cli.paths import default_config
 from agent.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ def _load_outside_the_unit(file: Path) -> AgentConfig:
 @click.argument(
     "file",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: os.environ.get("PBX_AGENT_CONFIG", str(DEFAULT_CONFIG)),
+    default=default_config,
 )
 @json_option
 def config_show(file: Path, as_json: bool) -> None:
@@ -108,7 +107,7 @@ def _site_id(value: str) -> str:
 @click.argument(
     "file",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: os.environ.get("PBX_AGENT_CONFIG", str(DEFAULT_CONFIG)),
+    default=default_config,
 )
 @click.option("--site-id", help="This site's id at the reseller.")
 @click.option("--ami-host", help="The PBX's AMI listener address.")

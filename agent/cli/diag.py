@@ -15,9 +15,9 @@ from agent.cli.common import (
     fail,
     json_option,
     print_json,
-    socket_from_config,
     socket_option,
 )
+from agent.cli.paths import socket_from_config
 from agent.control_client import request
 from agent.errors import ControlError
 

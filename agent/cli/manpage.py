@@ -110,7 +110,7 @@ def render(cli: click.Group) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from agent.cli import cli
+    from agent.cli.tree import cli
 
     page = render(cli)
     if not argv or argv[0] == "-":

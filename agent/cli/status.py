@@ -17,9 +17,9 @@ from agent.cli.common import (
     fail_from_control,
     json_option,
     print_json,
-    socket_from_config,
     socket_option,
 )
+from agent.cli.paths import socket_from_config
 from agent.control_client import request
 from agent.errors import ControlError, DaemonNotRunning
 

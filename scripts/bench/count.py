@@ -10,8 +10,9 @@ each size, alternated `--runs` times:
   - agent: the driver's inventory and the seat rules in process, as the daemon runs them;
   - floor: a minimal client sending the same AMI actions (recorded from the agent) with the
     same concurrency and reading each answer to its end;
-  - at 10,000 (`--daemon-size`), the daemon path: `pbx-agent count --json` against a running,
-    connected daemon; its extra time is its wall time minus the in-process count's.
+Then at 10,000 (`--daemon-size`), the daemon path: `--daemon-runs` pairs of
+`pbx-agent count --json` against a running, connected daemon and an in-process count right
+before or after it (in turn); its extra time is the command's wall time minus that count's.
 Printed: medians and spread (min-max) of each, `agent_over_floor` (median of the per-run
 ratios), peak RSS and the RSS the count added per extension. A 10,000-extension office with
 10 options per endpoint (100,000 options: a quarter of the answer) shows whether memory
@@ -27,6 +28,7 @@ t(10k)/t(1k) <= 12; FreeSWITCH 10k users < 3 s, < 150 MB. The last line is one J
 
 Usage: .venv/bin/python scripts/bench/count.py [--realistic 10000,50000] [--runs 5]
        [--sizes 100,1000,10000] [--pbx asterisk,freeswitch] [--daemon-size 10000]
+       [--daemon-runs 11]
        [--freeswitch-users 10000] [--freeswitch-domains 20]
 """
 
@@ -181,6 +183,20 @@ def daemon(workdir: Path, port: int) -> Iterator[Path]:
         log.close()
 
 
+def daemon_pair(config: Path, port: int, size: int, daemon_first: bool) -> tuple[float, float]:
+    """`pbx-agent count --json` through the daemon and an in-process count, one right after
+    the other: (the command's wall time, the in-process count's)."""
+    in_process = 0.0
+    if not daemon_first:
+        in_process = probe("agent", str(port), SECRET)["seconds"]
+    elapsed, billable = cli_count(config)
+    if billable != size:
+        raise SystemExit(f"daemon counted {billable}, expected {size}")
+    if daemon_first:
+        in_process = probe("agent", str(port), SECRET)["seconds"]
+    return elapsed, in_process
+
+
 def cli_count(config: Path) -> tuple[float, int]:
     """`pbx-agent count --json` as a technician runs it: wall time and the billable count."""
     started = time.perf_counter()
@@ -203,30 +219,26 @@ def cli_count(config: Path) -> tuple[float, int]:
 
 
 def measure_office(
-    size: int, options: int, runs: int, workdir: Path, *, floor: bool, daemon_path: bool
+    size: int, options: int, runs: int, workdir: Path, *, floor: bool, daemon_runs: int = 0
 ) -> dict[str, Any]:
     office = write_office(workdir / f"office-{size}x{options}", size, options=options)
     plan = workdir / f"plan-{size}x{options}.json"
     agents: list[dict[str, Any]] = []
     floors: list[dict[str, Any]] = []
-    clis: list[float] = []
+    pairs: list[tuple[float, float]] = []
     with simulator("asterisk", office) as port:
         warm = probe("agent", str(port), SECRET, "--record", str(plan))  # also warms the simulator
         if warm["billable"] != size:
             raise SystemExit(f"{size}x{options}: counted {warm['billable']}, expected {size}")
-        with contextlib.ExitStack() as stack:
-            config = None
-            if daemon_path:
-                config = stack.enter_context(daemon(workdir / f"daemon-{size}", port))
-            for _ in range(runs):
-                agents.append(probe("agent", str(port), SECRET))
-                if floor:
-                    floors.append(probe("floor", str(port), SECRET, str(plan)))
-                if config is not None:
-                    elapsed, billable = cli_count(config)
-                    if billable != size:
-                        raise SystemExit(f"daemon counted {billable}, expected {size}")
-                    clis.append(elapsed)
+        for _ in range(runs):
+            agents.append(probe("agent", str(port), SECRET))
+            if floor:
+                floors.append(probe("floor", str(port), SECRET, str(plan)))
+        if daemon_runs:
+            with daemon(workdir / f"daemon-{size}", port) as config:
+                # the daemon's count first in every other pair: the machine's drift over a
+                # pair adds to half the differences and takes from the other half
+                pairs = [daemon_pair(config, port, size, n % 2 == 0) for n in range(daemon_runs)]
     if any(a["billable"] != size for a in agents):
         raise SystemExit(f"{size}x{options}: a run counted {[a['billable'] for a in agents]}")
     seconds = [a["seconds"] for a in agents]
@@ -253,8 +265,9 @@ def measure_office(
             f"({floors[0]['bytes'] / 1e6:.1f} MB of answers); "
             f"agent_over_floor {spread(ratios, '', 2)}"
         )
-    if clis:
-        extra = [c - a["seconds"] for c, a in zip(clis, agents, strict=True)]
+    if pairs:
+        clis = [cli for cli, _ in pairs]
+        extra = [cli - in_process for cli, in_process in pairs]
         result["daemon_seconds"] = median(clis)
         result["daemon_extra_seconds"] = median(extra)
         line += f"\n{'':>8}pbx-agent count --json {spread(clis)}; daemon extra {spread(extra)}"
@@ -309,6 +322,13 @@ def main() -> None:
         "--runs", type=int, default=5, help="alternated runs per size (figures: medians)"
     )
     parser.add_argument("--daemon-size", type=int, default=10000)
+    parser.add_argument(
+        "--daemon-runs",
+        type=int,
+        default=11,
+        help="pairs of a count through the daemon and one in process (figure: the median "
+        "difference; more pairs than --runs, a difference being twice as noisy as one count)",
+    )
     parser.add_argument("--sizes", default="100,1000,10000", help="classic office sizes")
     parser.add_argument("--pbx", default="asterisk,freeswitch")
     parser.add_argument("--freeswitch-users", type=int, default=10000)
@@ -326,7 +346,7 @@ def main() -> None:
                     args.runs,
                     work,
                     floor=True,
-                    daemon_path=size == args.daemon_size,
+                    daemon_runs=args.daemon_runs if size == args.daemon_size else 0,
                 )
                 for size in sizes(args.realistic)
             }
@@ -340,7 +360,7 @@ def main() -> None:
                 if "daemon_extra_seconds" in r:
                     summary[f"daemon_extra_seconds_{k}"] = round(r["daemon_extra_seconds"], 3)
             if 10000 in realistic:
-                small = measure_office(10000, 10, args.runs, work, floor=False, daemon_path=False)
+                small = measure_office(10000, 10, args.runs, work, floor=False)
                 base = small["rss_kb_per_extension"]
                 summary["rss_per_extension_40_over_10_options"] = round(
                     realistic[10000]["rss_kb_per_extension"] / base, 3

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from agent.cli import cli
+from agent.cli.tree import cli
 
 
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

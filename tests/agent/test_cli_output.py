@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from agent import compact_json, render
-from agent.cli import cli
 from agent.cli.manpage import render as render_manpage
 from agent.cli.progress import PLAIN_EVERY, Display, estimate
+from agent.cli.tree import cli
 from agent.config.effective import as_toml, effective
 from agent.config.load import load_config
 from tests.agent.test_cli_conventions import commands

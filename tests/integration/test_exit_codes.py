@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from agent.cli import cli as command_tree
+from agent.cli.tree import cli as command_tree
 from drivers.asterisk.simulator import Simulator
 from tests.agent.test_cli_conventions import commands
 from tests.integration.daemon_harness import (
