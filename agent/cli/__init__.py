@@ -9,12 +9,13 @@ the command line by itself."""
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
+
+from agent.cli import quick
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> NoReturn:
     """The `pbx-agent` entry point."""
-    from agent.cli import quick
-
     args = sys.argv[1:] if argv is None else argv
     quick.answer(args)
     from agent.cli import tree
