@@ -327,7 +327,7 @@ def main() -> None:
         type=int,
         default=11,
         help="pairs of a count through the daemon and one in process (figure: the median "
-        "difference; more pairs than --runs, a difference being twice as noisy as one count)",
+        "difference; more pairs than --runs: a difference of two counts varies more than one)",
     )
     parser.add_argument("--sizes", default="100,1000,10000", help="classic office sizes")
     parser.add_argument("--pbx", default="asterisk,freeswitch")
