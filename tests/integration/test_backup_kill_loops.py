@@ -61,12 +61,15 @@ async def kill_loop(
     interrupted = finished = 0
     proc: DaemonProcess = await site.start()
     try:
-        if callable(prepare):
-            prepare(-1)
-        began = time.monotonic()  # how long the whole operation takes, CLI start included
-        done = await asyncio.to_thread(start_cli(site, *args).wait, 120)
-        assert done == 0, f"{name}: the operation fails without a kill"
-        duration = time.monotonic() - began
+        durations = []  # of the whole operation, CLI start included
+        for run in range(2):  # the faster of two: the first may read the archive from disk
+            if callable(prepare):
+                prepare(-1 - run)
+            began = time.monotonic()
+            client = start_cli(site, *[a.replace("{n}", f"timed-{run}") for a in args])
+            assert await asyncio.to_thread(client.wait, 120) == 0, f"{name}: fails without a kill"
+            durations.append(time.monotonic() - began)
+        duration = min(durations)
         rng = random.Random(name)
         for kill in range(KILLS):
             if callable(prepare):
